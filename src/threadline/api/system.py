@@ -1,0 +1,69 @@
+"""Operational routes: ``/ready``, ``/api/echo``, ``/api/status/buildinfo``, ``/metrics``,
+``/flush``."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from threadline import __version__
+from threadline.api.trace_by_id import json_response
+from threadline.ingester.ingester import Ingester
+from threadline.selfmetrics import SelfMetrics
+
+
+class SystemRoutes:
+    def __init__(
+        self, ingester: Ingester | None, metrics: SelfMetrics, ready: Callable[[], bool]
+    ) -> None:
+        self.ingester = ingester
+        self.metrics = metrics
+        self.ready = ready
+
+    def routes(self, prefix: str) -> list[web.RouteDef]:
+        return [
+            web.get("/ready", self.ready_handler),
+            web.get("/metrics", self.metrics_handler),
+            web.get(prefix + "/api/echo", self.echo),
+            web.get(prefix + "/api/status/buildinfo", self.buildinfo),
+            web.get("/flush", self.flush),
+            web.post("/flush", self.flush),
+        ]
+
+    async def ready_handler(self, request: web.Request) -> web.Response:
+        if self.ready():
+            return web.Response(text="ready")
+        return web.Response(status=503, text="not ready: starting or stopping")
+
+    async def echo(self, request: web.Request) -> web.Response:
+        return web.Response(text="echo\n")
+
+    async def buildinfo(self, request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "version": __version__,
+                "revision": "",
+                "branch": "",
+                "buildUser": "",
+                "buildDate": "",
+                "goVersion": f"python{platform.python_version()}",
+            }
+        )
+
+    async def metrics_handler(self, request: web.Request) -> web.Response:
+        if self.ingester is not None:
+            self.ingester.update_gauges()
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def flush(self, request: web.Request) -> web.Response:
+        if self.ingester is None:
+            raise web.HTTPNotFound(text="this process runs no ingester")
+        tenant = request.query.get("tenant") or None
+        if tenant is not None and tenant not in self.ingester.tenants:
+            raise web.HTTPNotFound(text=f"tenant {tenant!r} has no live traces")
+        await self.ingester.flush(tenant)
+        return web.Response(status=204)

@@ -1,0 +1,77 @@
+"""The ``threadline`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from threadline.config import ConfigError, load_config
+
+
+@click.group()
+@click.version_option(package_name="threadline")
+def main() -> None:
+    """threadline: a distributed-tracing backend."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where WAL and blocks live.")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--http-port", type=int, help="Tempo API, /metrics, /ready (default 3200).")
+@click.option("--otlp-grpc-port", type=int, help="OTLP/gRPC receiver (default 4317, 0 = off).")
+@click.option("--otlp-http-port", type=int, help="OTLP/HTTP receiver (default 4318, 0 = off).")
+@click.option(
+    "--multitenancy/--no-multitenancy", default=None, help="Require X-Scope-OrgID on requests."
+)
+@click.option("--log-level", default="info", show_default=True)
+def serve(
+    config_path: Path | None,
+    data_dir: Path | None,
+    host: str | None,
+    http_port: int | None,
+    otlp_grpc_port: int | None,
+    otlp_http_port: int | None,
+    multitenancy: bool | None,
+    log_level: str,
+) -> None:
+    """Run the whole system in one process."""
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = str(data_dir)
+    if multitenancy is not None:
+        overrides["multitenancy_enabled"] = multitenancy
+    server = {k: v for k, v in (("host", host), ("http_port", http_port)) if v is not None}
+    if server:
+        overrides["server"] = server
+    otlp = {
+        k: v
+        for k, v in (("grpc_port", otlp_grpc_port), ("http_port", otlp_http_port))
+        if v is not None
+    }
+    if otlp:
+        overrides["distributor"] = {"receivers": {"otlp": otlp}}
+    try:
+        cfg = load_config(config_path, overrides)
+    except ConfigError as e:
+        click.echo(f"threadline: {e}", err=True)
+        sys.exit(2)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from threadline.app import serve as run_server
+
+    try:
+        asyncio.run(run_server(cfg))
+    except OSError as e:
+        click.echo(f"threadline: {e}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

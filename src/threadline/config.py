@@ -1,0 +1,179 @@
+"""The one threadline configuration: a YAML file validated into typed sections.
+
+Unknown keys and wrong types are refused with a message naming the key; durations accept
+Go/Prometheus style strings (``5s``, ``1m30s``, ``250ms``) or plain seconds, sizes accept plain
+bytes or ``100MiB``/``64MB`` style strings.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``5s``/``1m30s``/``250ms`` or a number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration like '5s' or a number of seconds")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        parts = _DURATION_PART.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    raise ValueError(f"invalid duration {value!r}: use a duration like '5s', '1m30s' or '250ms'")
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from an int or ``100MiB``/``64MB``/``512KB``."""
+    if isinstance(value, bool):
+        raise ValueError("a size in bytes like 104857600 or '100MiB'")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (m := _SIZE.match(value)):
+        return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").upper()])
+    raise ValueError(f"invalid size {value!r}: use bytes or a size like '100MiB'")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    http_port: Port = 3200
+    http_api_prefix: str = ""
+
+
+class OTLPReceiverConfig(_Section):
+    grpc_port: Port = 4317
+    http_port: Port = 4318
+
+
+class ReceiversConfig(_Section):
+    otlp: OTLPReceiverConfig = OTLPReceiverConfig()
+
+
+class DistributorConfig(_Section):
+    receivers: ReceiversConfig = ReceiversConfig()
+    # largest accepted request body (after decompression); bigger ones get 413 / RESOURCE_EXHAUSTED
+    max_request_bytes: Size = 16 * 2**20
+
+
+class IngesterConfig(_Section):
+    trace_idle_period: Duration = 5.0
+    trace_live_period: Duration = 30.0
+    max_block_duration: Duration = 300.0
+    max_block_bytes: Size = 256 * 2**20
+    flush_check_period: Duration = 1.0
+
+
+class WALConfig(_Section):
+    # fsync on every write group; turning it off trades durability for speed (benchmarks only)
+    fsync: bool = True
+    # a new segment is started past this size; whole segments are deleted once in blocks
+    segment_bytes: Size = 64 * 2**20
+
+
+class BlockConfig(_Section):
+    row_group_spans: Annotated[int, Field(ge=256)] = 8192
+    bloom_false_positive: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    zstd_level: Annotated[int, Field(ge=1, le=22)] = 3
+
+
+class StorageConfig(_Section):
+    block: BlockConfig = BlockConfig()
+
+
+class Config(_Section):
+    data_dir: Path = Path("./data")
+    multitenancy_enabled: bool = False
+    server: ServerConfig = ServerConfig()
+    distributor: DistributorConfig = DistributorConfig()
+    ingester: IngesterConfig = IngesterConfig()
+    wal: WALConfig = WALConfig()
+    storage: StorageConfig = StorageConfig()
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the offending key."""
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown config key '{key}'")
+        else:
+            lines.append(f"config key '{key}': {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(lines)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read the YAML at ``path`` (if any), apply nested ``overrides`` (from flags), validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raw = loaded or {}
+    raw = _merge(raw, overrides or {})
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_describe(e)) from None

@@ -1,0 +1,300 @@
+"""The ingester: durable pushes into the WAL, live traces in memory, cutting them into blocks.
+
+Per tenant, span rows move through three in-memory stages, all visible to queries:
+``live`` (traces that got spans within ``trace_idle_period``, for at most ``trace_live_period``)
+→ ``head`` (idle traces waiting for the block to fill) → ``flushing`` (being written as a block).
+A block is written when the head holds ``max_block_bytes`` or is ``max_block_duration`` old, or on
+``flush``. Every in-memory entry remembers the oldest WAL segment its rows came from; a segment is
+deleted once no in-memory row comes from it, i.e. all its rows are in durable blocks. Replay after
+a crash drops the rows that a block already holds (matched by trace and span id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from threadline.config import Config
+from threadline.ingester.records import RecordKind, decode_record, encode_record
+from threadline.ingester.wal import WAL, list_segments, read_segment, segment_path
+from threadline.model.otlp_decode import decode_export_request
+from threadline.model.schema import SPAN_SCHEMA
+from threadline.selfmetrics import SelfMetrics
+from threadline.storage.block_reader import Block
+from threadline.storage.block_writer import write_block
+from threadline.storage.blocklist import Blocklist
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Entry:
+    """Span rows held in memory, the oldest WAL segment they came from and their arrival."""
+
+    table: pa.Table
+    min_seg: int
+    arrival: float
+
+
+@dataclass(slots=True)
+class TenantState:
+    live: list[Entry] = field(default_factory=list)
+    head: list[Entry] = field(default_factory=list)
+    head_since: float | None = None
+    flushing: list[Entry] = field(default_factory=list)
+
+    def entries(self) -> list[Entry]:
+        return [*self.live, *self.head, *self.flushing]
+
+    @staticmethod
+    def nbytes(entries: list[Entry]) -> int:
+        return sum(e.table.nbytes for e in entries)
+
+
+def _concat(entries: list[Entry]) -> pa.Table:
+    return pa.concat_tables([e.table for e in entries]) if entries else SPAN_SCHEMA.empty_table()
+
+
+def _merge(entries: list[Entry], arrival: float) -> Entry:
+    return Entry(_concat(entries), min(e.min_seg for e in entries), arrival)
+
+
+class Ingester:
+    def __init__(
+        self, cfg: Config, blocklist: Blocklist, metrics: SelfMetrics, wal_dir: Path
+    ) -> None:
+        self.cfg = cfg
+        self.icfg = cfg.ingester
+        self.blocklist = blocklist
+        self.metrics = metrics
+        self.wal_dir = wal_dir
+        self.tenants: dict[str, TenantState] = {}
+        self.wal: WAL | None = None
+        self._cut_lock = asyncio.Lock()
+        self.clock: Callable[[], float] = time.monotonic
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Replay the WAL into memory, then open a fresh segment for new writes."""
+        self.wal_dir.mkdir(parents=True, exist_ok=True)
+        segments = list_segments(self.wal_dir)
+        replayed: dict[str, list[Entry]] = {}
+        now = self.clock()
+        for seg in segments:
+            for payload in read_segment(segment_path(self.wal_dir, seg), truncate_torn_tail=True):
+                try:
+                    rec = decode_record(payload)
+                    decoded = decode_export_request(rec.body)
+                except ValueError:
+                    log.exception("WAL segment %d: skipping a record that cannot be read", seg)
+                    continue
+                self.metrics.wal_replayed_records.inc()
+                if decoded.batch.num_rows:
+                    table = pa.Table.from_batches([decoded.batch])
+                    replayed.setdefault(rec.tenant, []).append(Entry(table, seg, now))
+        for tenant, entries in replayed.items():
+            merged = _merge(entries, now)
+            merged.table = self._drop_rows_in_blocks(tenant, merged.table, merged.min_seg)
+            if merged.table.num_rows:
+                self._state(tenant).live.append(merged)
+        first = (segments[-1] + 1) if segments else 0
+        self.wal = WAL(
+            self.wal_dir,
+            first,
+            fsync=self.cfg.wal.fsync,
+            segment_bytes=self.cfg.wal.segment_bytes,
+            on_fsync=self.metrics.wal_fsync_seconds.observe,
+        )
+        self._delete_unneeded_segments()
+
+    def _drop_rows_in_blocks(self, tenant: str, table: pa.Table, min_seg: int) -> pa.Table:
+        """Remove rows a block already holds (a crash between block write and WAL cleanup)."""
+        candidates = [b for b in self.blocklist.blocks(tenant) if b.meta.wal_through >= min_seg]
+        if not candidates or table.num_rows == 0:
+            return table
+        keys = ["trace_id", "span_id"]
+        stored = pa.concat_tables([b.parquet().read(columns=keys) for b in candidates])
+        stored = stored.group_by(keys).aggregate([])
+        # join on the keys and a row number only: Acero cannot carry map columns through a join
+        rows = table.select(keys).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+        kept = rows.join(stored, keys=keys, join_type="left anti").column("_row")
+        return table.take(kept)
+
+    def _state(self, tenant: str) -> TenantState:
+        state = self.tenants.get(tenant)
+        if state is None:
+            state = self.tenants[tenant] = TenantState()
+        return state
+
+    # -- write path -----------------------------------------------------------------------------
+
+    async def push(self, tenant: str, otlp: bytes | memoryview, batch: pa.RecordBatch) -> None:
+        """Make ``batch`` (decoded from ``otlp``) durable and visible; returns once fsynced."""
+        assert self.wal is not None
+        ticket, seg = self.wal.write(encode_record(RecordKind.OTLP, tenant, otlp))
+        if batch.num_rows:
+            table = pa.Table.from_batches([batch])
+            self._state(tenant).live.append(Entry(table, seg, self.clock()))
+        await self.wal.wait_durable(ticket)
+
+    # -- lifecycle: live → head → block -------------------------------------------------------
+
+    def _cut_idle(self, state: TenantState, now: float, everything: bool) -> None:
+        """Move traces idle for ``trace_idle_period`` (or live too long) from live to head."""
+        if not state.live:
+            return
+        if everything:
+            moved, kept = state.live, []
+        else:
+            idle_cutoff = now - self.icfg.trace_idle_period
+            old = [e for e in state.live if e.arrival <= idle_cutoff]
+            if not old:
+                return
+            recent = [e for e in state.live if e.arrival > idle_cutoff]
+            old_table = _merge(old, old[0].arrival)
+            if recent:
+                active = pc.unique(_concat(recent).column("trace_id"))
+                # traces live past trace_live_period are cut even if still active
+                if old_table.arrival > now - self.icfg.trace_live_period:
+                    still = pc.is_in(old_table.table.column("trace_id"), value_set=active)
+                    stay = old_table.table.filter(still)
+                    go = old_table.table.filter(pc.invert(still))
+                    moved = [Entry(go, old_table.min_seg, old_table.arrival)]
+                    kept = [Entry(stay, old_table.min_seg, old_table.arrival), *recent]
+                else:
+                    moved, kept = [old_table], recent
+            else:
+                moved, kept = [old_table], []
+        state.live = [e for e in kept if e.table.num_rows]
+        moved = [e for e in moved if e.table.num_rows]
+        if moved:
+            if state.head_since is None:
+                state.head_since = now
+            state.head.extend(moved)
+            state.head = [_merge(state.head, now)] if len(state.head) > 8 else state.head
+
+    def _head_full(self, state: TenantState, now: float) -> bool:
+        if not state.head:
+            return False
+        if TenantState.nbytes(state.head) >= self.icfg.max_block_bytes:
+            return True
+        return state.head_since is not None and now - state.head_since >= (
+            self.icfg.max_block_duration
+        )
+
+    async def tick(self) -> None:
+        """One flush check: cut idle traces, write full head blocks."""
+        now = self.clock()
+        for tenant, state in list(self.tenants.items()):
+            self._cut_idle(state, now, everything=False)
+            if self._head_full(state, now):
+                await self._write_head(tenant)
+        self.update_gauges()
+
+    async def flush(self, tenant: str | None = None) -> None:
+        """Cut every live trace (of ``tenant``, or of all) into a block now (Tempo's /flush)."""
+        now = self.clock()
+        for name, state in list(self.tenants.items()):
+            if tenant is not None and name != tenant:
+                continue
+            self._cut_idle(state, now, everything=True)
+            await self._write_head(name)
+        self.update_gauges()
+
+    async def _write_head(self, tenant: str) -> None:
+        async with self._cut_lock:
+            state = self._state(tenant)
+            if not state.head:
+                return
+            state.flushing, state.head, state.head_since = state.head, [], None
+            entries = state.flushing
+            table = _concat(entries)
+            wal_through = self.wal.current_segment if self.wal else -1
+            blocks_dir = self.blocklist.blocks_dir
+            try:
+                meta = await asyncio.to_thread(
+                    write_block,
+                    blocks_dir,
+                    tenant,
+                    table,
+                    self.cfg.storage.block,
+                    wal_through=wal_through,
+                )
+            except Exception:
+                log.exception(
+                    "writing a block for tenant %s failed; keeping rows in memory", tenant
+                )
+                state.head = [*entries, *state.head]
+                state.head_since = state.head_since or self.clock()
+                state.flushing = []
+                return
+            self.blocklist.add(Block.open(blocks_dir / tenant / meta.block_id))
+            state.flushing = []
+            self.metrics.blocks_written.labels(tenant).inc()
+            self.metrics.block_spans_written.labels(tenant).inc(meta.total_spans)
+            log.info(
+                "tenant %s: wrote block %s (%d spans, %d traces, %d bytes)",
+                tenant,
+                meta.block_id,
+                meta.total_spans,
+                meta.total_objects,
+                meta.size,
+            )
+        self._delete_unneeded_segments()
+
+    def _delete_unneeded_segments(self) -> None:
+        if self.wal is None:
+            return
+        held = [e.min_seg for s in self.tenants.values() for e in s.entries()]
+        oldest_needed = min(held) if held else self.wal.current_segment
+        self.wal.delete_segments_before(oldest_needed)
+
+    # -- read path ------------------------------------------------------------------------------
+
+    def find_trace(self, tenant: str, trace_id: bytes) -> list[pa.Table]:
+        """Rows of ``trace_id`` held in memory for ``tenant``."""
+        state = self.tenants.get(tenant)
+        if state is None:
+            return []
+        needle = pa.scalar(trace_id, pa.binary(16))
+        out = []
+        for e in state.entries():
+            rows = e.table.filter(pc.equal(e.table.column("trace_id"), needle))
+            if rows.num_rows:
+                out.append(rows)
+        return out
+
+    def update_gauges(self) -> None:
+        for tenant, state in self.tenants.items():
+            entries = state.entries()
+            traces = 0
+            if entries:
+                traces = pc.count_distinct(_concat(entries).column("trace_id")).as_py()
+            self.metrics.live_traces.labels(tenant).set(traces)
+            self.metrics.live_bytes.labels(tenant).set(TenantState.nbytes(entries))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush checks every ``flush_check_period`` until ``stop`` is set."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.icfg.flush_check_period)
+            if stop.is_set():
+                break
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("flush check failed")
+
+    def close(self) -> None:
+        if self.wal is not None:
+            self.wal.close()
+            self.wal = None

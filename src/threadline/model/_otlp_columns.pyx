@@ -1,0 +1,1401 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
+"""Compiled OTLP trace decoder: protobuf wire bytes -> SPAN_SCHEMA column buffers.
+
+Owns the hot path of ingest: a hand-written protobuf wire-format reader for
+``ExportTraceServiceRequest`` that appends every accepted span straight into C growable
+buffers (one per Arrow buffer of ``threadline.model.schema.SPAN_SCHEMA``) without creating
+Python objects per span, with the GIL released. The buffers are then handed to Arrow
+zero-copy. ``threadline.model.otlp_decode`` is the typed Python API around ``decode``.
+
+Parsing follows protobuf semantics: fields may come in any order, a repeated scalar or
+string field keeps its last value, a repeated embedded message is merged, a known field
+number with an unexpected wire type is an unknown field, unknown fields of every wire type
+(including deprecated groups) are skipped, strings must be valid UTF-8 and nesting is
+limited to 100 levels. All of this is checked for the whole message, including the parts
+stored as raw bytes (non-scalar attribute values, event and link attributes), so every
+accepted request is also accepted by the protobuf library. Every read is bounds-checked
+against the end of the enclosing message; malformed input sets an error and unwinds.
+"""
+
+from cpython.buffer cimport PyBuffer_FillInfo
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memset
+
+import pyarrow as pa
+
+from threadline.model.schema import SPAN_SCHEMA
+
+ctypedef const unsigned char* cptr
+
+
+# ---------------------------------------------------------------------------------------
+# growable buffers
+# ---------------------------------------------------------------------------------------
+
+cdef struct Buf:
+    unsigned char* data
+    size_t len
+    size_t cap
+
+
+cdef enum:
+    MAX_DEPTH = 100          # same nesting limit as the protobuf (upb) parser
+    INT32_LIMIT = 2147483647
+
+    # attribute value types: one map column each
+    T_STR = 0
+    T_INT = 1
+    T_FLOAT = 2
+    T_BOOL = 3
+    T_RAW = 4
+    N_TYPES = 5
+
+    # buffers of one map column (map<string, X>), relative to the map's first buffer
+    F_ROW_OFF = 0            # int32 offsets into the entries, one per row (+1)
+    F_KEY_OFF = 1            # int32 offsets of the key strings
+    F_KEY_DATA = 2
+    F_VAL = 3                # value offsets (str/raw) or fixed-width values (int/float/bool)
+    F_VAL_DATA = 4           # value bytes (str/raw)
+    MAP_STRIDE = 5
+    MAP_BUFS = 25            # N_TYPES * MAP_STRIDE
+
+    # Buffers written while a span is being parsed, i.e. before it is validated. They are
+    # restored to their lengths at the start of the span when it is rejected.
+    B_SPAN_MAP = 0
+    B_EV_TIME = 25
+    B_EV_NAME_OFF = 26
+    B_EV_NAME_DATA = 27
+    B_EV_ATTRS_OFF = 28
+    B_EV_ATTRS_DATA = 29
+    B_EV_DROPPED = 30
+    B_LK_TID = 31
+    B_LK_SID = 32
+    B_LK_TS_OFF = 33
+    B_LK_TS_DATA = 34
+    B_LK_ATTRS_OFF = 35
+    B_LK_ATTRS_DATA = 36
+    B_LK_DROPPED = 37
+    B_LK_FLAGS = 38
+    ROLL_END = 39
+
+    # one value per accepted span, written after validation
+    B_TRACE_ID = 39
+    B_SPAN_ID = 40
+    B_PARENT = 41
+    B_PARENT_VALID = 42      # one byte per row, packed into a bitmap at the end
+    B_TS_OFF = 43
+    B_TS_DATA = 44
+    B_NAME_OFF = 45
+    B_NAME_DATA = 46
+    B_KIND = 47
+    B_FLAGS = 48
+    B_START = 49
+    B_DUR = 50
+    B_STATUS_CODE = 51
+    B_STATUS_MSG_OFF = 52
+    B_STATUS_MSG_DATA = 53
+    B_SVC_OFF = 54
+    B_SVC_DATA = 55
+    B_SCOPE_NAME_OFF = 56
+    B_SCOPE_NAME_DATA = 57
+    B_SCOPE_VER_OFF = 58
+    B_SCOPE_VER_DATA = 59
+    B_DROPPED_ATTRS = 60
+    B_DROPPED_EVENTS = 61
+    B_DROPPED_LINKS = 62
+    B_EV_LIST_OFF = 63
+    B_LK_LIST_OFF = 64
+    B_RES_MAP = 65           # resource attribute columns (MAP_BUFS)
+    B_TMPL_MAP = 90          # attributes of the current resource, copied onto each span
+    N_BUFS = 115
+
+    # rejection reasons
+    R_TRACE_ID = 0
+    R_SPAN_ID = 1
+    R_PARENT_ID = 2
+    R_END_BEFORE_START = 3
+    N_REASONS = 4
+
+
+cdef struct Ctx:
+    cptr base                # start of the input, for error offsets
+    const char* err          # static message of the first error, NULL if none
+    size_t err_off
+    uint64_t err_tag         # tag involved in the error, 0 if none
+    bint oom
+    Buf b[N_BUFS]
+    size_t snap[ROLL_END]
+    size_t n_rows
+    size_t n_null_parent
+    uint64_t rejected[N_REASONS]
+    # details of the first rejected span
+    int first_reason         # -1: none yet
+    int first_detail         # 0: wrong length, 1: all zeros
+    cptr first_name
+    size_t first_name_len
+    uint64_t first_a
+    uint64_t first_b
+    # current resource / scope (pointers into the input)
+    cptr svc
+    size_t svc_len
+    bint have_svc
+    cptr scope_name
+    size_t scope_name_len
+    cptr scope_ver
+    size_t scope_ver_len
+
+
+cdef struct AnyState:
+    int kind                 # -1: no value set, else T_*
+    cptr s
+    size_t n
+    uint64_t u
+
+
+cdef unsigned char ZEROS[16]        # static storage: all zeros
+cdef unsigned char KV_TAG[1]
+KV_TAG[0] = 0x0A             # field 1, wire type 2: attributes of a Resource-like message
+cdef const char* SERVICE_NAME = "service.name"
+
+
+cdef inline int fail(Ctx* c, cptr at, const char* msg) noexcept nogil:
+    if c.err == NULL:
+        c.err = msg
+        c.err_off = <size_t>(at - c.base)
+    return -1
+
+
+cdef inline int fail_tag(Ctx* c, cptr at, const char* msg, uint64_t tag) noexcept nogil:
+    if c.err == NULL:
+        c.err_tag = tag
+    return fail(c, at, msg)
+
+
+cdef int buf_grow(Ctx* c, Buf* b, size_t need) noexcept nogil:
+    cdef size_t newcap = b.cap * 2 if b.cap else 256
+    cdef unsigned char* nd
+    while newcap < b.len + need:
+        newcap *= 2
+    nd = <unsigned char*>realloc(b.data, newcap)
+    if nd == NULL:
+        c.oom = True
+        return fail(c, c.base, "out of memory")
+    b.data = nd
+    b.cap = newcap
+    return 0
+
+
+cdef inline int buf_put(Ctx* c, Buf* b, const void* src, size_t n) noexcept nogil:
+    if b.len + n > b.cap:
+        if buf_grow(c, b, n) < 0:
+            return -1
+    if n:
+        memcpy(b.data + b.len, src, n)
+        b.len += n
+    return 0
+
+
+cdef inline int put_u8(Ctx* c, Buf* b, uint8_t v) noexcept nogil:
+    if b.len + 1 > b.cap:
+        if buf_grow(c, b, 1) < 0:
+            return -1
+    b.data[b.len] = v
+    b.len += 1
+    return 0
+
+
+cdef inline int put_u32(Ctx* c, Buf* b, uint32_t v) noexcept nogil:
+    return buf_put(c, b, &v, 4)
+
+
+cdef inline int put_u64(Ctx* c, Buf* b, uint64_t v) noexcept nogil:
+    return buf_put(c, b, &v, 8)
+
+
+cdef inline int put_off(Ctx* c, Buf* b, size_t v) noexcept nogil:
+    """Append an int32 offset (or entry count)."""
+    cdef int32_t o
+    if v > INT32_LIMIT:
+        return fail(c, c.base, "decoded batch too large (a column exceeds 2 GiB)")
+    o = <int32_t>v
+    return buf_put(c, b, &o, 4)
+
+
+cdef inline size_t n_offs(Buf* b) noexcept nogil:
+    """Number of values in an offsets buffer (which always starts with a 0)."""
+    return b.len // 4 - 1
+
+
+cdef inline int put_str(Ctx* c, Buf* off, Buf* data, cptr s, size_t n) noexcept nogil:
+    if buf_put(c, data, s, n) < 0:
+        return -1
+    return put_off(c, off, data.len)
+
+
+# ---------------------------------------------------------------------------------------
+# wire format primitives
+# ---------------------------------------------------------------------------------------
+
+cdef int rd_varint_slow(Ctx* c, cptr* pp, cptr end, uint64_t* out) noexcept nogil:
+    cdef cptr p = pp[0]
+    cdef uint64_t v = 0
+    cdef uint64_t byte
+    cdef int shift = 0
+    while True:
+        if p >= end:
+            return fail(c, pp[0], "truncated varint")
+        byte = p[0]
+        p += 1
+        v |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift >= 70:
+            return fail(c, pp[0], "varint longer than 10 bytes")
+    out[0] = v
+    pp[0] = p
+    return 0
+
+
+cdef inline int rd_varint(Ctx* c, cptr* pp, cptr end, uint64_t* out) noexcept nogil:
+    cdef cptr p = pp[0]
+    if p < end and p[0] < 0x80:
+        out[0] = p[0]
+        pp[0] = p + 1
+        return 0
+    return rd_varint_slow(c, pp, end, out)
+
+
+cdef inline int rd_tag(Ctx* c, cptr* pp, cptr end, uint32_t* tag) noexcept nogil:
+    cdef cptr p = pp[0]
+    cdef uint64_t v
+    if p[0] < 0x80:                       # callers guarantee p < end
+        v = p[0]
+        pp[0] = p + 1
+    else:
+        if rd_varint_slow(c, pp, end, &v) < 0:
+            return -1
+        if pp[0] - p > 5 or v > <uint64_t>0xFFFFFFFF:
+            return fail(c, p, "invalid field tag")
+    if v < 8:
+        return fail(c, p, "invalid field number 0")
+    tag[0] = <uint32_t>v
+    return 0
+
+
+cdef inline int rd_len(Ctx* c, cptr* pp, cptr end, cptr* sub, size_t* n) noexcept nogil:
+    """Read a length prefix; set sub/n to the payload and move past it."""
+    cdef cptr p = pp[0]
+    cdef uint64_t v
+    if p < end and p[0] < 0x80:
+        v = p[0]
+        p += 1
+    else:
+        if rd_varint_slow(c, &p, end, &v) < 0:
+            return -1
+        if p - pp[0] > 5:
+            return fail(c, pp[0], "length prefix longer than 5 bytes")
+    if v > <uint64_t>(end - p):
+        return fail(c, pp[0], "length-delimited field extends past the end of its message")
+    sub[0] = p
+    n[0] = <size_t>v
+    pp[0] = p + v
+    return 0
+
+
+cdef inline uint64_t load64(cptr p) noexcept nogil:
+    return (<uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16)
+            | (<uint64_t>p[3] << 24) | (<uint64_t>p[4] << 32) | (<uint64_t>p[5] << 40)
+            | (<uint64_t>p[6] << 48) | (<uint64_t>p[7] << 56))
+
+
+cdef inline int rd_fixed64(Ctx* c, cptr* pp, cptr end, uint64_t* out) noexcept nogil:
+    cdef cptr p = pp[0]
+    if end - p < 8:
+        return fail(c, p, "truncated fixed64 field")
+    out[0] = load64(p)
+    pp[0] = p + 8
+    return 0
+
+
+cdef inline int rd_fixed32(Ctx* c, cptr* pp, cptr end, uint32_t* out) noexcept nogil:
+    cdef cptr p = pp[0]
+    if end - p < 4:
+        return fail(c, p, "truncated fixed32 field")
+    out[0] = (<uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16)
+              | (<uint32_t>p[3] << 24))
+    pp[0] = p + 4
+    return 0
+
+
+cdef int utf8_valid(cptr s, size_t n) noexcept nogil:
+    cdef size_t i = 0
+    cdef uint64_t w
+    cdef unsigned char c0, c1
+    while i < n:
+        while i + 8 <= n:
+            memcpy(&w, s + i, 8)
+            if w & <uint64_t>0x8080808080808080:
+                break
+            i += 8
+        if i >= n:
+            break
+        c0 = s[i]
+        if c0 < 0x80:
+            i += 1
+        elif c0 < 0xC2:
+            return 0
+        elif c0 < 0xE0:
+            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
+                return 0
+            i += 2
+        elif c0 < 0xF0:
+            if i + 2 >= n or (s[i + 1] & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80:
+                return 0
+            c1 = s[i + 1]
+            if (c0 == 0xE0 and c1 < 0xA0) or (c0 == 0xED and c1 >= 0xA0):
+                return 0
+            i += 3
+        elif c0 < 0xF5:
+            if (i + 3 >= n or (s[i + 1] & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80
+                    or (s[i + 3] & 0xC0) != 0x80):
+                return 0
+            c1 = s[i + 1]
+            if (c0 == 0xF0 and c1 < 0x90) or (c0 == 0xF4 and c1 >= 0x90):
+                return 0
+            i += 4
+        else:
+            return 0
+    return 1
+
+
+cdef inline int rd_str(Ctx* c, cptr* pp, cptr end, cptr* s, size_t* n) noexcept nogil:
+    cdef cptr at = pp[0]
+    if rd_len(c, pp, end, s, n) < 0:
+        return -1
+    if not utf8_valid(s[0], n[0]):
+        return fail(c, at, "string field is not valid UTF-8")
+    return 0
+
+
+cdef int skip_field(Ctx* c, cptr* pp, cptr end, uint32_t tag, int depth) noexcept nogil:
+    """Skip the value of an unknown field of a message at nesting level ``depth``."""
+    cdef uint32_t wt = tag & 7
+    cdef uint64_t v
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    if wt == 0:
+        return rd_varint(c, pp, end, &v)
+    elif wt == 1:
+        if end - pp[0] < 8:
+            return fail_tag(c, pp[0], "truncated fixed64 field", tag)
+        pp[0] += 8
+        return 0
+    elif wt == 2:
+        return rd_len(c, pp, end, &s, &n)
+    elif wt == 5:
+        if end - pp[0] < 4:
+            return fail_tag(c, pp[0], "truncated fixed32 field", tag)
+        pp[0] += 4
+        return 0
+    elif wt == 3:
+        return skip_group(c, pp, end, tag, depth + 1)
+    elif wt == 4:
+        return fail_tag(c, pp[0], "unexpected end-group tag", tag)
+    return fail_tag(c, pp[0], "invalid wire type", tag)
+
+
+cdef int skip_group(Ctx* c, cptr* pp, cptr end, uint32_t start_tag, int depth) noexcept nogil:
+    cdef uint32_t tag = 0
+    if depth > MAX_DEPTH:
+        return fail(c, pp[0], "message nesting deeper than 100 levels")
+    while True:
+        if pp[0] >= end:
+            return fail_tag(c, pp[0], "unterminated group", start_tag)
+        if rd_tag(c, pp, end, &tag) < 0:
+            return -1
+        if (tag & 7) == 4:
+            if (tag >> 3) != (start_tag >> 3):
+                return fail_tag(c, pp[0], "mismatched end-group tag", tag)
+            return 0
+        if skip_field(c, pp, end, tag, depth) < 0:
+            return -1
+
+
+# ---------------------------------------------------------------------------------------
+# attribute values (common.v1)
+# ---------------------------------------------------------------------------------------
+
+
+cdef int check_list(Ctx* c, cptr p, cptr end, int depth, bint kv) noexcept nogil:
+    """Check an ArrayValue (``kv`` false) or KeyValueList (``kv`` true) at level ``depth``."""
+    cdef uint32_t tag = 0
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    cdef AnyState st
+    if depth > MAX_DEPTH:
+        return fail(c, p, "message nesting deeper than 100 levels")
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # values
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if kv:
+                if check_keyvalue(c, s, s + n, depth + 1) < 0:
+                    return -1
+            else:
+                st.kind = -1
+                if parse_anyvalue(c, s, s + n, &st, depth + 1) < 0:
+                    return -1
+        elif skip_field(c, &p, end, tag, depth) < 0:
+            return -1
+    return 0
+
+
+cdef int parse_anyvalue(Ctx* c, cptr p, cptr end, AnyState* st, int depth) noexcept nogil:
+    """Parse one AnyValue occurrence into ``st``; occurrences merge as in protobuf."""
+    cdef uint32_t tag = 0
+    cdef uint64_t v
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    if depth > MAX_DEPTH:
+        return fail(c, p, "message nesting deeper than 100 levels")
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # string_value
+            if rd_str(c, &p, end, &st.s, &st.n) < 0:
+                return -1
+            st.kind = T_STR
+        elif tag == 0x10:                     # bool_value
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+            st.kind = T_BOOL
+            st.u = v != 0
+        elif tag == 0x18:                     # int_value
+            if rd_varint(c, &p, end, &st.u) < 0:
+                return -1
+            st.kind = T_INT
+        elif tag == 0x21:                     # double_value
+            if rd_fixed64(c, &p, end, &st.u) < 0:
+                return -1
+            st.kind = T_FLOAT
+        elif tag == 0x2A:                     # array_value
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if check_list(c, s, s + n, depth + 1, False) < 0:
+                return -1
+            st.kind = T_RAW
+        elif tag == 0x32:                     # kvlist_value
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if check_list(c, s, s + n, depth + 1, True) < 0:
+                return -1
+            st.kind = T_RAW
+        elif tag == 0x3A:                     # bytes_value
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            st.kind = T_RAW
+        elif tag == 0x40:                     # string_value_strindex (profiles only)
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+            st.kind = T_RAW
+        elif skip_field(c, &p, end, tag, depth) < 0:
+            return -1
+    return 0
+
+
+cdef int check_keyvalue(Ctx* c, cptr p, cptr end, int depth) noexcept nogil:
+    """Check the structure of a KeyValue whose content is not stored column-wise."""
+    cdef uint32_t tag = 0
+    cdef uint64_t v
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    cdef AnyState st
+    if depth > MAX_DEPTH:
+        return fail(c, p, "message nesting deeper than 100 levels")
+    st.kind = -1
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # key
+            if rd_str(c, &p, end, &s, &n) < 0:
+                return -1
+        elif tag == 0x12:                     # value
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if parse_anyvalue(c, s, s + n, &st, depth + 1) < 0:
+                return -1
+        elif tag == 0x18:                     # key_strindex
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+        elif skip_field(c, &p, end, tag, depth) < 0:
+            return -1
+    return 0
+
+
+cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int mb, int depth,
+                      bint is_resource) noexcept nogil:
+    """Parse a KeyValue at level ``depth`` and append it to the map columns at ``mb``."""
+    cdef uint32_t tag = 0
+    cdef uint64_t v
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    cdef cptr key = NULL
+    cdef size_t key_len = 0
+    cdef cptr val = NULL
+    cdef size_t val_len = 0
+    cdef int n_val = 0
+    cdef cptr q = p
+    cdef AnyState st
+    cdef int t
+    cdef Buf* vb
+    st.kind = -1
+    while q < end:
+        if rd_tag(c, &q, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # key
+            if rd_str(c, &q, end, &key, &key_len) < 0:
+                return -1
+        elif tag == 0x12:                     # value
+            if rd_len(c, &q, end, &s, &n) < 0:
+                return -1
+            if parse_anyvalue(c, s, s + n, &st, depth + 1) < 0:
+                return -1
+            if n_val == 0:
+                val = s
+                val_len = n
+            n_val += 1
+        elif tag == 0x18:                     # key_strindex
+            if rd_varint(c, &q, end, &v) < 0:
+                return -1
+        elif skip_field(c, &q, end, tag, depth) < 0:
+            return -1
+
+    t = st.kind if st.kind >= 0 else T_RAW
+    mb += t * MAP_STRIDE
+    if put_str(c, &c.b[mb + F_KEY_OFF], &c.b[mb + F_KEY_DATA], key, key_len) < 0:
+        return -1
+    vb = &c.b[mb + F_VAL]
+    if t == T_STR:
+        if put_str(c, vb, &c.b[mb + F_VAL_DATA], st.s, st.n) < 0:
+            return -1
+        if (is_resource and not c.have_svc and key_len == 12
+                and memcmp(key, SERVICE_NAME, 12) == 0):
+            c.have_svc = True
+            c.svc = st.s
+            c.svc_len = st.n
+    elif t == T_INT or t == T_FLOAT:
+        if put_u64(c, vb, st.u) < 0:
+            return -1
+    elif t == T_BOOL:
+        if put_u8(c, vb, <uint8_t>st.u) < 0:
+            return -1
+    elif n_val <= 1:
+        # raw: the serialized AnyValue exactly as on the wire
+        if put_str(c, vb, &c.b[mb + F_VAL_DATA], val, val_len) < 0:
+            return -1
+    else:
+        # the value field occurred several times: protobuf merges the occurrences, which
+        # is what parsing their concatenation does
+        q = p
+        while q < end:
+            rd_tag(c, &q, end, &tag)          # cannot fail: checked above
+            if tag == 0x12:
+                rd_len(c, &q, end, &s, &n)
+                if buf_put(c, &c.b[mb + F_VAL_DATA], s, n) < 0:
+                    return -1
+            else:
+                skip_field(c, &q, end, tag, depth)
+        if put_off(c, vb, c.b[mb + F_VAL_DATA].len) < 0:
+            return -1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# trace.v1 messages
+# ---------------------------------------------------------------------------------------
+
+cdef int append_attrs_blob(Ctx* c, cptr len_at, cptr s, size_t n, Buf* data,
+                           int depth) noexcept nogil:
+    """Check an event/link ``attributes`` KeyValue and append it as field 1 of ``data``.
+
+    ``len_at`` is where the field's length prefix starts; the prefix and payload are
+    copied as they are, after a normalized tag for field 1 / wire type 2.
+    """
+    if check_keyvalue(c, s, s + n, depth) < 0:
+        return -1
+    if buf_put(c, data, KV_TAG, 1) < 0:
+        return -1
+    return buf_put(c, data, len_at, <size_t>(s + n - len_at))
+
+
+cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """Span.Event (level 4)."""
+    cdef uint32_t tag = 0
+    cdef uint64_t v
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    cdef cptr at
+    cdef uint64_t time = 0
+    cdef cptr name = NULL
+    cdef size_t name_len = 0
+    cdef uint32_t dropped = 0
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x09:                       # time_unix_nano
+            if rd_fixed64(c, &p, end, &time) < 0:
+                return -1
+        elif tag == 0x12:                     # name
+            if rd_str(c, &p, end, &name, &name_len) < 0:
+                return -1
+        elif tag == 0x1A:                     # attributes
+            at = p
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if append_attrs_blob(c, at, s, n, &c.b[B_EV_ATTRS_DATA], 5) < 0:
+                return -1
+        elif tag == 0x20:                     # dropped_attributes_count
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+            dropped = <uint32_t>v
+        elif skip_field(c, &p, end, tag, 4) < 0:
+            return -1
+    if put_u64(c, &c.b[B_EV_TIME], time) < 0:
+        return -1
+    if put_str(c, &c.b[B_EV_NAME_OFF], &c.b[B_EV_NAME_DATA], name, name_len) < 0:
+        return -1
+    if put_off(c, &c.b[B_EV_ATTRS_OFF], c.b[B_EV_ATTRS_DATA].len) < 0:
+        return -1
+    return put_u32(c, &c.b[B_EV_DROPPED], dropped)
+
+
+cdef int parse_link(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """Span.Link (level 4). Ids of the wrong width are stored as zeros."""
+    cdef uint32_t tag = 0
+    cdef uint64_t v
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    cdef cptr at
+    cdef cptr tid = NULL
+    cdef size_t tid_len = 0
+    cdef cptr sid = NULL
+    cdef size_t sid_len = 0
+    cdef cptr ts = NULL
+    cdef size_t ts_len = 0
+    cdef uint32_t dropped = 0
+    cdef uint32_t flags = 0
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # trace_id
+            if rd_len(c, &p, end, &tid, &tid_len) < 0:
+                return -1
+        elif tag == 0x12:                     # span_id
+            if rd_len(c, &p, end, &sid, &sid_len) < 0:
+                return -1
+        elif tag == 0x1A:                     # trace_state
+            if rd_str(c, &p, end, &ts, &ts_len) < 0:
+                return -1
+        elif tag == 0x22:                     # attributes
+            at = p
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if append_attrs_blob(c, at, s, n, &c.b[B_LK_ATTRS_DATA], 5) < 0:
+                return -1
+        elif tag == 0x28:                     # dropped_attributes_count
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+            dropped = <uint32_t>v
+        elif tag == 0x35:                     # flags
+            if rd_fixed32(c, &p, end, &flags) < 0:
+                return -1
+        elif skip_field(c, &p, end, tag, 4) < 0:
+            return -1
+    if buf_put(c, &c.b[B_LK_TID], tid if tid_len == 16 else ZEROS, 16) < 0:
+        return -1
+    if buf_put(c, &c.b[B_LK_SID], sid if sid_len == 8 else ZEROS, 8) < 0:
+        return -1
+    if put_str(c, &c.b[B_LK_TS_OFF], &c.b[B_LK_TS_DATA], ts, ts_len) < 0:
+        return -1
+    if put_off(c, &c.b[B_LK_ATTRS_OFF], c.b[B_LK_ATTRS_DATA].len) < 0:
+        return -1
+    if put_u32(c, &c.b[B_LK_DROPPED], dropped) < 0:
+        return -1
+    return put_u32(c, &c.b[B_LK_FLAGS], flags)
+
+
+cdef inline bint all_zero(cptr s, size_t n) noexcept nogil:
+    return memcmp(s, ZEROS, n) == 0
+
+
+cdef int copy_resource_attrs(Ctx* c) noexcept nogil:
+    """Append the current resource's attributes as the resource maps of one more row."""
+    cdef int t
+    cdef int src
+    cdef int dst
+    cdef size_t i
+    cdef size_t ne
+    cdef int32_t delta
+    cdef int32_t* so
+    cdef int32_t* do
+    for t in range(N_TYPES):
+        src = B_TMPL_MAP + t * MAP_STRIDE
+        dst = B_RES_MAP + t * MAP_STRIDE
+        ne = n_offs(&c.b[src + F_KEY_OFF])
+        if ne:
+            if put_strs(c, &c.b[src + F_KEY_OFF], &c.b[src + F_KEY_DATA],
+                        &c.b[dst + F_KEY_OFF], &c.b[dst + F_KEY_DATA], ne) < 0:
+                return -1
+            if t == T_STR or t == T_RAW:
+                if put_strs(c, &c.b[src + F_VAL], &c.b[src + F_VAL_DATA],
+                            &c.b[dst + F_VAL], &c.b[dst + F_VAL_DATA], ne) < 0:
+                    return -1
+            elif buf_put(c, &c.b[dst + F_VAL], c.b[src + F_VAL].data, c.b[src + F_VAL].len) < 0:
+                return -1
+        if put_off(c, &c.b[dst + F_ROW_OFF], n_offs(&c.b[dst + F_KEY_OFF])) < 0:
+            return -1
+    return 0
+
+
+cdef int put_strs(Ctx* c, Buf* soff, Buf* sdata, Buf* doff, Buf* ddata,
+                  size_t ne) noexcept nogil:
+    """Append the ``ne`` strings of (soff, sdata) to (doff, ddata)."""
+    cdef size_t base = ddata.len
+    cdef size_t i
+    cdef int32_t* so
+    cdef int32_t* do
+    if base + sdata.len > INT32_LIMIT:
+        return fail(c, c.base, "decoded batch too large (a column exceeds 2 GiB)")
+    if buf_put(c, ddata, sdata.data, sdata.len) < 0:
+        return -1
+    if doff.len + ne * 4 > doff.cap:
+        if buf_grow(c, doff, ne * 4) < 0:
+            return -1
+    so = <int32_t*>soff.data
+    do = <int32_t*>(doff.data + doff.len)
+    for i in range(ne):
+        do[i] = so[i + 1] + <int32_t>base
+    doff.len += ne * 4
+    return 0
+
+
+cdef int reject(Ctx* c, int reason, int detail, cptr name, size_t name_len,
+                uint64_t a, uint64_t b) noexcept nogil:
+    cdef int i
+    for i in range(ROLL_END):
+        c.b[i].len = c.snap[i]
+    c.rejected[reason] += 1
+    if c.first_reason < 0:
+        c.first_reason = reason
+        c.first_detail = detail
+        c.first_name = name
+        c.first_name_len = name_len
+        c.first_a = a
+        c.first_b = b
+    return 0
+
+
+cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """Span (level 3): parse, validate, then append one row or roll back."""
+    cdef uint32_t tag = 0
+    cdef uint64_t v
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    cdef cptr q
+    cdef cptr qend
+    cdef int i
+    cdef cptr tid = NULL
+    cdef size_t tid_len = 0
+    cdef cptr sid = NULL
+    cdef size_t sid_len = 0
+    cdef cptr parent = NULL
+    cdef size_t parent_len = 0
+    cdef cptr ts = NULL
+    cdef size_t ts_len = 0
+    cdef cptr name = NULL
+    cdef size_t name_len = 0
+    cdef cptr msg = NULL
+    cdef size_t msg_len = 0
+    cdef uint64_t kind = 0
+    cdef uint64_t code = 0
+    cdef uint64_t start = 0
+    cdef uint64_t stop = 0
+    cdef uint32_t flags = 0
+    cdef uint32_t dropped_attrs = 0
+    cdef uint32_t dropped_events = 0
+    cdef uint32_t dropped_links = 0
+    cdef Buf* mb
+
+    for i in range(ROLL_END):
+        c.snap[i] = c.b[i].len
+
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # trace_id
+            if rd_len(c, &p, end, &tid, &tid_len) < 0:
+                return -1
+        elif tag == 0x12:                     # span_id
+            if rd_len(c, &p, end, &sid, &sid_len) < 0:
+                return -1
+        elif tag == 0x1A:                     # trace_state
+            if rd_str(c, &p, end, &ts, &ts_len) < 0:
+                return -1
+        elif tag == 0x22:                     # parent_span_id
+            if rd_len(c, &p, end, &parent, &parent_len) < 0:
+                return -1
+        elif tag == 0x2A:                     # name
+            if rd_str(c, &p, end, &name, &name_len) < 0:
+                return -1
+        elif tag == 0x30:                     # kind
+            if rd_varint(c, &p, end, &kind) < 0:
+                return -1
+        elif tag == 0x39:                     # start_time_unix_nano
+            if rd_fixed64(c, &p, end, &start) < 0:
+                return -1
+        elif tag == 0x41:                     # end_time_unix_nano
+            if rd_fixed64(c, &p, end, &stop) < 0:
+                return -1
+        elif tag == 0x4A:                     # attributes
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if add_keyvalue(c, s, s + n, B_SPAN_MAP, 4, False) < 0:
+                return -1
+        elif tag == 0x50:                     # dropped_attributes_count
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+            dropped_attrs = <uint32_t>v
+        elif tag == 0x5A:                     # events
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if parse_event(c, s, s + n) < 0:
+                return -1
+        elif tag == 0x60:                     # dropped_events_count
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+            dropped_events = <uint32_t>v
+        elif tag == 0x6A:                     # links
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if parse_link(c, s, s + n) < 0:
+                return -1
+        elif tag == 0x70:                     # dropped_links_count
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+            dropped_links = <uint32_t>v
+        elif tag == 0x7A:                     # status (occurrences merge)
+            if rd_len(c, &p, end, &q, &n) < 0:
+                return -1
+            qend = q + n
+            while q < qend:
+                if rd_tag(c, &q, qend, &tag) < 0:
+                    return -1
+                if tag == 0x12:               # message
+                    if rd_str(c, &q, qend, &msg, &msg_len) < 0:
+                        return -1
+                elif tag == 0x18:             # code
+                    if rd_varint(c, &q, qend, &code) < 0:
+                        return -1
+                elif skip_field(c, &q, qend, tag, 4) < 0:
+                    return -1
+        elif tag == 0x85:                     # flags: field 16 has a two-byte tag
+            if rd_fixed32(c, &p, end, &flags) < 0:
+                return -1
+        elif skip_field(c, &p, end, tag, 3) < 0:
+            return -1
+
+    # validation
+    if tid_len != 16:
+        return reject(c, R_TRACE_ID, 0, name, name_len, tid_len, 0)
+    if all_zero(tid, 16):
+        return reject(c, R_TRACE_ID, 1, name, name_len, 0, 0)
+    if sid_len != 8:
+        return reject(c, R_SPAN_ID, 0, name, name_len, sid_len, 0)
+    if all_zero(sid, 8):
+        return reject(c, R_SPAN_ID, 1, name, name_len, 0, 0)
+    if parent_len != 0 and parent_len != 8:
+        return reject(c, R_PARENT_ID, 0, name, name_len, parent_len, 0)
+    if stop < start:
+        return reject(c, R_END_BEFORE_START, 0, name, name_len, start, stop)
+
+    # the row
+    if buf_put(c, &c.b[B_TRACE_ID], tid, 16) < 0:
+        return -1
+    if buf_put(c, &c.b[B_SPAN_ID], sid, 8) < 0:
+        return -1
+    if parent_len == 8 and not all_zero(parent, 8):
+        if buf_put(c, &c.b[B_PARENT], parent, 8) < 0:
+            return -1
+        if put_u8(c, &c.b[B_PARENT_VALID], 1) < 0:
+            return -1
+    else:
+        if buf_put(c, &c.b[B_PARENT], ZEROS, 8) < 0:
+            return -1
+        if put_u8(c, &c.b[B_PARENT_VALID], 0) < 0:
+            return -1
+        c.n_null_parent += 1
+    if put_str(c, &c.b[B_TS_OFF], &c.b[B_TS_DATA], ts, ts_len) < 0:
+        return -1
+    if put_str(c, &c.b[B_NAME_OFF], &c.b[B_NAME_DATA], name, name_len) < 0:
+        return -1
+    if put_u8(c, &c.b[B_KIND], <uint8_t>kind) < 0:
+        return -1
+    if put_u32(c, &c.b[B_FLAGS], flags) < 0:
+        return -1
+    if put_u64(c, &c.b[B_START], start) < 0:
+        return -1
+    if put_u64(c, &c.b[B_DUR], stop - start) < 0:
+        return -1
+    if put_u8(c, &c.b[B_STATUS_CODE], <uint8_t>code) < 0:
+        return -1
+    if put_str(c, &c.b[B_STATUS_MSG_OFF], &c.b[B_STATUS_MSG_DATA], msg, msg_len) < 0:
+        return -1
+    if put_str(c, &c.b[B_SVC_OFF], &c.b[B_SVC_DATA], c.svc, c.svc_len) < 0:
+        return -1
+    if put_str(c, &c.b[B_SCOPE_NAME_OFF], &c.b[B_SCOPE_NAME_DATA],
+               c.scope_name, c.scope_name_len) < 0:
+        return -1
+    if put_str(c, &c.b[B_SCOPE_VER_OFF], &c.b[B_SCOPE_VER_DATA],
+               c.scope_ver, c.scope_ver_len) < 0:
+        return -1
+    if copy_resource_attrs(c) < 0:
+        return -1
+    for i in range(N_TYPES):
+        mb = &c.b[B_SPAN_MAP + i * MAP_STRIDE]
+        if put_off(c, &mb[F_ROW_OFF], n_offs(&mb[F_KEY_OFF])) < 0:
+            return -1
+    if put_u32(c, &c.b[B_DROPPED_ATTRS], dropped_attrs) < 0:
+        return -1
+    if put_u32(c, &c.b[B_DROPPED_EVENTS], dropped_events) < 0:
+        return -1
+    if put_u32(c, &c.b[B_DROPPED_LINKS], dropped_links) < 0:
+        return -1
+    if put_off(c, &c.b[B_EV_LIST_OFF], c.b[B_EV_TIME].len // 8) < 0:
+        return -1
+    if put_off(c, &c.b[B_LK_LIST_OFF], c.b[B_LK_FLAGS].len // 4) < 0:
+        return -1
+    c.n_rows += 1
+    return 0
+
+
+cdef int parse_scope(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """InstrumentationScope (level 3); its attributes are checked but not stored."""
+    cdef uint32_t tag = 0
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # name
+            if rd_str(c, &p, end, &c.scope_name, &c.scope_name_len) < 0:
+                return -1
+        elif tag == 0x12:                     # version
+            if rd_str(c, &p, end, &c.scope_ver, &c.scope_ver_len) < 0:
+                return -1
+        elif tag == 0x1A:                     # attributes
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if check_keyvalue(c, s, s + n, 4) < 0:
+                return -1
+        elif skip_field(c, &p, end, tag, 3) < 0:
+            return -1
+    return 0
+
+
+cdef int parse_scope_spans(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """ScopeSpans (level 2): the scope first, wherever it is, then the spans."""
+    cdef uint32_t tag = 0
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    cdef cptr q = p
+    c.scope_name = NULL
+    c.scope_name_len = 0
+    c.scope_ver = NULL
+    c.scope_ver_len = 0
+    while q < end:
+        if rd_tag(c, &q, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # scope (occurrences merge)
+            if rd_len(c, &q, end, &s, &n) < 0:
+                return -1
+            if parse_scope(c, s, s + n) < 0:
+                return -1
+        elif tag == 0x1A:                     # schema_url
+            if rd_str(c, &q, end, &s, &n) < 0:
+                return -1
+        elif skip_field(c, &q, end, tag, 2) < 0:
+            return -1
+    # second pass: the structure was checked by the first one
+    q = p
+    while q < end:
+        rd_tag(c, &q, end, &tag)
+        if tag == 0x12:                       # spans
+            rd_len(c, &q, end, &s, &n)
+            if parse_span(c, s, s + n) < 0:
+                return -1
+        else:
+            skip_field(c, &q, end, tag, 2)
+    return 0
+
+
+cdef int parse_entity_ref(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """EntityRef (level 3): checked, not stored."""
+    cdef uint32_t tag = 0
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A or tag == 0x12 or tag == 0x1A or tag == 0x22:
+            if rd_str(c, &p, end, &s, &n) < 0:
+                return -1
+        elif skip_field(c, &p, end, tag, 3) < 0:
+            return -1
+    return 0
+
+
+cdef void reset_template(Ctx* c) noexcept nogil:
+    cdef int t
+    cdef int i
+    cdef int32_t zero = 0
+    for t in range(N_TYPES):
+        for i in range(MAP_STRIDE):
+            c.b[B_TMPL_MAP + t * MAP_STRIDE + i].len = 0
+        # offsets buffers start with a 0 (capacity reserved at init, so this cannot fail)
+        buf_put(c, &c.b[B_TMPL_MAP + t * MAP_STRIDE + F_KEY_OFF], &zero, 4)
+        if t == T_STR or t == T_RAW:
+            buf_put(c, &c.b[B_TMPL_MAP + t * MAP_STRIDE + F_VAL], &zero, 4)
+
+
+cdef int parse_resource(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """Resource (level 2): attributes go to the template copied onto each span."""
+    cdef uint32_t tag = 0
+    cdef uint64_t v
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # attributes
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if add_keyvalue(c, s, s + n, B_TMPL_MAP, 3, True) < 0:
+                return -1
+        elif tag == 0x10:                     # dropped_attributes_count: not stored
+            if rd_varint(c, &p, end, &v) < 0:
+                return -1
+        elif tag == 0x1A:                     # entity_refs
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if parse_entity_ref(c, s, s + n) < 0:
+                return -1
+        elif skip_field(c, &p, end, tag, 2) < 0:
+            return -1
+    return 0
+
+
+cdef int parse_resource_spans(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """ResourceSpans (level 1): the resource first, wherever it is, then the scopes."""
+    cdef uint32_t tag = 0
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    cdef cptr q = p
+    reset_template(c)
+    c.svc = NULL
+    c.svc_len = 0
+    c.have_svc = False
+    while q < end:
+        if rd_tag(c, &q, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # resource (occurrences merge)
+            if rd_len(c, &q, end, &s, &n) < 0:
+                return -1
+            if parse_resource(c, s, s + n) < 0:
+                return -1
+        elif tag == 0x1A:                     # schema_url
+            if rd_str(c, &q, end, &s, &n) < 0:
+                return -1
+        elif skip_field(c, &q, end, tag, 1) < 0:
+            return -1
+    q = p
+    while q < end:
+        rd_tag(c, &q, end, &tag)
+        if tag == 0x12:                       # scope_spans
+            rd_len(c, &q, end, &s, &n)
+            if parse_scope_spans(c, s, s + n) < 0:
+                return -1
+        else:
+            skip_field(c, &q, end, tag, 1)
+    return 0
+
+
+cdef int parse_request(Ctx* c, cptr p, cptr end) noexcept nogil:
+    """ExportTraceServiceRequest (level 0)."""
+    cdef uint32_t tag = 0
+    cdef cptr s = NULL
+    cdef size_t n = 0
+    while p < end:
+        if rd_tag(c, &p, end, &tag) < 0:
+            return -1
+        if tag == 0x0A:                       # resource_spans
+            if rd_len(c, &p, end, &s, &n) < 0:
+                return -1
+            if parse_resource_spans(c, s, s + n) < 0:
+                return -1
+        elif skip_field(c, &p, end, tag, 0) < 0:
+            return -1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# Python side: hand the buffers to Arrow
+# ---------------------------------------------------------------------------------------
+
+cdef unsigned char EMPTY[1]
+
+# the offsets buffers (they start with one 0)
+cdef int OFFSET_BUFS[20]
+OFFSET_BUFS[:] = [
+    B_EV_NAME_OFF, B_EV_ATTRS_OFF, B_LK_TS_OFF, B_LK_ATTRS_OFF, B_TS_OFF, B_NAME_OFF,
+    B_STATUS_MSG_OFF, B_SVC_OFF, B_SCOPE_NAME_OFF, B_SCOPE_VER_OFF, B_EV_LIST_OFF,
+    B_LK_LIST_OFF, -1, -1, -1, -1, -1, -1, -1, -1,
+]
+
+_STRING = pa.string()
+_BINARY = pa.binary()
+_BOOL = pa.bool_()
+_INT8 = pa.int8()
+_INT64 = pa.int64()
+_UINT32 = pa.uint32()
+_TRACE_ID = pa.binary(16)
+_SPAN_ID = pa.binary(8)
+_MAP_TYPES = tuple(SPAN_SCHEMA.field(f"span_attrs_{t}").type
+                   for t in ("str", "int", "float", "bool", "raw"))
+_ENTRY_TYPES = tuple(pa.struct([t.key_field, t.item_field]) for t in _MAP_TYPES)
+_EVENTS_TYPE = SPAN_SCHEMA.field("events").type
+_EVENT_TYPE = _EVENTS_TYPE.value_type
+_LINKS_TYPE = SPAN_SCHEMA.field("links").type
+_LINK_TYPE = _LINKS_TYPE.value_type
+
+# The column order built by _Decoder.build (checked against SPAN_SCHEMA at import).
+_COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "flags",
+    "start_unix_nano", "duration_nano", "status_code", "status_message", "service_name",
+    "scope_name", "scope_version",
+    *(f"{p}_attrs_{t}" for p in ("resource", "span") for t in ("str", "int", "float", "bool", "raw")),
+    "dropped_attributes_count", "events", "dropped_events_count", "links", "dropped_links_count",
+)
+if tuple(SPAN_SCHEMA.names) != _COLUMNS or any(
+    SPAN_SCHEMA.field(f"{p}_attrs_{t}").type != _MAP_TYPES[i]
+    for p in ("resource", "span") for i, t in enumerate(("str", "int", "float", "bool", "raw"))
+):
+    raise ImportError("SPAN_SCHEMA changed: update threadline.model._otlp_columns")
+
+REASONS = ("invalid_trace_id", "invalid_span_id", "invalid_parent_span_id", "end_before_start")
+
+
+cdef class _OwnedBuffer:
+    """A malloc'ed buffer exposed through the buffer protocol; freed with the object."""
+
+    cdef unsigned char* data
+    cdef Py_ssize_t size
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        PyBuffer_FillInfo(view, self, <void*>(self.data if self.data != NULL else EMPTY),
+                          self.size, 1, flags)
+
+    def __releasebuffer__(self, Py_buffer* view):
+        pass
+
+    def __dealloc__(self):
+        free(self.data)
+
+
+cdef class _Decoder:
+    cdef Ctx* c
+
+    def __cinit__(self):
+        cdef int i
+        cdef int t
+        cdef int m
+        self.c = <Ctx*>calloc(1, sizeof(Ctx))
+        if self.c == NULL:
+            raise MemoryError()
+        self.c.first_reason = -1
+        for i in range(20):
+            if OFFSET_BUFS[i] >= 0:
+                self._zero_offset(OFFSET_BUFS[i])
+        for m in (B_SPAN_MAP, B_RES_MAP, B_TMPL_MAP):
+            for t in range(N_TYPES):
+                self._zero_offset(m + t * MAP_STRIDE + F_ROW_OFF)
+                self._zero_offset(m + t * MAP_STRIDE + F_KEY_OFF)
+                if t == T_STR or t == T_RAW:
+                    self._zero_offset(m + t * MAP_STRIDE + F_VAL)
+
+    cdef _zero_offset(self, int i):
+        cdef int32_t zero = 0
+        if buf_put(self.c, &self.c.b[i], &zero, 4) < 0:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef int i
+        if self.c != NULL:
+            for i in range(N_BUFS):
+                free(self.c.b[i].data)
+            free(self.c)
+
+    cdef object take(self, int i):
+        """Move buffer ``i`` into a pyarrow Buffer without copying."""
+        cdef _OwnedBuffer o = _OwnedBuffer.__new__(_OwnedBuffer)
+        cdef Buf* b = &self.c.b[i]
+        o.data = b.data
+        o.size = <Py_ssize_t>b.len
+        b.data = NULL
+        b.len = 0
+        b.cap = 0
+        return pa.py_buffer(o)
+
+    cdef object take_bitmap(self, int i):
+        """Pack buffer ``i`` (one 0/1 byte per value) into an Arrow validity/bool bitmap."""
+        cdef Buf* b = &self.c.b[i]
+        cdef size_t n = b.len
+        cdef size_t j
+        cdef _OwnedBuffer o = _OwnedBuffer.__new__(_OwnedBuffer)
+        cdef unsigned char* bits = <unsigned char*>calloc((n + 7) // 8 + 1, 1)
+        if bits == NULL:
+            raise MemoryError()
+        for j in range(n):
+            if b.data[j]:
+                bits[j >> 3] |= <unsigned char>(1 << (j & 7))
+        o.data = bits
+        o.size = <Py_ssize_t>((n + 7) // 8)
+        return pa.py_buffer(o)
+
+    cdef object strings(self, int off, int data, object typ):
+        cdef Py_ssize_t n = n_offs(&self.c.b[off])
+        return pa.Array.from_buffers(typ, n, [None, self.take(off), self.take(data)])
+
+    cdef object fixed(self, int i, object typ, Py_ssize_t n):
+        return pa.Array.from_buffers(typ, n, [None, self.take(i)])
+
+    cdef object map_column(self, int mb, Py_ssize_t n_rows, object typ, object entries_type):
+        cdef Py_ssize_t ne = n_offs(&self.c.b[mb + F_KEY_OFF])
+        cdef object keys = self.strings(mb + F_KEY_OFF, mb + F_KEY_DATA, _STRING)
+        cdef object item_type = typ.item_type
+        cdef object values
+        if item_type == _STRING or item_type == _BINARY:
+            values = self.strings(mb + F_VAL, mb + F_VAL_DATA, item_type)
+        elif item_type == _BOOL:
+            values = pa.Array.from_buffers(item_type, ne, [None, self.take_bitmap(mb + F_VAL)])
+        else:
+            values = self.fixed(mb + F_VAL, item_type, ne)
+        entries = pa.Array.from_buffers(entries_type, ne, [None], children=[keys, values])
+        return pa.Array.from_buffers(typ, n_rows, [None, self.take(mb + F_ROW_OFF)],
+                                     children=[entries])
+
+    cdef object build(self):
+        cdef Ctx* c = self.c
+        cdef Py_ssize_t n = c.n_rows
+        cdef Py_ssize_t ne = c.b[B_EV_TIME].len // 8
+        cdef Py_ssize_t nl = c.b[B_LK_FLAGS].len // 4
+        cdef int t
+        validity = self.take_bitmap(B_PARENT_VALID) if c.n_null_parent else None
+        cols = [
+            self.fixed(B_TRACE_ID, _TRACE_ID, n),
+            self.fixed(B_SPAN_ID, _SPAN_ID, n),
+            pa.Array.from_buffers(
+                _SPAN_ID, n, [validity, self.take(B_PARENT)], null_count=c.n_null_parent
+            ),
+            self.strings(B_TS_OFF, B_TS_DATA, _STRING),
+            self.strings(B_NAME_OFF, B_NAME_DATA, _STRING),
+            self.fixed(B_KIND, _INT8, n),
+            self.fixed(B_FLAGS, _UINT32, n),
+            self.fixed(B_START, _INT64, n),
+            self.fixed(B_DUR, _INT64, n),
+            self.fixed(B_STATUS_CODE, _INT8, n),
+            self.strings(B_STATUS_MSG_OFF, B_STATUS_MSG_DATA, _STRING),
+            self.strings(B_SVC_OFF, B_SVC_DATA, _STRING),
+            self.strings(B_SCOPE_NAME_OFF, B_SCOPE_NAME_DATA, _STRING),
+            self.strings(B_SCOPE_VER_OFF, B_SCOPE_VER_DATA, _STRING),
+        ]
+        for mb in (B_RES_MAP, B_SPAN_MAP):
+            for t in range(N_TYPES):
+                cols.append(self.map_column(mb + t * MAP_STRIDE, n, _MAP_TYPES[t],
+                                            _ENTRY_TYPES[t]))
+        cols.append(self.fixed(B_DROPPED_ATTRS, _UINT32, n))
+        events = pa.Array.from_buffers(_EVENT_TYPE, ne, [None], children=[
+            self.fixed(B_EV_TIME, _INT64, ne),
+            self.strings(B_EV_NAME_OFF, B_EV_NAME_DATA, _STRING),
+            self.strings(B_EV_ATTRS_OFF, B_EV_ATTRS_DATA, _BINARY),
+            self.fixed(B_EV_DROPPED, _UINT32, ne),
+        ])
+        cols.append(pa.Array.from_buffers(
+            _EVENTS_TYPE, n, [None, self.take(B_EV_LIST_OFF)], children=[events]
+        ))
+        cols.append(self.fixed(B_DROPPED_EVENTS, _UINT32, n))
+        links = pa.Array.from_buffers(_LINK_TYPE, nl, [None], children=[
+            self.fixed(B_LK_TID, _TRACE_ID, nl),
+            self.fixed(B_LK_SID, _SPAN_ID, nl),
+            self.strings(B_LK_TS_OFF, B_LK_TS_DATA, _STRING),
+            self.strings(B_LK_ATTRS_OFF, B_LK_ATTRS_DATA, _BINARY),
+            self.fixed(B_LK_DROPPED, _UINT32, nl),
+            self.fixed(B_LK_FLAGS, _UINT32, nl),
+        ])
+        cols.append(pa.Array.from_buffers(
+            _LINKS_TYPE, n, [None, self.take(B_LK_LIST_OFF)], children=[links]
+        ))
+        cols.append(self.fixed(B_DROPPED_LINKS, _UINT32, n))
+        return pa.RecordBatch.from_arrays(cols, schema=SPAN_SCHEMA)
+
+    cdef object first_error(self):
+        cdef Ctx* c = self.c
+        if c.first_reason < 0:
+            return None
+        name = (<const char*>c.first_name)[:c.first_name_len].decode("utf-8", "replace") \
+            if c.first_name_len else ""
+        r = c.first_reason
+        if r == R_TRACE_ID:
+            what = ("trace id must not be all zeros" if c.first_detail
+                    else f"trace id must be 16 bytes, got {c.first_a}")
+        elif r == R_SPAN_ID:
+            what = ("span id must not be all zeros" if c.first_detail
+                    else f"span id must be 8 bytes, got {c.first_a}")
+        elif r == R_PARENT_ID:
+            what = f"parent span id must be 8 bytes or empty, got {c.first_a}"
+        else:
+            what = f"end time {c.first_b} is before start time {c.first_a}"
+        return f"span {name!r}: {what}"
+
+
+def decode(data):
+    """Decode a serialized ExportTraceServiceRequest.
+
+    Returns ``(batch, rejected, first_error)``: a SPAN_SCHEMA record batch of the accepted
+    spans, a dict of reason -> number of rejected spans (reasons with no rejection left
+    out) and the message of the first rejected span (or None). Raises ValueError on
+    malformed input, MemoryError when out of memory.
+    """
+    cdef const unsigned char[::1] view = data
+    cdef _Decoder dec = _Decoder()
+    cdef Ctx* c = dec.c
+    cdef size_t n = view.shape[0]
+    cdef cptr p = &view[0] if n else EMPTY
+    cdef int rc
+    cdef int i
+    c.base = p
+    with nogil:
+        rc = parse_request(c, p, p + n)
+    if rc < 0:
+        if c.oom:
+            raise MemoryError("out of memory while decoding OTLP spans")
+        msg = c.err.decode("ascii")
+        if c.err_tag:
+            msg += f" (field {c.err_tag >> 3}, wire type {c.err_tag & 7})"
+        raise ValueError(f"invalid OTLP protobuf: {msg} at byte offset {c.err_off}")
+    rejected = {REASONS[i]: c.rejected[i] for i in range(N_REASONS) if c.rejected[i]}
+    return dec.build(), rejected, dec.first_error()

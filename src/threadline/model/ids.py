@@ -1,0 +1,36 @@
+"""Trace and span id helpers: parsing the hex forms people and APIs use."""
+
+from __future__ import annotations
+
+import string
+
+_HEX = frozenset(string.hexdigits)
+
+
+def parse_trace_id(text: str) -> bytes:
+    """A 16-byte trace id from hex as Tempo reads it: up to 32 hex chars, left-padded with 0.
+
+    Raises ValueError naming the problem.
+    """
+    if not text:
+        raise ValueError("trace id is empty")
+    for i, ch in enumerate(text):
+        if ch not in _HEX:
+            raise ValueError(
+                "trace IDs can only contain hex characters: "
+                f"invalid character {ch!r} at position {i}"
+            )
+    if len(text) > 32:
+        raise ValueError(f"trace IDs can't be larger than 128 bits: got {len(text)} hex characters")
+    return bytes.fromhex(text.rjust(32, "0"))
+
+
+def hex_id_to_bytes(text: str, field: str) -> bytes:
+    """Bytes of an OTLP/JSON hex id (``traceId``, ``spanId`` ...).
+
+    Raises ValueError naming ``field``.
+    """
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{field} {text!r} is not a hex string") from None

@@ -1,0 +1,77 @@
+"""OTLP trace ingest decoding: serialized ``ExportTraceServiceRequest`` -> span rows.
+
+This module owns the typed entry point of the ingest hot path. The work is done by the
+compiled kernel ``threadline.model._otlp_columns`` (a protobuf wire-format reader that fills
+Arrow buffers directly); this wrapper only normalizes the input and packages the result.
+
+Output: a ``pyarrow.RecordBatch`` with exactly ``threadline.model.schema.SPAN_SCHEMA``, one row
+per accepted span in request order, resource and scope fields copied onto every span.
+Mapping rules beyond what the schema says:
+
+* Attribute values go to the map column of their type (string/int/double/bool); array,
+  key-value list and bytes values, values with no type set and profile-only
+  ``string_value_strindex`` values go to ``*_attrs_raw`` as the serialized ``AnyValue``
+  exactly as received. Order is kept and repeated keys are all kept.
+* ``service_name`` is the first string-valued ``service.name`` resource attribute, else "".
+* ``parent_span_id`` is null when absent, empty or all zeros.
+* Event/link ``attrs`` hold the event's/link's ``attributes`` fields as received (length
+  prefix and payload), each re-tagged as field 1, so they parse as the attributes of e.g.
+  ``opentelemetry.proto.resource.v1.Resource``.
+* A link trace id that is not 16 bytes (span id not 8 bytes) is stored as 16 (8) zero bytes.
+* ``kind`` and ``status_code`` keep the low 8 bits of the enum value; the uint64 timestamps
+  are stored as int64 (``duration_nano`` = end - start).
+* Scope attributes, resource/scope ``dropped_attributes_count``, entity refs and schema URLs
+  are validated but not stored.
+
+Spans are rejected (left out, counted per reason) for: ``invalid_trace_id`` (not 16 bytes, or
+all zeros), ``invalid_span_id`` (not 8 bytes, or all zeros), ``invalid_parent_span_id``
+(non-empty and not 8 bytes), ``end_before_start``. Malformed protobuf anywhere in the request
+(also inside rejected spans or raw values) raises ``ValueError``: the decoder accepts exactly
+what the protobuf library accepts, except that it reports nesting deeper than 100 levels the
+same way but counts levels identically only for the OTLP message types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from threadline.model import _otlp_columns
+
+REJECT_REASONS: tuple[str, ...] = (
+    "invalid_trace_id",
+    "invalid_span_id",
+    "invalid_parent_span_id",
+    "end_before_start",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedSpans:
+    """Result of decoding one export request."""
+
+    batch: pa.RecordBatch
+    """Accepted spans, ``SPAN_SCHEMA``."""
+    rejected: dict[str, int]
+    """Rejection reason -> number of spans rejected for it (only reasons that occurred)."""
+    first_error: str | None
+    """Message describing the first rejected span, None when nothing was rejected."""
+
+    @property
+    def rejected_count(self) -> int:
+        return sum(self.rejected.values())
+
+
+def decode_export_request(data: bytes | bytearray | memoryview) -> DecodedSpans:
+    """Decode a serialized OTLP ``ExportTraceServiceRequest`` into span rows.
+
+    Raises ``ValueError("invalid OTLP protobuf: ...")`` when ``data`` is not a valid message.
+    The GIL is released while the bytes are parsed.
+    """
+    if isinstance(data, memoryview) and (
+        data.format != "B" or data.ndim != 1 or not data.c_contiguous
+    ):
+        data = data.cast("B") if data.c_contiguous else data.tobytes()
+    batch, rejected, first_error = _otlp_columns.decode(data)
+    return DecodedSpans(batch=batch, rejected=rejected, first_error=first_error)

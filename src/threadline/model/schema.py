@@ -1,0 +1,87 @@
+"""The span row: the Arrow schema every component agrees on (one row per span).
+
+Receivers produce record batches of this schema, the WAL stores them, blocks hold them as
+Parquet and the querier reads them back. Attributes stay typed: each scope has one map column
+per value type, so TraceQL can compare by type; values with no column type of their own
+(arrays, key-value lists, bytes) are kept as the serialized OTLP ``AnyValue`` in ``*_attrs_raw``.
+Event and link attributes are kept as the serialized repeated OTLP ``KeyValue`` fields.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+FORMAT_VERSION = "tl1"
+
+
+def _typed_attr_fields(prefix: str) -> list[pa.Field]:
+    return [
+        pa.field(f"{prefix}_attrs_str", pa.map_(pa.string(), pa.string()), nullable=False),
+        pa.field(f"{prefix}_attrs_int", pa.map_(pa.string(), pa.int64()), nullable=False),
+        pa.field(f"{prefix}_attrs_float", pa.map_(pa.string(), pa.float64()), nullable=False),
+        pa.field(f"{prefix}_attrs_bool", pa.map_(pa.string(), pa.bool_()), nullable=False),
+        pa.field(f"{prefix}_attrs_raw", pa.map_(pa.string(), pa.binary()), nullable=False),
+    ]
+
+
+EVENT_TYPE = pa.struct(
+    [
+        pa.field("time_unix_nano", pa.int64(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("attrs", pa.binary(), nullable=False),
+        pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
+    ]
+)
+
+LINK_TYPE = pa.struct(
+    [
+        pa.field("trace_id", pa.binary(16), nullable=False),
+        pa.field("span_id", pa.binary(8), nullable=False),
+        pa.field("trace_state", pa.string(), nullable=False),
+        pa.field("attrs", pa.binary(), nullable=False),
+        pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
+        pa.field("flags", pa.uint32(), nullable=False),
+    ]
+)
+
+SPAN_SCHEMA = pa.schema(
+    [
+        pa.field("trace_id", pa.binary(16), nullable=False),
+        pa.field("span_id", pa.binary(8), nullable=False),
+        # null for a root span (absent or empty parent id in OTLP)
+        pa.field("parent_span_id", pa.binary(8), nullable=True),
+        pa.field("trace_state", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("kind", pa.int8(), nullable=False),
+        pa.field("flags", pa.uint32(), nullable=False),
+        pa.field("start_unix_nano", pa.int64(), nullable=False),
+        pa.field("duration_nano", pa.int64(), nullable=False),
+        pa.field("status_code", pa.int8(), nullable=False),
+        pa.field("status_message", pa.string(), nullable=False),
+        # resource attribute service.name, "" when absent (it also stays in resource_attrs_str)
+        pa.field("service_name", pa.string(), nullable=False),
+        pa.field("scope_name", pa.string(), nullable=False),
+        pa.field("scope_version", pa.string(), nullable=False),
+        *_typed_attr_fields("resource"),
+        *_typed_attr_fields("span"),
+        pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
+        pa.field("events", pa.list_(pa.field("item", EVENT_TYPE, nullable=False)), nullable=False),
+        pa.field("dropped_events_count", pa.uint32(), nullable=False),
+        pa.field("links", pa.list_(pa.field("item", LINK_TYPE, nullable=False)), nullable=False),
+        pa.field("dropped_links_count", pa.uint32(), nullable=False),
+    ]
+)
+
+ATTR_SCOPES = ("resource", "span")
+ATTR_TYPES = ("str", "int", "float", "bool", "raw")
+
+# OTLP enums as stored in `kind` and `status_code`
+SPAN_KIND_NAMES = {
+    0: "SPAN_KIND_UNSPECIFIED",
+    1: "SPAN_KIND_INTERNAL",
+    2: "SPAN_KIND_SERVER",
+    3: "SPAN_KIND_CLIENT",
+    4: "SPAN_KIND_PRODUCER",
+    5: "SPAN_KIND_CONSUMER",
+}
+STATUS_CODE_NAMES = {0: "STATUS_CODE_UNSET", 1: "STATUS_CODE_OK", 2: "STATUS_CODE_ERROR"}

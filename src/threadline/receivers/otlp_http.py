@@ -1,0 +1,106 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces`` with ``application/x-protobuf`` or ``application/json``.
+
+Answers in the request's encoding, as the OTLP/HTTP spec asks: an ``ExportTraceServiceResponse``
+on success (with ``partial_success`` when spans were rejected), a ``google.rpc.Status`` on error.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from threadline.distributor.distributor import Distributor, InvalidInput
+from threadline.model.otlp_json import otlp_json_to_protobuf
+from threadline.receivers.http_body import BodyError, read_body
+from threadline.tenancy import HEADER, TenantError, resolve_tenant
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+# google.rpc.Code values used in error bodies
+_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _status_body(content_type: str, status: int, message: str) -> bytes:
+    """A serialized ``google.rpc.Status{code=1, message=2}`` in the request's encoding."""
+    code = _CODES.get(status, 2)
+    if content_type == JSON:
+        return orjson.dumps({"code": code, "message": message})
+    msg = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(msg)) + msg
+
+
+class OTLPHttpReceiver:
+    def __init__(
+        self, distributor: Distributor, multitenancy_enabled: bool, max_request_bytes: int
+    ) -> None:
+        self.distributor = distributor
+        self.multitenancy_enabled = multitenancy_enabled
+        self.max_request_bytes = max_request_bytes
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/traces", self.export)]
+
+    def _error(self, content_type: str, status: int, message: str, reason: str) -> web.Response:
+        self.distributor.refuse(self.protocol(content_type), reason)
+        return web.Response(
+            status=status,
+            body=_status_body(content_type, status, message),
+            content_type=content_type if content_type in (PROTOBUF, JSON) else "text/plain",
+        )
+
+    @staticmethod
+    def protocol(content_type: str) -> str:
+        return "otlp_http_json" if content_type == JSON else "otlp_http_protobuf"
+
+    async def export(self, request: web.Request) -> web.Response:
+        content_type = request.content_type
+        if content_type not in (PROTOBUF, JSON):
+            return self._error(
+                JSON,
+                415,
+                f"unsupported Content-Type {content_type!r}: use {PROTOBUF} or {JSON}",
+                "bad_content_type",
+            )
+        try:
+            tenant = resolve_tenant(request.headers.get(HEADER), self.multitenancy_enabled)
+        except TenantError as e:
+            return self._error(content_type, e.status, e.message, "invalid_tenant")
+        try:
+            body = await read_body(request, self.max_request_bytes)
+        except BodyError as e:
+            return self._error(content_type, e.status, e.message, e.reason)
+        if content_type == JSON:
+            try:
+                body = otlp_json_to_protobuf(body)
+            except ValueError as e:
+                return self._error(content_type, 400, str(e), "invalid_json")
+        try:
+            result = await self.distributor.push_otlp(tenant, body, self.protocol(content_type))
+        except InvalidInput as e:
+            # the distributor has counted it already
+            return web.Response(
+                status=400, body=_status_body(content_type, 400, str(e)), content_type=content_type
+            )
+        response = ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_spans = result.rejected
+            response.partial_success.error_message = result.message
+        if content_type == JSON:
+            payload = orjson.dumps(json_format.MessageToDict(response))
+        else:
+            payload = response.SerializeToString()
+        return web.Response(body=payload, content_type=content_type)

@@ -1,0 +1,137 @@
+"""Writing a block: span rows sorted by trace id into Parquet, plus bloom filter and meta.
+
+The block is assembled in a temporary directory, every file fsynced, then renamed into place;
+``meta.json`` inside the renamed directory is what makes it a block.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from threadline.config import BlockConfig
+from threadline.ingester.wal import fsync_dir
+from threadline.model.schema import FORMAT_VERSION, SPAN_SCHEMA
+from threadline.storage.bloom import BloomFilter, trace_id_words
+from threadline.storage.meta import BlockMeta, RowGroupRange, rfc3339
+
+DATA_FILE = "data.parquet"
+BLOOM_FILE = "bloom"
+META_FILE = "meta.json"
+TMP_PREFIX = ".tmp-"
+
+# integer columns that grow slowly inside a trace: delta encoding beats dictionaries there
+_DELTA_COLUMNS = ("start_unix_nano", "duration_nano")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sort_spans(table: pa.Table) -> pa.Table:
+    return table.sort_by([("trace_id", "ascending"), ("start_unix_nano", "ascending")])
+
+
+def _distinct_sorted(words: np.ndarray) -> int:
+    if len(words) == 0:
+        return 0
+    changed = np.any(words[1:] != words[:-1], axis=1)
+    return int(changed.sum()) + 1
+
+
+def write_block(
+    blocks_dir: Path,
+    tenant: str,
+    table: pa.Table,
+    cfg: BlockConfig,
+    *,
+    wal_through: int = -1,
+    compaction_level: int = 0,
+) -> BlockMeta:
+    """Write ``table`` (span rows of one tenant, any order) as a new block; returns its meta."""
+    table = sort_spans(table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)).combine_chunks()
+    n = table.num_rows
+    if n == 0:
+        raise ValueError("refusing to write an empty block")
+    tenant_dir = blocks_dir / tenant
+    tenant_dir.mkdir(parents=True, exist_ok=True)
+    block_id = str(uuid.uuid4())
+    tmp = tenant_dir / f"{TMP_PREFIX}{block_id}"
+    tmp.mkdir()
+    try:
+        ids = table.column("trace_id")
+        words = trace_id_words(ids)
+        data_path = tmp / DATA_FILE
+        pq.write_table(
+            table,
+            data_path,
+            row_group_size=cfg.row_group_spans,
+            compression="zstd",
+            compression_level=cfg.zstd_level,
+            use_dictionary=[c for c in SPAN_SCHEMA.names if c not in _DELTA_COLUMNS],
+            column_encoding=dict.fromkeys(_DELTA_COLUMNS, "DELTA_BINARY_PACKED"),
+            write_statistics=["trace_id", "start_unix_nano"],
+        )
+        _fsync_file(data_path)
+        pf = pq.ParquetFile(data_path)
+        footer_size = pf.metadata.serialized_size
+        row_groups = []
+        offset = 0
+        for i in range(pf.metadata.num_row_groups):
+            rows = pf.metadata.row_group(i).num_rows
+            row_groups.append(
+                RowGroupRange(
+                    minTraceID=ids[offset].as_py().hex(),
+                    maxTraceID=ids[offset + rows - 1].as_py().hex(),
+                    rows=rows,
+                )
+            )
+            offset += rows
+        traces = _distinct_sorted(words)
+        bloom = BloomFilter.for_count(traces, cfg.bloom_false_positive)
+        bloom.add(ids)
+        (tmp / BLOOM_FILE).write_bytes(bloom.to_bytes())
+        _fsync_file(tmp / BLOOM_FILE)
+        starts = table.column("start_unix_nano")
+        ends = pc.add(starts, table.column("duration_nano"))
+        start_ns = pc.min(starts).as_py()
+        end_ns = pc.max(ends).as_py()
+        meta = BlockMeta(
+            format=FORMAT_VERSION,
+            blockID=block_id,
+            tenantID=tenant,
+            startTime=rfc3339(start_ns),
+            endTime=rfc3339(end_ns),
+            startUnixNano=start_ns,
+            endUnixNano=end_ns,
+            totalObjects=traces,
+            totalSpans=n,
+            size=data_path.stat().st_size,
+            compactionLevel=compaction_level,
+            totalRecords=len(row_groups),
+            footerSize=footer_size,
+            bloomBits=bloom.bits,
+            bloomHashes=bloom.hashes,
+            rowGroups=row_groups,
+            walThrough=wal_through,
+        )
+        (tmp / META_FILE).write_bytes(meta.to_json())
+        _fsync_file(tmp / META_FILE)
+        fsync_dir(tmp)
+        os.rename(tmp, tenant_dir / block_id)
+        fsync_dir(tenant_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta

@@ -1,0 +1,57 @@
+"""Block meta: what a block holds (``meta.json``), read with the block list and kept in memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def rfc3339(unix_nano: int) -> str:
+    return (
+        dt.datetime.fromtimestamp(unix_nano / 1e9, tz=dt.UTC)
+        .replace(microsecond=0)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+
+
+class RowGroupRange(BaseModel):
+    """Trace-id range (hex) and row count of one Parquet row group; rows are sorted by trace id."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    min_trace_id: str = Field(alias="minTraceID")
+    max_trace_id: str = Field(alias="maxTraceID")
+    rows: int
+
+
+class BlockMeta(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    format: str
+    block_id: str = Field(alias="blockID")
+    tenant_id: str = Field(alias="tenantID")
+    start_time: str = Field(alias="startTime")
+    end_time: str = Field(alias="endTime")
+    start_unix_nano: int = Field(alias="startUnixNano")
+    end_unix_nano: int = Field(alias="endUnixNano")
+    total_objects: int = Field(alias="totalObjects")  # traces, as Tempo counts them
+    total_spans: int = Field(alias="totalSpans")
+    size: int  # bytes of data.parquet
+    compaction_level: int = Field(0, alias="compactionLevel")
+    total_records: int = Field(alias="totalRecords")  # row groups
+    footer_size: int = Field(alias="footerSize")
+    bloom_bits: int = Field(alias="bloomBits")
+    bloom_hashes: int = Field(alias="bloomHashes")
+    row_groups: list[RowGroupRange] = Field(alias="rowGroups")
+    # newest WAL segment whose spans of this tenant are all in this block (or were carried over)
+    wal_through: int = Field(-1, alias="walThrough")
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(by_alias=True), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> BlockMeta:
+        data: dict[str, Any] = orjson.loads(raw)
+        return cls.model_validate(data)

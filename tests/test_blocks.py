@@ -1,0 +1,70 @@
+"""Blocks: Parquet sorted by trace id, bloom filter, row-group index, atomic visibility."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from otlp_requests import trace_request
+from threadline.config import BlockConfig
+from threadline.model.otlp_decode import decode_export_request
+from threadline.model.schema import SPAN_SCHEMA
+from threadline.storage.block_reader import Block
+from threadline.storage.block_writer import write_block
+from threadline.storage.blocklist import Blocklist
+from threadline.storage.bloom import BloomFilter, probe_hashes
+
+
+def spans(n_traces: int) -> tuple[pa.Table, list[bytes]]:
+    tables, ids = [], []
+    for n in range(n_traces):
+        body, trace = trace_request(n)
+        tables.append(pa.Table.from_batches([decode_export_request(body).batch]))
+        ids.append(bytes.fromhex(trace))
+    return pa.concat_tables(tables), ids
+
+
+def test_write_and_find(tmp_path: Path) -> None:
+    table, ids = spans(300)
+    meta = write_block(tmp_path, "t1", table, BlockConfig(row_group_spans=256), wal_through=7)
+    assert meta.total_spans == table.num_rows
+    assert meta.total_objects == 300
+    assert meta.wal_through == 7
+    assert meta.total_records == len(meta.row_groups) > 1
+    block = Block.open(tmp_path / "t1" / meta.block_id)
+    data = pq.read_table(block.path / "data.parquet")
+    assert data.schema.equals(SPAN_SCHEMA)
+    tids = data.column("trace_id").to_pylist()
+    assert tids == sorted(tids)
+    for tid in ids[::17]:
+        rows = block.find_trace(tid, probe_hashes(tid))
+        assert rows is not None and rows.num_rows == 8
+        assert set(rows.column("trace_id").to_pylist()) == {tid}
+    missing = os.urandom(16)
+    assert block.find_trace(missing, probe_hashes(missing)) is None
+
+
+def test_bloom_has_no_false_negatives_and_few_false_positives() -> None:
+    ids = [os.urandom(16) for _ in range(20000)]
+    # Jaeger-style 64-bit ids widened to 128: the high half is all zero
+    ids += [bytes(8) + os.urandom(8) for _ in range(20000)]
+    bloom = BloomFilter.for_count(len(ids), 0.01)
+    bloom.add(pa.array(ids, pa.binary(16)))
+    assert all(bloom.may_contain(probe_hashes(i)) for i in ids)
+    false = sum(bloom.may_contain(probe_hashes(os.urandom(16))) for _ in range(20000))
+    assert false < 20000 * 0.03
+
+
+def test_unfinished_block_is_invisible_and_removed(tmp_path: Path) -> None:
+    table, _ = spans(5)
+    meta = write_block(tmp_path, "t1", table, BlockConfig())
+    leftover = tmp_path / "t1" / ".tmp-crashed"
+    leftover.mkdir()
+    (leftover / "data.parquet").write_bytes(b"half a file")
+    blocklist = Blocklist(tmp_path)
+    blocklist.load()
+    assert [b.id for b in blocklist.blocks("t1")] == [meta.block_id]
+    assert not leftover.exists()
