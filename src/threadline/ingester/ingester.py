@@ -42,6 +42,19 @@ class Entry:
     table: pa.Table
     min_seg: int
     arrival: float
+    nbytes: int = field(init=False)
+    _traces: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # buffer sizes, not Table.nbytes: that one de-duplicates buffers and costs a scan
+        self.nbytes = self.table.get_total_buffer_size()
+
+    @property
+    def traces(self) -> int:
+        """Distinct trace ids in this entry (computed once: entries never change)."""
+        if self._traces is None:
+            self._traces = pc.count_distinct(self.table.column("trace_id")).as_py()
+        return self._traces
 
 
 @dataclass(slots=True)
@@ -56,7 +69,7 @@ class TenantState:
 
     @staticmethod
     def nbytes(entries: list[Entry]) -> int:
-        return sum(e.table.nbytes for e in entries)
+        return sum(e.nbytes for e in entries)
 
 
 def _concat(entries: list[Entry]) -> pa.Table:
@@ -160,27 +173,31 @@ class Ingester:
             if not old:
                 return
             recent = [e for e in state.live if e.arrival > idle_cutoff]
-            old_table = _merge(old, old[0].arrival)
-            if recent:
-                active = pc.unique(_concat(recent).column("trace_id"))
-                # traces live past trace_live_period are cut even if still active
-                if old_table.arrival > now - self.icfg.trace_live_period:
-                    still = pc.is_in(old_table.table.column("trace_id"), value_set=active)
-                    stay = old_table.table.filter(still)
-                    go = old_table.table.filter(pc.invert(still))
-                    moved = [Entry(go, old_table.min_seg, old_table.arrival)]
-                    kept = [Entry(stay, old_table.min_seg, old_table.arrival), *recent]
-                else:
-                    moved, kept = [old_table], recent
+            live_cutoff = now - self.icfg.trace_live_period
+            moved, kept = [], list(recent)
+            # traces still getting spans stay live, unless live past trace_live_period
+            young = [e for e in old if e.arrival > live_cutoff]
+            moved.extend(e for e in old if e.arrival <= live_cutoff)
+            active = pc.unique(_concat(recent).column("trace_id")) if recent else None
+            if active is None or not young:
+                moved.extend(young)
             else:
-                moved, kept = [old_table], []
+                mask = pc.is_in(_concat(young).column("trace_id"), value_set=active)
+                offset = 0
+                for e in young:
+                    still = mask.slice(offset, e.table.num_rows)
+                    offset += e.table.num_rows
+                    if not pc.any(still).as_py():
+                        moved.append(e)  # the common case: no copy
+                        continue
+                    moved.append(Entry(e.table.filter(pc.invert(still)), e.min_seg, e.arrival))
+                    kept.append(Entry(e.table.filter(still), e.min_seg, e.arrival))
         state.live = [e for e in kept if e.table.num_rows]
         moved = [e for e in moved if e.table.num_rows]
         if moved:
             if state.head_since is None:
                 state.head_since = now
             state.head.extend(moved)
-            state.head = [_merge(state.head, now)] if len(state.head) > 8 else state.head
 
     def _head_full(self, state: TenantState, now: float) -> bool:
         if not state.head:
@@ -276,10 +293,8 @@ class Ingester:
     def update_gauges(self) -> None:
         for tenant, state in self.tenants.items():
             entries = state.entries()
-            traces = 0
-            if entries:
-                traces = pc.count_distinct(_concat(entries).column("trace_id")).as_py()
-            self.metrics.live_traces.labels(tenant).set(traces)
+            # a trace whose spans arrived in several pushes may be counted once per push
+            self.metrics.live_traces.labels(tenant).set(sum(e.traces for e in entries))
             self.metrics.live_bytes.labels(tenant).set(TenantState.nbytes(entries))
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -19,9 +19,9 @@ against the end of the enclosing message; malformed input sets an error and unwi
 """
 
 from cpython.buffer cimport PyBuffer_FillInfo
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, realloc
+from libc.string cimport memcmp, memcpy
 
 import pyarrow as pa
 
@@ -738,11 +738,7 @@ cdef int copy_resource_attrs(Ctx* c) noexcept nogil:
     cdef int t
     cdef int src
     cdef int dst
-    cdef size_t i
     cdef size_t ne
-    cdef int32_t delta
-    cdef int32_t* so
-    cdef int32_t* do
     for t in range(N_TYPES):
         src = B_TMPL_MAP + t * MAP_STRIDE
         dst = B_RES_MAP + t * MAP_STRIDE
@@ -1158,13 +1154,12 @@ cdef int parse_request(Ctx* c, cptr p, cptr end) noexcept nogil:
 
 cdef unsigned char EMPTY[1]
 
-# the offsets buffers (they start with one 0)
-cdef int OFFSET_BUFS[20]
-OFFSET_BUFS[:] = [
+# the offsets buffers outside the map columns (each starts with one 0)
+_OFFSET_BUFS = (
     B_EV_NAME_OFF, B_EV_ATTRS_OFF, B_LK_TS_OFF, B_LK_ATTRS_OFF, B_TS_OFF, B_NAME_OFF,
     B_STATUS_MSG_OFF, B_SVC_OFF, B_SCOPE_NAME_OFF, B_SCOPE_VER_OFF, B_EV_LIST_OFF,
-    B_LK_LIST_OFF, -1, -1, -1, -1, -1, -1, -1, -1,
-]
+    B_LK_LIST_OFF,
+)
 
 _STRING = pa.string()
 _BINARY = pa.binary()
@@ -1227,9 +1222,8 @@ cdef class _Decoder:
         if self.c == NULL:
             raise MemoryError()
         self.c.first_reason = -1
-        for i in range(20):
-            if OFFSET_BUFS[i] >= 0:
-                self._zero_offset(OFFSET_BUFS[i])
+        for i in _OFFSET_BUFS:
+            self._zero_offset(i)
         for m in (B_SPAN_MAP, B_RES_MAP, B_TMPL_MAP):
             for t in range(N_TYPES):
                 self._zero_offset(m + t * MAP_STRIDE + F_ROW_OFF)

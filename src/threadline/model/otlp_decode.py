@@ -26,9 +26,10 @@ Mapping rules beyond what the schema says:
 Spans are rejected (left out, counted per reason) for: ``invalid_trace_id`` (not 16 bytes, or
 all zeros), ``invalid_span_id`` (not 8 bytes, or all zeros), ``invalid_parent_span_id``
 (non-empty and not 8 bytes), ``end_before_start``. Malformed protobuf anywhere in the request
-(also inside rejected spans or raw values) raises ``ValueError``: the decoder accepts exactly
-what the protobuf library accepts, except that it reports nesting deeper than 100 levels the
-same way but counts levels identically only for the OTLP message types.
+(also inside rejected spans, raw values and event/link attributes: invalid wire format, invalid
+UTF-8 in a string field, nesting deeper than 100 levels) raises ``ValueError``. The decoder
+accepts exactly the bytes the protobuf library accepts, with its semantics for field order,
+repeated fields, merged messages and unknown fields (checked by property tests against it).
 """
 
 from __future__ import annotations

@@ -40,7 +40,13 @@ def _fsync_file(path: Path) -> None:
 
 
 def sort_spans(table: pa.Table) -> pa.Table:
-    return table.sort_by([("trace_id", "ascending"), ("start_unix_nano", "ascending")])
+    """Rows ordered by trace id, then start time.
+
+    Column by column: ``Table.take`` over many chunks of nested columns is several times slower.
+    """
+    keys = [("trace_id", "ascending"), ("start_unix_nano", "ascending")]
+    order = pc.sort_indices(table.select([k for k, _ in keys]), sort_keys=keys)
+    return pa.Table.from_arrays([col.take(order) for col in table.columns], schema=table.schema)
 
 
 def _distinct_sorted(words: np.ndarray) -> int:
@@ -60,7 +66,7 @@ def write_block(
     compaction_level: int = 0,
 ) -> BlockMeta:
     """Write ``table`` (span rows of one tenant, any order) as a new block; returns its meta."""
-    table = sort_spans(table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)).combine_chunks()
+    table = sort_spans(table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA))
     n = table.num_rows
     if n == 0:
         raise ValueError("refusing to write an empty block")
