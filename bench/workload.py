@@ -161,6 +161,23 @@ class Template:
         out[self.index] ^= np.tile(salt, len(self.index) // 16)
         return out.tobytes()
 
+    def fresh_copy_with_ids(self) -> tuple[bytes, list[bytes]]:
+        """Like ``fresh_copy``, plus the copy's distinct trace ids.
+
+        The ids come in the order their traces first appear in the serialized request (the
+        order of iterating resource spans, scope spans and spans), each the template's id
+        XOR-ed with the copy's salt.
+        """
+        distinct: np.ndarray | None = getattr(self, "_distinct_ids", None)
+        if distinct is None:  # the template's own ids, worked out on first use, then kept
+            ids = self.data[self.index].reshape(-1, 16)
+            _, first = np.unique(ids, axis=0, return_index=True)
+            distinct = self._distinct_ids = ids[np.sort(first)]
+        out = self.data.copy()
+        salt = np.frombuffer(os.urandom(16), dtype=np.uint8)
+        out[self.index] ^= np.tile(salt, len(self.index) // 16)
+        return out.tobytes(), [row.tobytes() for row in distinct ^ salt]
+
 
 def templates(count: int, spans_per_request: int = 1000, seed: int = 7) -> list[Template]:
     rng = random.Random(seed)

@@ -105,6 +105,8 @@ class IngesterConfig(_Section):
     max_block_duration: Duration = 300.0
     max_block_bytes: Size = 256 * 2**20
     flush_check_period: Duration = 1.0
+    # span rows held in memory (not yet in blocks) above which pushes wait for block writes
+    max_unflushed_bytes: Size = 2 * 2**30
 
 
 class WALConfig(_Section):

@@ -92,6 +92,8 @@ class Ingester:
         self.tenants: dict[str, TenantState] = {}
         self.wal: WAL | None = None
         self._cut_lock = asyncio.Lock()
+        self._held_bytes = 0  # bytes of all in-memory entries, re-counted at every flush check
+        self._room = asyncio.Event()
         self.clock: Callable[[], float] = time.monotonic
 
     # -- start-up -------------------------------------------------------------------------------
@@ -153,10 +155,15 @@ class Ingester:
     async def push(self, tenant: str, otlp: bytes | memoryview, batch: pa.RecordBatch) -> None:
         """Make ``batch`` (decoded from ``otlp``) durable and visible; returns once fsynced."""
         assert self.wal is not None
-        ticket, seg = self.wal.write(encode_record(RecordKind.OTLP, tenant, otlp))
+        # backpressure: the block writer is behind, so acks slow down instead of memory growing
+        while self._held_bytes > self.icfg.max_unflushed_bytes:
+            self._room.clear()
+            await self._room.wait()
+        ticket, seg = self.wal.write(*encode_record(RecordKind.OTLP, tenant, otlp))
         if batch.num_rows:
-            table = pa.Table.from_batches([batch])
-            self._state(tenant).live.append(Entry(table, seg, self.clock()))
+            entry = Entry(pa.Table.from_batches([batch]), seg, self.clock())
+            self._state(tenant).live.append(entry)
+            self._held_bytes += entry.nbytes
         await self.wal.wait_durable(ticket)
 
     # -- lifecycle: live → head → block -------------------------------------------------------
@@ -210,11 +217,12 @@ class Ingester:
 
     async def tick(self) -> None:
         """One flush check: cut idle traces, write full head blocks."""
-        now = self.clock()
         for tenant, state in list(self.tenants.items()):
-            self._cut_idle(state, now, everything=False)
-            if self._head_full(state, now):
+            self._cut_idle(state, self.clock(), everything=False)
+            # keep the writer busy while it is behind, rather than waiting for the next check
+            while self._head_full(state, self.clock()):
                 await self._write_head(tenant)
+                self._cut_idle(state, self.clock(), everything=False)
         self.update_gauges()
 
     async def flush(self, tenant: str | None = None) -> None:
@@ -256,6 +264,7 @@ class Ingester:
                 return
             self.blocklist.add(Block.open(blocks_dir / tenant / meta.block_id))
             state.flushing = []
+            self._recount()
             self.metrics.blocks_written.labels(tenant).inc()
             self.metrics.block_spans_written.labels(tenant).inc(meta.total_spans)
             log.info(
@@ -290,7 +299,13 @@ class Ingester:
                 out.append(rows)
         return out
 
+    def _recount(self) -> None:
+        self._held_bytes = sum(TenantState.nbytes(s.entries()) for s in self.tenants.values())
+        if self._held_bytes <= self.icfg.max_unflushed_bytes:
+            self._room.set()
+
     def update_gauges(self) -> None:
+        self._recount()
         for tenant, state in self.tenants.items():
             entries = state.entries()
             # a trace whose spans arrived in several pushes may be counted once per push

@@ -25,9 +25,12 @@ class WalRecord:
     body: memoryview
 
 
-def encode_record(kind: RecordKind, tenant: str, body: bytes | memoryview) -> bytes:
+def encode_record(
+    kind: RecordKind, tenant: str, body: bytes | memoryview
+) -> tuple[bytes, bytes | memoryview]:
+    """The record as two parts (header, body), so the body is never copied."""
     t = tenant.encode()
-    return b"".join((_HEAD.pack(kind, len(t)), t, body))
+    return _HEAD.pack(kind, len(t)) + t, body
 
 
 def decode_record(payload: bytes) -> WalRecord:

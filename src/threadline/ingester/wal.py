@@ -116,19 +116,28 @@ class WAL:
         fsync_dir(self.directory)
         return fd
 
-    def write(self, payload: bytes | memoryview) -> tuple[int, int]:
-        """Write one record (not yet durable).
+    def write(self, *parts: bytes | memoryview) -> tuple[int, int]:
+        """Write one record whose payload is ``parts`` joined (not yet durable).
 
         Returns its ticket for ``wait_durable`` and the segment it went into.
         """
-        record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        length, crc = 0, 0
+        for part in parts:
+            length += len(part)
+            crc = zlib.crc32(part, crc)
+        chunks = [_HEADER.pack(length, crc), *parts]
+        size = _HEADER.size + length
         with self._lock:
             if self._closed:
                 raise RuntimeError("WAL is closed")
             if self._segment_size >= self._segment_bytes:
                 self._rotate_locked()
-            os.write(self._fd, record)
-            self._segment_size += len(record)
+            written = os.writev(self._fd, chunks)
+            if written < size:  # a short write: finish it, so the record stays whole
+                rest = b"".join(chunks)[written:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest) :]
+            self._segment_size += size
             self._written += 1
             ticket = self._written
             self._wake.notify()
