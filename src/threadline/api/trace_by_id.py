@@ -15,28 +15,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from threadline.api.common import parse_unix_seconds, tenant_of, wants_protobuf
 from threadline.model.ids import parse_trace_id
 from threadline.model.otlp_encode import rows_to_traces_data
+from threadline.model.protowire import bytes_field, varint_field
 from threadline.querier.trace_by_id import TraceFinder
 
 PROTOBUF = "application/protobuf"
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """One length-delimited protobuf field."""
-    out, n = bytearray([(number << 3) | 2]), len(payload)
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out) + payload
-
-
-def _varint_field(number: int, value: int) -> bytes:
-    out = bytearray([number << 3])
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 class TraceByIDRoutes:
@@ -80,7 +62,9 @@ class TraceByIDRoutes:
     async def v2(self, request: web.Request) -> web.Response:
         traces, inspected = await self._lookup(request)
         if wants_protobuf(request):
-            body = _field(1, traces.SerializeToString()) + _field(2, _varint_field(1, inspected))
+            body = bytes_field(1, traces.SerializeToString()) + bytes_field(
+                2, varint_field(1, inspected)
+            )
             return web.Response(body=body, content_type=PROTOBUF)
         doc = {
             "trace": json_format.MessageToDict(traces),

@@ -3,9 +3,9 @@
 Record layout: ``u32 payload length | u32 crc32(payload) | payload``. Writers append from the
 event loop (a ``write`` into the page cache); one committer thread fsyncs whatever has been
 written since its last fsync (group commit) and then wakes every writer whose record it covered.
-Segments are named by a growing sequence number; ``rotate`` starts a new one so that older
-segments can be deleted once a block holding their spans is durable. Replay stops a segment at
-its first torn or corrupt record and truncates the torn tail away.
+Segments are named by a growing sequence number; past ``segment_bytes`` a new one is started,
+so that older segments can be deleted once blocks holding their spans are durable. Replay stops
+a segment at its first torn or corrupt record and truncates the torn tail away.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from threadline.storage.files import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +67,6 @@ def read_segment(path: Path, truncate_torn_tail: bool = False) -> Iterator[bytes
                 os.fsync(f.fileno())
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WAL:
     """Appends records to the current segment; ``append`` resolves once the record is fsynced."""
 
@@ -113,7 +107,7 @@ class WAL:
         fd = os.open(
             segment_path(self.directory, seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
         )
-        fsync_dir(self.directory)
+        fsync_path(self.directory)
         return fd
 
     def write(self, *parts: bytes | memoryview) -> tuple[int, int]:
@@ -173,7 +167,7 @@ class WAL:
         for s in gone:
             segment_path(self.directory, s).unlink(missing_ok=True)
         if gone:
-            fsync_dir(self.directory)
+            fsync_path(self.directory)
         return gone
 
     def _commit_loop(self) -> None:

@@ -13,6 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from threadline.distributor.distributor import Distributor, InvalidInput
 from threadline.model.otlp_json import otlp_json_to_protobuf
+from threadline.model.protowire import bytes_field, varint_field
 from threadline.receivers.http_body import BodyError, read_body
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
@@ -22,25 +23,12 @@ JSON = "application/json"
 _CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13}
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _status_body(content_type: str, status: int, message: str) -> bytes:
     """A serialized ``google.rpc.Status{code=1, message=2}`` in the request's encoding."""
     code = _CODES.get(status, 2)
     if content_type == JSON:
         return orjson.dumps({"code": code, "message": message})
-    msg = message.encode()
-    return b"\x08" + _varint(code) + b"\x12" + _varint(len(msg)) + msg
+    return varint_field(1, code) + bytes_field(2, message.encode())
 
 
 class OTLPHttpReceiver:

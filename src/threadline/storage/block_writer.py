@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from threadline.config import BlockConfig
-from threadline.ingester.wal import fsync_dir
 from threadline.model.schema import FORMAT_VERSION, SPAN_SCHEMA
 from threadline.storage.bloom import BloomFilter, trace_id_words
+from threadline.storage.files import fsync_path
 from threadline.storage.meta import BlockMeta, RowGroupRange, rfc3339
 
 DATA_FILE = "data.parquet"
@@ -29,14 +29,6 @@ TMP_PREFIX = ".tmp-"
 
 # integer columns that grow slowly inside a trace: delta encoding beats dictionaries there
 _DELTA_COLUMNS = ("start_unix_nano", "duration_nano")
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sort_spans(table: pa.Table) -> pa.Table:
@@ -89,7 +81,7 @@ def write_block(
             column_encoding=dict.fromkeys(_DELTA_COLUMNS, "DELTA_BINARY_PACKED"),
             write_statistics=["trace_id", "start_unix_nano"],
         )
-        _fsync_file(data_path)
+        fsync_path(data_path)
         pf = pq.ParquetFile(data_path)
         footer_size = pf.metadata.serialized_size
         row_groups = []
@@ -108,7 +100,7 @@ def write_block(
         bloom = BloomFilter.for_count(traces, cfg.bloom_false_positive)
         bloom.add(ids)
         (tmp / BLOOM_FILE).write_bytes(bloom.to_bytes())
-        _fsync_file(tmp / BLOOM_FILE)
+        fsync_path(tmp / BLOOM_FILE)
         starts = table.column("start_unix_nano")
         ends = pc.add(starts, table.column("duration_nano"))
         start_ns = pc.min(starts).as_py()
@@ -133,10 +125,10 @@ def write_block(
             walThrough=wal_through,
         )
         (tmp / META_FILE).write_bytes(meta.to_json())
-        _fsync_file(tmp / META_FILE)
-        fsync_dir(tmp)
+        fsync_path(tmp / META_FILE)
+        fsync_path(tmp)
         os.rename(tmp, tenant_dir / block_id)
-        fsync_dir(tenant_dir)
+        fsync_path(tenant_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
