@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from otlp_requests import trace_request
 from threadline.config import BlockConfig
 from threadline.model.otlp_decode import decode_export_request
-from threadline.model.schema import SPAN_SCHEMA
+from threadline.model.schema import BLOCK_SCHEMA
 from threadline.storage.block_reader import Block
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist
@@ -36,7 +36,7 @@ def test_write_and_find(tmp_path: Path) -> None:
     assert meta.total_records == len(meta.row_groups) > 1
     block = Block.open(tmp_path / "t1" / meta.block_id)
     data = pq.read_table(block.path / "data.parquet")
-    assert data.schema.equals(SPAN_SCHEMA)
+    assert data.schema.equals(BLOCK_SCHEMA)
     tids = data.column("trace_id").to_pylist()
     assert tids == sorted(tids)
     for tid in ids[::17]:

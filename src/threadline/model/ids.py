@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import string
 
+import numpy as np
+import pyarrow as pa
+
 _HEX = frozenset(string.hexdigits)
 
 
@@ -34,3 +37,12 @@ def hex_id_to_bytes(text: str, field: str) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         raise ValueError(f"{field} {text!r} is not a hex string") from None
+
+
+def trace_id_words(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The (n, 2) uint64 view of a fixed_size_binary(16) array (no copy for one chunk)."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    buf = ids.buffers()[1]
+    words = np.frombuffer(buf, dtype=np.uint64, count=(ids.offset + len(ids)) * 2)
+    return words.reshape(-1, 2)[ids.offset :]

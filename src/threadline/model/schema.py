@@ -72,6 +72,22 @@ SPAN_SCHEMA = pa.schema(
     ]
 )
 
+# derived per trace when a block is written (see model.trace_structure); blocks hold both
+TRACE_COLUMNS = pa.schema(
+    [
+        pa.field("trace_start_unix_nano", pa.int64(), nullable=False),
+        pa.field("trace_duration_nano", pa.int64(), nullable=False),
+        pa.field("root_service_name", pa.string(), nullable=False),
+        pa.field("root_span_name", pa.string(), nullable=False),
+        pa.field("nest_left", pa.int32(), nullable=False),
+        pa.field("nest_right", pa.int32(), nullable=False),
+        pa.field("nest_parent", pa.int32(), nullable=False),
+        pa.field("child_count", pa.int32(), nullable=False),
+    ]
+)
+
+BLOCK_SCHEMA = pa.schema([*SPAN_SCHEMA, *TRACE_COLUMNS])
+
 ATTR_SCOPES = ("resource", "span")
 ATTR_TYPES = ("str", "int", "float", "bool", "raw")
 

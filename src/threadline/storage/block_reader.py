@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from threadline.model.schema import SPAN_SCHEMA
 from threadline.storage.block_writer import BLOOM_FILE, DATA_FILE, META_FILE
 from threadline.storage.bloom import BloomFilter
 from threadline.storage.meta import BlockMeta
@@ -65,7 +66,7 @@ class Block:
         groups = self.row_groups_for(trace_id)
         if not groups:
             return None
-        table = self.parquet().read_row_groups(groups)
+        table = self.parquet().read_row_groups(groups, columns=SPAN_SCHEMA.names)
         rows = table.filter(pc.equal(table.column("trace_id"), pa.scalar(trace_id, pa.binary(16))))
         return rows if rows.num_rows else None
 

@@ -17,8 +17,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from threadline.config import BlockConfig
-from threadline.model.schema import FORMAT_VERSION, SPAN_SCHEMA
-from threadline.storage.bloom import BloomFilter, trace_id_words
+from threadline.model.ids import trace_id_words
+from threadline.model.schema import BLOCK_SCHEMA, FORMAT_VERSION, SPAN_SCHEMA
+from threadline.model.trace_structure import add_trace_columns
+from threadline.storage.bloom import BloomFilter
 from threadline.storage.files import fsync_path
 from threadline.storage.meta import BlockMeta, RowGroupRange, rfc3339
 
@@ -58,7 +60,7 @@ def write_block(
     compaction_level: int = 0,
 ) -> BlockMeta:
     """Write ``table`` (span rows of one tenant, any order) as a new block; returns its meta."""
-    table = sort_spans(table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA))
+    table = add_trace_columns(sort_spans(table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)))
     n = table.num_rows
     if n == 0:
         raise ValueError("refusing to write an empty block")
@@ -77,7 +79,7 @@ def write_block(
             row_group_size=cfg.row_group_spans,
             compression="zstd",
             compression_level=cfg.zstd_level,
-            use_dictionary=[c for c in SPAN_SCHEMA.names if c not in _DELTA_COLUMNS],
+            use_dictionary=[c for c in BLOCK_SCHEMA.names if c not in _DELTA_COLUMNS],
             column_encoding=dict.fromkeys(_DELTA_COLUMNS, "DELTA_BINARY_PACKED"),
             write_statistics=["trace_id", "start_unix_nano"],
         )

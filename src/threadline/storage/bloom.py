@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from threadline.model.ids import trace_id_words
+
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
@@ -41,15 +43,6 @@ def probe_hashes(trace_id: bytes) -> tuple[int, int]:
     h1 = _mix_int(w0 ^ _mix_int(w1))
     h2 = _mix_int((w1 + 0x9E3779B97F4A7C15) & _MASK) | 1
     return h1, h2
-
-
-def trace_id_words(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The (n, 2) uint64 view of a fixed_size_binary(16) array (no copy for one chunk)."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    buf = ids.buffers()[1]
-    words = np.frombuffer(buf, dtype=np.uint64, count=(ids.offset + len(ids)) * 2)
-    return words.reshape(-1, 2)[ids.offset :]
 
 
 def _positions(words: np.ndarray, bits: int, hashes: int) -> np.ndarray:
