@@ -55,20 +55,21 @@ def reference(rows: list[dict[str, object]]) -> list[tuple[int, ...]]:
                 roots.append(i)
             else:
                 kids[p].append(i)
-        counter = 0
-
-        def walk(i: int, parent_left: int) -> None:
-            nonlocal counter
-            counter += 1
-            left = counter
-            for k in kids[i]:
-                walk(k, left)
-            counter += 1
-            out[i] = (left, counter, parent_left, len(kids[i]))
-
+        counter = [0]
         for r in roots:
-            walk(r, -1)
+            _walk(r, -1, kids, counter, out)
     return [out[i] for i in range(len(rows))]
+
+
+def _walk(
+    i: int, parent_left: int, kids: dict[int, list[int]], counter: list[int], out: dict
+) -> None:
+    counter[0] += 1
+    left = counter[0]
+    for k in kids[i]:
+        _walk(k, left, kids, counter, out)
+    counter[0] += 1
+    out[i] = (left, counter[0], parent_left, len(kids[i]))
 
 
 def test_nested_sets_and_trace_facts_match_a_recursive_walk() -> None:

@@ -8,11 +8,13 @@ import signal
 
 from aiohttp import web
 
+from threadline.api.search_tags import SearchTagRoutes
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
 from threadline.config import Config
 from threadline.distributor.distributor import Distributor
 from threadline.ingester.ingester import Ingester
+from threadline.querier.tags import TagFinder
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
 from threadline.receivers.otlp_http import OTLPHttpReceiver
@@ -44,6 +46,7 @@ class App:
         self.ingester = Ingester(cfg, self.blocklist, self.metrics, data / "wal")
         self.distributor = Distributor(self.ingester, self.metrics)
         self.finder = TraceFinder(self.ingester, self.blocklist)
+        self.tags = TagFinder(self.ingester, self.blocklist)
         self.stop_event = asyncio.Event()
         self._ready = False
         self._runners: list[web.AppRunner] = []
@@ -72,6 +75,7 @@ class App:
         api = web.Application(middlewares=[_internal_errors])
         prefix = cfg.server.http_api_prefix.rstrip("/")
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
+        api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
         )

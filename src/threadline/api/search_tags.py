@@ -1,0 +1,112 @@
+"""Tempo's tag discovery routes: ``/api/search/tags``, ``/api/v2/search/tags``,
+``/api/search/tag/{name}/values`` and ``/api/v2/search/tag/{name}/values``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from threadline.api.common import parse_unix_seconds, tenant_of
+from threadline.api.trace_by_id import json_response
+from threadline.querier.tags import INTRINSIC_TAGS, MAP_SCOPES, TagFinder
+
+_SCOPES = ("resource", "span", "intrinsic", "event", "link", "instrumentation", "none", "")
+_OTHER_SCOPES = ("event", "link", "instrumentation")  # not indexed yet: always empty
+
+
+def _window(request: web.Request) -> tuple[int | None, int | None]:
+    start = parse_unix_seconds(request, "start")
+    end = parse_unix_seconds(request, "end")
+    if start is not None and end is not None and end <= start:
+        raise web.HTTPBadRequest(text="invalid start/end: end must be after start")
+    return (
+        start * 10**9 if start is not None else None,
+        end * 10**9 if end is not None else None,
+    )
+
+
+def _scope(request: web.Request) -> str:
+    scope = request.query.get("scope", "")
+    if scope not in _SCOPES:
+        raise web.HTTPBadRequest(text=f"invalid scope: {scope}")
+    return scope
+
+
+def parse_tag_name(text: str) -> tuple[str | None, str]:
+    """(scope, name) of a TraceQL identifier: ``.a``, ``span.a``, ``resource."a b"``, ``name``,
+    ``span:status`` ...; scope None means span or resource, "intrinsic" an intrinsic."""
+    if text in INTRINSIC_TAGS or text in ("span:childCount", "event:timeSinceStart"):
+        return "intrinsic", text
+    scope: str | None = None
+    rest = text
+    if text.startswith("."):
+        rest = text[1:]
+    else:
+        for s in (*MAP_SCOPES, *_OTHER_SCOPES):
+            if text.startswith(s + "."):
+                scope, rest = s, text[len(s) + 1 :]
+                break
+        else:
+            raise ValueError(f"please provide a valid tagName: {text}")
+    if rest.startswith('"') and rest.endswith('"') and len(rest) >= 2:
+        rest = rest[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    if not rest:
+        raise ValueError(f"please provide a valid tagName: {text}")
+    return scope, rest
+
+
+class SearchTagRoutes:
+    def __init__(self, tags: TagFinder, multitenancy_enabled: bool) -> None:
+        self.tags = tags
+        self.multitenancy_enabled = multitenancy_enabled
+
+    def routes(self, prefix: str) -> list[web.RouteDef]:
+        return [
+            web.get(prefix + "/api/search/tags", self.tags_v1),
+            web.get(prefix + "/api/v2/search/tags", self.tags_v2),
+            web.get(prefix + "/api/search/tag/{name:.*}/values", self.values_v1),
+            web.get(prefix + "/api/v2/search/tag/{name:.*}/values", self.values_v2),
+        ]
+
+    async def tags_v1(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        scope = _scope(request)
+        if scope == "intrinsic":
+            return json_response({"tagNames": INTRINSIC_TAGS, "metrics": {}})
+        names = await self.tags.names(tenant, *_window(request))
+        wanted = MAP_SCOPES if scope in ("", "none") else (scope,)
+        found = sorted({t for s in wanted for t in names.get(s, [])})
+        return json_response({"tagNames": found, "metrics": {}})
+
+    async def tags_v2(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        scope = _scope(request)
+        scopes = []
+        if scope != "intrinsic":
+            names = await self.tags.names(tenant, *_window(request))
+            for s in MAP_SCOPES:
+                if scope in ("", "none", s) and names[s]:
+                    scopes.append({"name": s, "tags": names[s]})
+        if scope in ("", "none", "intrinsic"):
+            scopes.append({"name": "intrinsic", "tags": INTRINSIC_TAGS})
+        return json_response({"scopes": scopes, "metrics": {}})
+
+    async def values_v1(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        name = request.match_info["name"]
+        if name == "status.code":
+            return json_response({"tagValues": ["unset", "ok", "error"], "metrics": {}})
+        values = await self.tags.values(tenant, None, name, *_window(request))
+        return json_response({"tagValues": sorted({v.value for v in values}), "metrics": {}})
+
+    async def values_v2(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        try:
+            scope, name = parse_tag_name(request.match_info["name"])
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+        if scope in _OTHER_SCOPES:
+            values = []
+        else:
+            values = await self.tags.values(tenant, scope, name, *_window(request))
+        doc = {"tagValues": [{"type": v.type, "value": v.value} for v in values], "metrics": {}}
+        return json_response(doc)

@@ -1,0 +1,75 @@
+"""What a query reads: a tenant's blocks and live data, as DuckDB table expressions.
+
+Blocks are Parquet files that already carry the per-trace columns; live data is the ingester's
+in-memory rows, sorted and given the same columns here, then registered with DuckDB as an Arrow
+table. Queries are written once against the block schema and run unchanged over both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from threadline.ingester.ingester import Ingester
+from threadline.model.schema import BLOCK_SCHEMA, SPAN_SCHEMA
+from threadline.model.trace_structure import add_trace_columns
+from threadline.storage.block_reader import Block
+from threadline.storage.block_writer import DATA_FILE, sort_spans
+from threadline.storage.blocklist import Blocklist
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One table a query runs over: ``relation`` is SQL usable after FROM."""
+
+    relation: str
+    block: Block | None  # None for live data
+    nbytes: int
+    end_unix_nano: int
+
+
+def live_table(ingester: Ingester | None, tenant: str) -> pa.Table | None:
+    """The tenant's in-memory rows with the block columns, or None if there are none."""
+    if ingester is None:
+        return None
+    state = ingester.tenants.get(tenant)
+    entries = state.entries() if state is not None else []
+    if not entries:
+        return None
+    table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)
+    return add_trace_columns(sort_spans(table)).cast(BLOCK_SCHEMA)
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def open_sources(
+    con: duckdb.DuckDBPyConnection,
+    ingester: Ingester | None,
+    blocklist: Blocklist,
+    tenant: str,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+) -> list[Source]:
+    """Sources overlapping the window, newest first; live data is registered on ``con``."""
+    sources = []
+    live = live_table(ingester, tenant)
+    if live is not None:
+        con.register("live_spans", live)
+        sources.append(Source("live_spans", None, live.nbytes, 2**63 - 1))
+    for block in sorted(
+        blocklist.blocks(tenant, start_ns, end_ns),
+        key=lambda b: b.meta.end_unix_nano,
+        reverse=True,
+    ):
+        relation = f"read_parquet({_quote(str(block.path / DATA_FILE))})"
+        sources.append(Source(relation, block, block.meta.size, block.meta.end_unix_nano))
+    return sources
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"threads": 2})
+    return con

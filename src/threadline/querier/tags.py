@@ -1,0 +1,203 @@
+"""Tag discovery: attribute names per scope and the typed values of one attribute.
+
+Answers cover live data and every block in the window. Blocks never change, so what was found
+in a block is cached by block id and each block is scanned at most once per question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from threadline.ingester.ingester import Ingester
+from threadline.querier.sources import Source, connect, open_sources
+from threadline.storage.blocklist import Blocklist
+
+# the attribute scopes stored as typed map columns, by TraceQL scope name
+MAP_SCOPES = ("resource", "span")
+_MAP_TYPES = (("str", "string"), ("int", "int"), ("float", "float"), ("bool", "bool"))
+
+INTRINSIC_TAGS = sorted(
+    [
+        "duration",
+        "event:name",
+        "instrumentation:name",
+        "instrumentation:version",
+        "kind",
+        "name",
+        "rootName",
+        "rootServiceName",
+        "span:duration",
+        "span:id",
+        "span:kind",
+        "span:name",
+        "span:parentID",
+        "span:status",
+        "span:statusMessage",
+        "status",
+        "statusMessage",
+        "trace:duration",
+        "trace:id",
+        "trace:rootName",
+        "trace:rootService",
+        "traceDuration",
+    ]
+)
+_KEYWORDS = {
+    "status": ["error", "ok", "unset"],
+    "kind": ["client", "consumer", "internal", "producer", "server", "unspecified"],
+}
+# intrinsics whose values come from one string column
+_INTRINSIC_COLUMNS = {
+    "name": "name",
+    "span:name": "name",
+    "statusMessage": "status_message",
+    "span:statusMessage": "status_message",
+    "rootName": "root_span_name",
+    "trace:rootName": "root_span_name",
+    "rootServiceName": "root_service_name",
+    "trace:rootService": "root_service_name",
+    "instrumentation:name": "scope_name",
+    "instrumentation:version": "scope_version",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TagValue:
+    type: str  # string | int | float | bool | keyword
+    value: str
+
+
+class _BlockCache:
+    """Bounded LRU of per-block answers (blocks are immutable)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._data: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> object | None:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        return None
+
+    def put(self, key: tuple[str, str], value: object) -> None:
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+def _names_sql(relation: str, scope: str) -> str:
+    parts = [
+        f"SELECT DISTINCT unnest(map_keys({scope}_attrs_{t})) AS k FROM {relation}"
+        for t in ("str", "int", "float", "bool", "raw")
+    ]
+    return " UNION ".join(parts)
+
+
+def _values_sql(relation: str, scope: str, name: str) -> list[tuple[str, str]]:
+    key = name.replace("'", "''")
+    return [
+        (
+            type_name,
+            f"SELECT DISTINCT CAST({scope}_attrs_{col}['{key}'] AS VARCHAR) FROM {relation} "
+            f"WHERE {scope}_attrs_{col}['{key}'] IS NOT NULL",
+        )
+        for col, type_name in _MAP_TYPES
+    ]
+
+
+class TagFinder:
+    def __init__(self, ingester: Ingester | None, blocklist: Blocklist) -> None:
+        self.ingester = ingester
+        self.blocklist = blocklist
+        self._cache = _BlockCache()
+
+    def _collect(
+        self,
+        tenant: str,
+        window: tuple[int | None, int | None],
+        question: str,
+        compute: Callable[[duckdb.DuckDBPyConnection, Source], frozenset[Any]],
+    ) -> set[Any]:
+        """The union of ``compute`` over every source; block answers come from the cache."""
+        con = connect()
+        try:
+            out: set[Any] = set()
+            for source in open_sources(con, self.ingester, self.blocklist, tenant, *window):
+                if source.block is None:
+                    out |= compute(con, source)
+                    continue
+                key = (source.block.id, question)
+                hit = self._cache.get(key)
+                if hit is None:
+                    hit = compute(con, source)
+                    self._cache.put(key, hit)
+                out |= hit  # type: ignore[arg-type]
+            return out
+        finally:
+            con.close()
+
+    async def names(
+        self, tenant: str, start_ns: int | None = None, end_ns: int | None = None
+    ) -> dict[str, list[str]]:
+        """Attribute names per scope (``resource``, ``span``)."""
+
+        def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+            return frozenset(
+                (scope, row[0])
+                for scope in MAP_SCOPES
+                for row in con.sql(_names_sql(source.relation, scope)).fetchall()
+            )
+
+        found = await asyncio.to_thread(self._collect, tenant, (start_ns, end_ns), "names", compute)
+        return {scope: sorted(n for s, n in found if s == scope) for scope in MAP_SCOPES}
+
+    async def values(
+        self,
+        tenant: str,
+        scope: str | None,
+        name: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> list[TagValue]:
+        """Typed values of attribute ``name`` in ``scope`` (None: span and resource), or of an
+        intrinsic when ``scope`` is ``"intrinsic"``."""
+        if scope == "intrinsic":
+            base = name.removeprefix("span:")
+            if base in _KEYWORDS:
+                return [TagValue("keyword", v) for v in _KEYWORDS[base]]
+            column = _INTRINSIC_COLUMNS.get(name)
+            if column is None:
+                return []
+
+            def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+                sql = f"SELECT DISTINCT {column} FROM {source.relation} WHERE {column} != ''"
+                return frozenset(TagValue("string", r[0]) for r in con.sql(sql).fetchall())
+
+            question = f"intrinsic:{column}"
+        else:
+            scopes = MAP_SCOPES if scope is None else (scope,)
+
+            def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+                return frozenset(
+                    TagValue(type_name, row[0])
+                    for s in scopes
+                    for type_name, sql in _values_sql(source.relation, s, name)
+                    for row in con.sql(sql).fetchall()
+                )
+
+            question = f"values:{','.join(scopes)}:{name}"
+        found = await asyncio.to_thread(
+            self._collect, tenant, (start_ns, end_ns), question, compute
+        )
+        return sorted(found, key=lambda v: (v.type, v.value))
