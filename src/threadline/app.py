@@ -8,12 +8,14 @@ import signal
 
 from aiohttp import web
 
+from threadline.api.search import QueryError, SearchRoutes
 from threadline.api.search_tags import SearchTagRoutes
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
 from threadline.config import Config
 from threadline.distributor.distributor import Distributor
 from threadline.ingester.ingester import Ingester
+from threadline.querier.search import Plan, SearchEngine
 from threadline.querier.tags import TagFinder
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
@@ -35,6 +37,10 @@ async def _internal_errors(request: web.Request, handler):  # type: ignore[no-un
         return web.Response(status=500, text="internal error")
 
 
+def _no_traceql(query: str) -> Plan:
+    raise QueryError("TraceQL search is not available yet")
+
+
 class App:
     """The whole system in one process (``threadline serve``)."""
 
@@ -47,6 +53,7 @@ class App:
         self.distributor = Distributor(self.ingester, self.metrics)
         self.finder = TraceFinder(self.ingester, self.blocklist)
         self.tags = TagFinder(self.ingester, self.blocklist)
+        self.search = SearchEngine(self.ingester, self.blocklist)
         self.stop_event = asyncio.Event()
         self._ready = False
         self._runners: list[web.AppRunner] = []
@@ -76,6 +83,7 @@ class App:
         prefix = cfg.server.http_api_prefix.rstrip("/")
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
         api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
+        api.add_routes(SearchRoutes(self.search, _no_traceql, mt).routes(prefix))
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
         )

@@ -19,6 +19,9 @@ from threadline.storage.block_reader import Block
 from threadline.storage.block_writer import DATA_FILE, sort_spans
 from threadline.storage.blocklist import Blocklist
 
+# every source has this column: the row's number within the source (DuckDB's name for Parquet)
+ROW_NUMBER = "file_row_number"
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -39,7 +42,8 @@ def live_table(ingester: Ingester | None, tenant: str) -> pa.Table | None:
     if not entries:
         return None
     table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)
-    return add_trace_columns(sort_spans(table)).cast(BLOCK_SCHEMA)
+    table = add_trace_columns(sort_spans(table)).cast(BLOCK_SCHEMA)
+    return table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
 
 
 def _quote(path: str) -> str:
@@ -65,7 +69,7 @@ def open_sources(
         key=lambda b: b.meta.end_unix_nano,
         reverse=True,
     ):
-        relation = f"read_parquet({_quote(str(block.path / DATA_FILE))})"
+        relation = f"read_parquet({_quote(str(block.path / DATA_FILE))}, file_row_number=true)"
         sources.append(Source(relation, block, block.meta.size, block.meta.end_unix_nano))
     return sources
 

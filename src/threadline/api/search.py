@@ -1,0 +1,117 @@
+"""Tempo's search route: ``GET /api/search`` with TraceQL (``q``) or legacy ``tags``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from threadline.api.common import parse_unix_seconds, tenant_of
+from threadline.api.trace_by_id import json_response
+from threadline.config import parse_duration
+from threadline.querier.search import Plan, SearchEngine, SearchError, SearchWindow, search_response
+from threadline.querier.tag_search import TagSearchError, parse_logfmt, tag_search_plan
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 262144
+DEFAULT_SPSS = 3
+MAX_SPSS = 100
+MAX_WINDOW_S = 168 * 3600
+_KNOWN = {"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "end"}
+
+
+class QueryError(ValueError):
+    """A query that cannot be run; the message is shown to the user (400)."""
+
+
+def _uint(request: web.Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"invalid {name} {raw!r}: expected a number") from None
+    if value <= 0:
+        raise web.HTTPBadRequest(text=f"invalid {name} {raw!r}: must be greater than 0")
+    if value > maximum:
+        raise web.HTTPBadRequest(text=f"{name} {value} exceeds max {name} {maximum}")
+    return value
+
+
+def _duration_ns(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        return int(parse_duration(raw) * 1e9)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=f"invalid {name} {raw!r}: use a duration like 100ms"
+        ) from None
+
+
+class SearchRoutes:
+    def __init__(
+        self,
+        engine: SearchEngine,
+        compile_traceql: Callable[[str], Plan],
+        multitenancy_enabled: bool,
+    ) -> None:
+        self.engine = engine
+        self.compile_traceql = compile_traceql
+        self.multitenancy_enabled = multitenancy_enabled
+
+    def routes(self, prefix: str) -> list[web.RouteDef]:
+        return [web.get(prefix + "/api/search", self.search)]
+
+    def _plan(self, request: web.Request) -> Plan:
+        q = request.query.get("q")
+        tags = request.query.get("tags")
+        if q is not None and tags is not None:
+            raise web.HTTPBadRequest(
+                text="invalid request: can't specify tags and q in the same query"
+            )
+        try:
+            if q is not None and q.strip():
+                return self.compile_traceql(q)
+            if tags is not None:
+                return tag_search_plan(parse_logfmt(tags))
+            # old Grafana sends tags as plain parameters
+            legacy = {k: v for k, v in request.query.items() if k not in _KNOWN}
+            return tag_search_plan(legacy)
+        except (QueryError, TagSearchError) as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+
+    async def search(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        limit = _uint(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        spss = _uint(request, "spss", DEFAULT_SPSS, MAX_SPSS)
+        start = parse_unix_seconds(request, "start")
+        end = parse_unix_seconds(request, "end")
+        if start is not None and end is not None:
+            if end <= start:
+                raise web.HTTPBadRequest(text="invalid start/end: end must be after start")
+            if end - start > MAX_WINDOW_S:
+                raise web.HTTPBadRequest(
+                    text=f"range specified by start and end ({end - start}s) exceeds "
+                    f"the maximum search window of {MAX_WINDOW_S // 3600}h"
+                )
+        window = SearchWindow(
+            start * 10**9 if start else None,
+            end * 10**9 if end else None,
+            _duration_ns(request, "minDuration"),
+            _duration_ns(request, "maxDuration"),
+        )
+        if (
+            window.min_duration_ns is not None
+            and window.max_duration_ns is not None
+            and window.min_duration_ns > window.max_duration_ns
+        ):
+            raise web.HTTPBadRequest(text="invalid minDuration/maxDuration: min is over max")
+        plan = self._plan(request)
+        try:
+            result = await self.engine.search(tenant, plan, window, limit, spss)
+        except SearchError as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+        return json_response(search_response(result))
