@@ -8,20 +8,21 @@ import signal
 
 from aiohttp import web
 
-from threadline.api.search import QueryError, SearchRoutes
+from threadline.api.search import SearchRoutes
 from threadline.api.search_tags import SearchTagRoutes
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
 from threadline.config import Config
 from threadline.distributor.distributor import Distributor
 from threadline.ingester.ingester import Ingester
-from threadline.querier.search import Plan, SearchEngine
+from threadline.querier.search import SearchEngine
 from threadline.querier.tags import TagFinder
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
 from threadline.receivers.otlp_http import OTLPHttpReceiver
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.blocklist import Blocklist
+from threadline.traceql.plan import compile_search
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,6 @@ async def _internal_errors(request: web.Request, handler):  # type: ignore[no-un
     except Exception:
         log.exception("internal error answering %s %s", request.method, request.path)
         return web.Response(status=500, text="internal error")
-
-
-def _no_traceql(query: str) -> Plan:
-    raise QueryError("TraceQL search is not available yet")
 
 
 class App:
@@ -83,7 +80,7 @@ class App:
         prefix = cfg.server.http_api_prefix.rstrip("/")
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
         api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
-        api.add_routes(SearchRoutes(self.search, _no_traceql, mt).routes(prefix))
+        api.add_routes(SearchRoutes(self.search, compile_search, mt).routes(prefix))
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
         )

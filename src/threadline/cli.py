@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from pathlib import Path
@@ -71,6 +72,39 @@ def serve(
     except OSError as e:
         click.echo(f"threadline: {e}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.argument("traceql")
+@click.option("--url", help="A running server's HTTP API, e.g. http://localhost:3200.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Read a data directory directly.")
+@click.option("--tenant", default=None, help="X-Scope-OrgID (default single-tenant).")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
+def query(
+    traceql: str,
+    url: str | None,
+    data_dir: Path | None,
+    tenant: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Search traces with TRACEQL and print them."""
+    from threadline.querytool import QueryToolError, format_table, search_data_dir, search_url
+    from threadline.tenancy import SINGLE_TENANT
+
+    if (url is None) == (data_dir is None):
+        raise click.UsageError("give exactly one of --url or --data-dir")
+    try:
+        if url is not None:
+            doc = search_url(url, traceql, limit, tenant)
+        else:
+            assert data_dir is not None
+            doc = search_data_dir(data_dir, traceql, limit, tenant or SINGLE_TENANT)
+    except (QueryToolError, ValueError) as e:
+        click.echo(f"threadline: {e}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(doc, indent=2) if as_json else format_table(doc))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,15 @@ from aiohttp import web
 from threadline.api.common import parse_unix_seconds, tenant_of
 from threadline.api.trace_by_id import json_response
 from threadline.config import parse_duration
-from threadline.querier.search import Plan, SearchEngine, SearchError, SearchWindow, search_response
-from threadline.querier.tag_search import TagSearchError, parse_logfmt, tag_search_plan
+from threadline.querier.search import (
+    Plan,
+    QueryError,
+    SearchEngine,
+    SearchError,
+    SearchWindow,
+    search_response,
+)
+from threadline.querier.tag_search import parse_logfmt, tag_search_plan
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 262144
@@ -18,10 +25,6 @@ DEFAULT_SPSS = 3
 MAX_SPSS = 100
 MAX_WINDOW_S = 168 * 3600
 _KNOWN = {"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "end"}
-
-
-class QueryError(ValueError):
-    """A query that cannot be run; the message is shown to the user (400)."""
 
 
 def _uint(request: web.Request, name: str, default: int, maximum: int) -> int:
@@ -80,7 +83,7 @@ class SearchRoutes:
             # old Grafana sends tags as plain parameters
             legacy = {k: v for k, v in request.query.items() if k not in _KNOWN}
             return tag_search_plan(legacy)
-        except (QueryError, TagSearchError) as e:
+        except QueryError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
 
     async def search(self, request: web.Request) -> web.Response:

@@ -101,11 +101,27 @@ class Ingester:
     def start(self) -> None:
         """Replay the WAL into memory, then open a fresh segment for new writes."""
         self.wal_dir.mkdir(parents=True, exist_ok=True)
-        segments = list_segments(self.wal_dir)
+        segments = self.replay(repair=True)
+        first = (segments[-1] + 1) if segments else 0
+        self.wal = WAL(
+            self.wal_dir,
+            first,
+            fsync=self.cfg.wal.fsync,
+            segment_bytes=self.cfg.wal.segment_bytes,
+            on_fsync=self.metrics.wal_fsync_seconds.observe,
+        )
+        self._delete_unneeded_segments()
+
+    def replay(self, repair: bool) -> list[int]:
+        """Load the WAL's spans that no block holds yet; returns the segments read.
+
+        With ``repair`` a torn tail is cut off the segment (a read-only reader leaves it).
+        """
+        segments = list_segments(self.wal_dir) if self.wal_dir.is_dir() else []
         replayed: dict[str, list[Entry]] = {}
         now = self.clock()
         for seg in segments:
-            for payload in read_segment(segment_path(self.wal_dir, seg), truncate_torn_tail=True):
+            for payload in read_segment(segment_path(self.wal_dir, seg), truncate_torn_tail=repair):
                 try:
                     rec = decode_record(payload)
                     decoded = decode_export_request(rec.body)
@@ -121,15 +137,7 @@ class Ingester:
             merged.table = self._drop_rows_in_blocks(tenant, merged.table, merged.min_seg)
             if merged.table.num_rows:
                 self._state(tenant).live.append(merged)
-        first = (segments[-1] + 1) if segments else 0
-        self.wal = WAL(
-            self.wal_dir,
-            first,
-            fsync=self.cfg.wal.fsync,
-            segment_bytes=self.cfg.wal.segment_bytes,
-            on_fsync=self.metrics.wal_fsync_seconds.observe,
-        )
-        self._delete_unneeded_segments()
+        return segments
 
     def _drop_rows_in_blocks(self, tenant: str, table: pa.Table, min_seg: int) -> pa.Table:
         """Remove rows a block already holds (a crash between block write and WAL cleanup)."""

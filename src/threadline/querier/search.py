@@ -24,7 +24,8 @@ from threadline.storage.blocklist import Blocklist
 
 @dataclass(frozen=True, slots=True)
 class ReturnedAttribute:
-    """An attribute shown on returned spans: the response key and a SQL expression."""
+    """An attribute shown on returned spans: the response key and SQL giving its value as
+    OTLP JSON AnyValue text (NULL when the span has none)."""
 
     key: str
     sql: str
@@ -32,7 +33,7 @@ class ReturnedAttribute:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    sql: str  # SELECT trace_id, sset, rid, labels ... FROM base ...
+    sql: str  # SELECT trace_id, sset, rid, labels (VARCHAR[] of JSON, or NULL) ... FROM base
     attributes: tuple[ReturnedAttribute, ...] = ()
 
 
@@ -141,12 +142,12 @@ def _rows_to_traces(rows: list[tuple[Any, ...]], n_attrs: int, plan: Plan) -> li
         ss = trace.spansets.get(sset)
         if ss is None:
             ss = trace.spansets[sset] = SpanSet(
-                matched=matched, labels=orjson.loads(labels) if labels else []
+                matched=matched, labels=[orjson.loads(label) for label in labels or ()]
             )
         attrs = []
         for a, value in zip(plan.attributes, row[12 : 12 + n_attrs], strict=True):
             if value is not None:
-                attrs.append({"key": a.key, "value": any_value(value)})
+                attrs.append({"key": a.key, "value": orjson.loads(value)})
         span: dict[str, Any] = {
             "spanID": span_id.hex(),
             "name": name,
@@ -157,17 +158,6 @@ def _rows_to_traces(rows: list[tuple[Any, ...]], n_attrs: int, plan: Plan) -> li
             span["attributes"] = attrs
         ss.spans.append(span)
     return list(traces.values())
-
-
-def any_value(value: object) -> dict[str, Any]:
-    """An OTLP JSON AnyValue for a Python value (64-bit ints as strings, as proto3 JSON)."""
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    return {"stringValue": str(value)}
 
 
 class SearchEngine:
@@ -215,7 +205,11 @@ class SearchEngine:
 
 
 class SearchError(Exception):
-    """A search that cannot run; the message says why."""
+    """A search that failed while running; the message says why."""
+
+
+class QueryError(ValueError):
+    """A query that cannot be planned; the message is for the user (HTTP 400)."""
 
 
 def search_response(result: SearchResult) -> dict[str, Any]:

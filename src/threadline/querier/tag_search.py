@@ -11,12 +11,12 @@ from __future__ import annotations
 import shlex
 
 from threadline.querier import sql
-from threadline.querier.search import Plan
+from threadline.querier.search import Plan, QueryError
 
 _STATUS = {"unset": 0, "ok": 1, "error": 2}
 
 
-class TagSearchError(ValueError):
+class TagSearchError(QueryError):
     pass
 
 

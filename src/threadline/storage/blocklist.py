@@ -24,11 +24,15 @@ class Blocklist:
         self._blocks: dict[str, dict[str, Block]] = {}
         self._lock = threading.Lock()
 
-    def load(self) -> None:
-        self.blocks_dir.mkdir(parents=True, exist_ok=True)
+    def load(self, remove_unfinished: bool = True) -> None:
+        """Open every complete block; a reader that must not write passes ``False``."""
+        if not self.blocks_dir.is_dir():
+            return
         for tenant_dir in sorted(p for p in self.blocks_dir.iterdir() if p.is_dir()):
             for block_dir in sorted(tenant_dir.iterdir()):
                 if block_dir.name.startswith(TMP_PREFIX):
+                    if not remove_unfinished:
+                        continue
                     log.warning("removing unfinished block %s", block_dir)
                     shutil.rmtree(block_dir, ignore_errors=True)
                 elif (block_dir / META_FILE).exists():

@@ -1,0 +1,72 @@
+"""``threadline query``: run a search against a server or straight from a data directory and
+print the matching traces as a table (or the API's JSON)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from threadline.config import Config
+from threadline.ingester.ingester import Ingester
+from threadline.querier.search import SearchEngine, SearchWindow, search_response
+from threadline.selfmetrics import SelfMetrics
+from threadline.storage.blocklist import Blocklist
+from threadline.tenancy import HEADER
+
+
+class QueryToolError(Exception):
+    pass
+
+
+def search_url(url: str, query: str, limit: int, tenant: str | None) -> dict[str, Any]:
+    params = urllib.parse.urlencode({"q": query, "limit": limit})
+    request = urllib.request.Request(f"{url.rstrip('/')}/api/search?{params}")
+    if tenant:
+        request.add_header(HEADER, tenant)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        raise QueryToolError(f"{e.code}: {e.read().decode(errors='replace').strip()}") from None
+    except urllib.error.URLError as e:
+        raise QueryToolError(f"cannot reach {url}: {e.reason}") from None
+
+
+def search_data_dir(data_dir: Path, query: str, limit: int, tenant: str) -> dict[str, Any]:
+    """Search blocks and the WAL of ``data_dir`` read-only (a running server may own it)."""
+    from threadline.traceql.plan import compile_search
+
+    blocklist = Blocklist(data_dir / "blocks")
+    blocklist.load(remove_unfinished=False)
+    ingester = Ingester(Config(data_dir=data_dir), blocklist, SelfMetrics(), data_dir / "wal")
+    ingester.replay(repair=False)
+    engine = SearchEngine(ingester, blocklist)
+    result = asyncio.run(engine.search(tenant, compile_search(query), SearchWindow(), limit, 3))
+    return search_response(result)
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    header = ("TRACE ID", "ROOT SERVICE", "ROOT NAME", "START (UTC)", "DURATION", "MATCHED")
+    rows = [header]
+    for t in doc.get("traces", []):
+        start = dt.datetime.fromtimestamp(int(t["startTimeUnixNano"]) / 1e9, tz=dt.UTC)
+        matched = sum(ss.get("matched", 0) for ss in t.get("spanSets", []))
+        rows.append(
+            (
+                t["traceID"].rjust(32, "0"),
+                t.get("rootServiceName", ""),
+                t.get("rootTraceName", ""),
+                start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                f"{t.get('durationMs', 0)}ms",
+                str(matched),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)

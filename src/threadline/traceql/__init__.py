@@ -1,0 +1,130 @@
+"""TraceQL front end: lexer, parser, syntax tree and validation.
+
+``parse(text)`` gives a :class:`~threadline.traceql.ast.Root` or raises
+``TraceQLSyntaxError``; ``validate(root)`` raises ``TraceQLValidationError`` or
+``TraceQLUnsupportedError``; ``parse_and_validate`` does both. See ``ast`` for the tree shape.
+"""
+
+from __future__ import annotations
+
+from threadline.traceql.ast import (
+    Aggregate,
+    AggregateOp,
+    Attribute,
+    AttributeRef,
+    BinaryOp,
+    BinaryOperator,
+    Coalesce,
+    FieldExpr,
+    GroupBy,
+    Hint,
+    Intrinsic,
+    IntrinsicName,
+    Kind,
+    MetricsAggregate,
+    MetricsCompare,
+    MetricsExpr,
+    MetricsFilter,
+    MetricsMath,
+    MetricsOp,
+    MetricsPipeline,
+    MetricsStages,
+    Node,
+    Pipeline,
+    Root,
+    ScalarExpr,
+    ScalarFilter,
+    ScalarOp,
+    ScalarPipeline,
+    Scope,
+    SecondStage,
+    SecondStageOp,
+    Select,
+    SpansetFilter,
+    SpansetOperation,
+    SpansetOperator,
+    Stage,
+    Static,
+    Status,
+    TopK,
+    Type,
+    UnaryOp,
+    UnaryOperator,
+    children,
+    references_span,
+    type_of,
+    walk,
+)
+from threadline.traceql.errors import (
+    TraceQLError,
+    TraceQLSyntaxError,
+    TraceQLUnsupportedError,
+    TraceQLValidationError,
+)
+from threadline.traceql.parser import parse
+from threadline.traceql.printer import unparse
+from threadline.traceql.validate import compile_regex, validate
+
+
+def parse_and_validate(text: str) -> Root:
+    """Parse and validate a query; raises any TraceQLError subclass."""
+    return validate(parse(text))
+
+
+__all__ = [
+    "Aggregate",
+    "AggregateOp",
+    "Attribute",
+    "AttributeRef",
+    "BinaryOp",
+    "BinaryOperator",
+    "Coalesce",
+    "FieldExpr",
+    "GroupBy",
+    "Hint",
+    "Intrinsic",
+    "IntrinsicName",
+    "Kind",
+    "MetricsAggregate",
+    "MetricsCompare",
+    "MetricsExpr",
+    "MetricsFilter",
+    "MetricsMath",
+    "MetricsOp",
+    "MetricsPipeline",
+    "MetricsStages",
+    "Node",
+    "Pipeline",
+    "Root",
+    "ScalarExpr",
+    "ScalarFilter",
+    "ScalarOp",
+    "ScalarPipeline",
+    "Scope",
+    "SecondStage",
+    "SecondStageOp",
+    "Select",
+    "SpansetFilter",
+    "SpansetOperation",
+    "SpansetOperator",
+    "Stage",
+    "Static",
+    "Status",
+    "TopK",
+    "TraceQLError",
+    "TraceQLSyntaxError",
+    "TraceQLUnsupportedError",
+    "TraceQLValidationError",
+    "Type",
+    "UnaryOp",
+    "UnaryOperator",
+    "children",
+    "compile_regex",
+    "parse",
+    "parse_and_validate",
+    "references_span",
+    "type_of",
+    "unparse",
+    "validate",
+    "walk",
+]

@@ -1,0 +1,110 @@
+"""Three traces with known structure, durations, statuses and attributes, as OTLP requests.
+
+T1  frontend "GET /checkout" server 500ms status=error http.method=GET http.status_code=500
+    ├─ checkout "PlaceOrder" server 300ms
+    │   ├─ payment "Charge" client 200ms status=error, event "exception"
+    │   └─ checkout "db query" client 20ms db.system=postgresql
+    └─ cart "GetCart" server 50ms
+T2  frontend "GET /" server 100ms http.method=GET http.status_code=200
+    └─ product-catalog "ListProducts" server 40ms
+        └─ product-catalog "SELECT" client 10ms db.system=redis
+T3  api-gateway "POST /pay" server 2s http.method=POST http.status_code=201
+    └─ payment "Charge" server 1.5s amount=12.5 retry=true
+        └─ payment "db query" client 100ms db.system=postgresql
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+BASE_NS = 1_700_000_000_000_000_000
+MS = 1_000_000
+
+
+@dataclass
+class S:
+    key: str  # "T1.A" ...: trace and a letter, unique
+    service: str
+    name: str
+    kind: int
+    start_ms: int
+    dur_ms: int
+    parent: str | None = None
+    error: bool = False
+    attrs: dict[str, object] = field(default_factory=dict)
+    event: str | None = None
+
+
+SPANS = [
+    S("T1.A", "frontend", "GET /checkout", 2, 0, 500, None, True,
+      {"http.method": "GET", "http.status_code": 500}),
+    S("T1.B", "checkout", "PlaceOrder", 2, 10, 300, "T1.A"),
+    S("T1.C", "payment", "Charge", 3, 20, 200, "T1.B", True, event="exception"),
+    S("T1.D", "checkout", "db query", 3, 250, 20, "T1.B", attrs={"db.system": "postgresql"}),
+    S("T1.E", "cart", "GetCart", 2, 320, 50, "T1.A"),
+    S("T2.A", "frontend", "GET /", 2, 0, 100, None, False,
+      {"http.method": "GET", "http.status_code": 200}),
+    S("T2.B", "product-catalog", "ListProducts", 2, 10, 40, "T2.A"),
+    S("T2.C", "product-catalog", "SELECT", 3, 20, 10, "T2.B", attrs={"db.system": "redis"}),
+    S("T3.A", "api-gateway", "POST /pay", 2, 0, 2000, None, False,
+      {"http.method": "POST", "http.status_code": 201}),
+    S("T3.B", "payment", "Charge", 2, 100, 1500, "T3.A", attrs={"amount": 12.5, "retry": True}),
+    S("T3.C", "payment", "db query", 3, 200, 100, "T3.B", attrs={"db.system": "postgresql"}),
+]  # fmt: skip
+
+TRACE_IDS = {f"T{i}": bytes([0xA0 + i]) * 16 for i in (1, 2, 3)}
+
+
+def span_id(key: str) -> bytes:
+    trace, letter = key.split(".")
+    return bytes([int(trace[1:]), ord(letter)]) * 4
+
+
+def trace_of(key: str) -> str:
+    return key.split(".")[0]
+
+
+def request(keys: list[str], offset_ms: int = 0) -> bytes:
+    """An OTLP request with the given spans (one resource per span, to keep it simple)."""
+    req = ExportTraceServiceRequest()
+    for s in (s for s in SPANS if s.key in keys):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="service.name").value.string_value = s.service
+        span = rs.scope_spans.add().spans.add()
+        span.trace_id = TRACE_IDS[trace_of(s.key)]
+        span.span_id = span_id(s.key)
+        if s.parent:
+            span.parent_span_id = span_id(s.parent)
+        span.name = s.name
+        span.kind = s.kind
+        span.start_time_unix_nano = BASE_NS + (offset_ms + s.start_ms) * MS
+        span.end_time_unix_nano = span.start_time_unix_nano + s.dur_ms * MS
+        if s.error:
+            span.status.code = Status.STATUS_CODE_ERROR
+        for k, v in s.attrs.items():
+            value = span.attributes.add(key=k).value
+            if isinstance(v, bool):
+                value.bool_value = v
+            elif isinstance(v, int):
+                value.int_value = v
+            elif isinstance(v, float):
+                value.double_value = v
+            else:
+                value.string_value = str(v)
+        if s.event:
+            span.events.add(name=s.event, time_unix_nano=span.start_time_unix_nano + MS)
+    return req.SerializeToString()
+
+
+def key_of(span_hex: str) -> str:
+    """The dataset key of a returned span."""
+    for s in SPANS:
+        if span_id(s.key).hex() == span_hex:
+            return s.key
+    raise KeyError(span_hex)
+
+
+ALL_KEYS = [s.key for s in SPANS]
