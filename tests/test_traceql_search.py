@@ -159,3 +159,21 @@ def test_bad_queries_are_400(srv: Server, query: str, words: str) -> None:
     r = srv.get(f"/api/search?q={quote(query)}", headers={"X-Scope-OrgID": "memory"})
     assert r.status == 400
     assert words in r.data.decode()
+
+
+def test_protobuf_search_response(srv: Server) -> None:
+    from google.protobuf import json_format
+
+    from threadline.api.tempopb import SearchResponse
+
+    url = "/api/search?q=" + quote('{ resource.service.name = "payment" }')
+    r = srv.get(url, headers={"X-Scope-OrgID": "blocks", "Accept": "application/protobuf"})
+    assert r.status == 200
+    assert r.headers["Content-Type"].startswith("application/protobuf")
+    message = SearchResponse.FromString(r.data)
+    as_json = orjson.loads(srv.get(url, headers={"X-Scope-OrgID": "blocks"}).data)
+    assert len(message.traces) == 2
+    # the protobuf answer is the JSON answer, field for field
+    assert json_format.MessageToDict(message.traces[0]) in as_json["traces"]
+    assert json_format.MessageToDict(message.traces[1]) in as_json["traces"]
+    assert message.metrics.totalBlocks == as_json["metrics"]["totalBlocks"]

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from threadline.api.common import parse_unix_seconds, tenant_of
-from threadline.api.trace_by_id import json_response
+from threadline.api.common import parse_unix_seconds, tenant_of, wants_protobuf
+from threadline.api.tempopb import search_response_protobuf
+from threadline.api.trace_by_id import PROTOBUF, json_response
 from threadline.config import parse_duration
 from threadline.querier.search import (
     Plan,
@@ -117,4 +118,7 @@ class SearchRoutes:
             result = await self.engine.search(tenant, plan, window, limit, spss)
         except SearchError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
-        return json_response(search_response(result))
+        doc = search_response(result)
+        if wants_protobuf(request):
+            return web.Response(body=search_response_protobuf(doc), content_type=PROTOBUF)
+        return json_response(doc)

@@ -13,9 +13,9 @@ from google.protobuf import json_format
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from threadline.api.common import parse_unix_seconds, tenant_of, wants_protobuf
+from threadline.api.tempopb import TraceByIDResponse
 from threadline.model.ids import parse_trace_id
 from threadline.model.otlp_encode import rows_to_traces_data
-from threadline.model.protowire import bytes_field, varint_field
 from threadline.querier.trace_by_id import TraceFinder
 
 PROTOBUF = "application/protobuf"
@@ -61,16 +61,12 @@ class TraceByIDRoutes:
 
     async def v2(self, request: web.Request) -> web.Response:
         traces, inspected = await self._lookup(request)
+        response = TraceByIDResponse()
+        response.trace.resourceSpans.extend(traces.resource_spans)
+        response.metrics.inspectedBytes = inspected
         if wants_protobuf(request):
-            body = bytes_field(1, traces.SerializeToString()) + bytes_field(
-                2, varint_field(1, inspected)
-            )
-            return web.Response(body=body, content_type=PROTOBUF)
-        doc = {
-            "trace": json_format.MessageToDict(traces),
-            "metrics": {"inspectedBytes": str(inspected)},
-        }
-        return json_response(doc)
+            return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
+        return json_response(json_format.MessageToDict(response))
 
 
 def json_response(doc: object) -> web.Response:

@@ -1,5 +1,5 @@
-"""Hand-encoding the few small protobuf messages that have no generated class here
-(``google.rpc.Status``, Tempo's ``TraceByIDResponse`` envelope)."""
+"""Hand-encoding ``google.rpc.Status`` (OTLP/HTTP error bodies), which has no generated class
+among our dependencies."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def _window_sql(window: SearchWindow) -> str:
 def source_sql(source: Source, plan: Plan, window: SearchWindow, limit: int, spss: int) -> str:
     extra = "".join(f', {a.sql} AS "a{i}"' for i, a in enumerate(plan.attributes))
     return f"""
-WITH base AS (
+WITH base AS NOT MATERIALIZED (
   SELECT *, {ROW_NUMBER} AS rid FROM {source.relation} WHERE {_window_sql(window)}
 ),
 matched AS ({plan.sql}),
