@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import orjson
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
@@ -59,3 +61,20 @@ def test_tag_values(loaded: Server) -> None:
     assert {"type": "string", "value": "tags-in-block"} in roots
     assert loaded.get("/api/v2/search/tag/bogus/values").status == 400
     assert get(loaded, "/api/v2/search/tag/resource.nothing.here/values")["tagValues"] == []
+
+
+def test_q_narrows_names_and_values(loaded: Server) -> None:
+    q = quote('{ resource.service.name = "tags-live" }')
+    tiers = get(loaded, f"/api/v2/search/tag/span.app.tier/values?q={q}")["tagValues"]
+    assert tiers == [{"type": "string", "value": "silver"}]
+    names = {s["name"]: s["tags"] for s in get(loaded, f"/api/v2/search/tags?q={q}")["scopes"]}
+    assert "app.shard" in names["span"]
+    q_block = quote('{ resource.service.name = "tags-in-block" }')
+    names = {
+        s["name"]: s["tags"] for s in get(loaded, f"/api/v2/search/tags?q={q_block}")["scopes"]
+    }
+    assert "app.shard" not in names["span"] and "app.tier" in names["span"]
+    # an incomplete filter is ignored, as Tempo does: the answer is unfiltered
+    partial = quote("{ resource.service.name = }")
+    tiers = get(loaded, f"/api/v2/search/tag/span.app.tier/values?q={partial}")["tagValues"]
+    assert {v["value"] for v in tiers} == {"gold", "silver"}

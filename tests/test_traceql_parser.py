@@ -935,3 +935,13 @@ def test_canonical_texts() -> None:
     assert unparse(d(90 * 60 * S)) == "90m"
     assert unparse(d(1500 * MS)) == "1500ms"
     assert unparse(attr('a"b c')) == '."a\\"b c"'
+
+
+def test_long_generated_queries() -> None:
+    terms = [f'.a = "v{n}"' for n in range(5000)]
+    root = parse_and_validate("{ " + " || ".join(terms) + " }")
+    assert len([n for n in walk(root) if isinstance(n, Attribute)]) == 5000
+    err = validation_error("{ " + " || ".join(terms) + ' || .b =~ "[" }')
+    assert "invalid regular expression" in err.message
+    deep = "(" * 200 + "{ .a }" + ")" * 200
+    assert parse(deep).expr == pipe(flt(attr("a")))

@@ -8,6 +8,7 @@ from aiohttp import web
 from threadline.api.common import parse_unix_seconds, tenant_of
 from threadline.api.trace_by_id import json_response
 from threadline.querier.tags import INTRINSIC_TAGS, MAP_SCOPES, TagFinder
+from threadline.traceql.plan import filter_condition
 
 _SCOPES = ("resource", "span", "intrinsic", "event", "link", "instrumentation", "none", "")
 _OTHER_SCOPES = ("event", "link", "instrumentation")  # not indexed yet: always empty
@@ -29,6 +30,12 @@ def _scope(request: web.Request) -> str:
     if scope not in _SCOPES:
         raise web.HTTPBadRequest(text=f"invalid scope: {scope}")
     return scope
+
+
+def _narrowing(request: web.Request) -> str:
+    """SQL condition of the ``q`` filter, "true" when absent or not a single filter."""
+    q = request.query.get("q", "").strip()
+    return (filter_condition(q) if q else None) or "true"
 
 
 def parse_tag_name(text: str) -> tuple[str | None, str]:
@@ -82,7 +89,7 @@ class SearchTagRoutes:
         scope = _scope(request)
         scopes = []
         if scope != "intrinsic":
-            names = await self.tags.names(tenant, *_window(request))
+            names = await self.tags.names(tenant, *_window(request), where=_narrowing(request))
             for s in MAP_SCOPES:
                 if scope in ("", "none", s) and names[s]:
                     scopes.append({"name": s, "tags": names[s]})
@@ -107,6 +114,7 @@ class SearchTagRoutes:
         if scope in _OTHER_SCOPES:
             values = []
         else:
-            values = await self.tags.values(tenant, scope, name, *_window(request))
+            where = _narrowing(request)
+            values = await self.tags.values(tenant, scope, name, *_window(request), where=where)
         doc = {"tagValues": [{"type": v.type, "value": v.value} for v in values], "metrics": {}}
         return json_response(doc)

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from threadline.ingester.ingester import Ingester
+from threadline.querier import sql
 from threadline.querier.sources import Source, connect, open_sources
 from threadline.storage.blocklist import Blocklist
 
@@ -96,24 +97,26 @@ class _BlockCache:
                 self._data.popitem(last=False)
 
 
-def _names_sql(relation: str, scope: str) -> str:
+def _names_sql(relation: str, scope: str, where: str) -> str:
     parts = [
-        f"SELECT DISTINCT unnest(map_keys({scope}_attrs_{t})) AS k FROM {relation}"
+        f"SELECT DISTINCT unnest(map_keys({scope}_attrs_{t})) AS k FROM {relation} WHERE {where}"
         for t in ("str", "int", "float", "bool", "raw")
     ]
     return " UNION ".join(parts)
 
 
-def _values_sql(relation: str, scope: str, name: str) -> list[tuple[str, str]]:
-    key = name.replace("'", "''")
-    return [
-        (
-            type_name,
-            f"SELECT DISTINCT CAST({scope}_attrs_{col}['{key}'] AS VARCHAR) FROM {relation} "
-            f"WHERE {scope}_attrs_{col}['{key}'] IS NOT NULL",
+def _values_sql(relation: str, scope: str, name: str, where: str) -> list[tuple[str, str]]:
+    out = []
+    for col, type_name in _MAP_TYPES:
+        value = sql.attr(scope, col, name)
+        out.append(
+            (
+                type_name,
+                f"SELECT DISTINCT CAST({value} AS VARCHAR) FROM {relation} "
+                f"WHERE {value} IS NOT NULL AND ({where})",
+            )
         )
-        for col, type_name in _MAP_TYPES
-    ]
+    return out
 
 
 class TagFinder:
@@ -148,18 +151,24 @@ class TagFinder:
             con.close()
 
     async def names(
-        self, tenant: str, start_ns: int | None = None, end_ns: int | None = None
+        self,
+        tenant: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        where: str = "true",
     ) -> dict[str, list[str]]:
-        """Attribute names per scope (``resource``, ``span``)."""
+        """Attribute names per scope (``resource``, ``span``) on spans matching ``where``."""
 
         def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
             return frozenset(
                 (scope, row[0])
                 for scope in MAP_SCOPES
-                for row in con.sql(_names_sql(source.relation, scope)).fetchall()
+                for row in con.sql(_names_sql(source.relation, scope, where)).fetchall()
             )
 
-        found = await asyncio.to_thread(self._collect, tenant, (start_ns, end_ns), "names", compute)
+        found = await asyncio.to_thread(
+            self._collect, tenant, (start_ns, end_ns), f"names:{where}", compute
+        )
         return {scope: sorted(n for s, n in found if s == scope) for scope in MAP_SCOPES}
 
     async def values(
@@ -169,9 +178,10 @@ class TagFinder:
         name: str,
         start_ns: int | None = None,
         end_ns: int | None = None,
+        where: str = "true",
     ) -> list[TagValue]:
         """Typed values of attribute ``name`` in ``scope`` (None: span and resource), or of an
-        intrinsic when ``scope`` is ``"intrinsic"``."""
+        intrinsic when ``scope`` is ``"intrinsic"``, on spans matching ``where``."""
         if scope == "intrinsic":
             base = name.removeprefix("span:")
             if base in _KEYWORDS:
@@ -181,10 +191,13 @@ class TagFinder:
                 return []
 
             def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
-                sql = f"SELECT DISTINCT {column} FROM {source.relation} WHERE {column} != ''"
-                return frozenset(TagValue("string", r[0]) for r in con.sql(sql).fetchall())
+                query = (
+                    f"SELECT DISTINCT {column} FROM {source.relation} "
+                    f"WHERE {column} != '' AND ({where})"
+                )
+                return frozenset(TagValue("string", r[0]) for r in con.sql(query).fetchall())
 
-            question = f"intrinsic:{column}"
+            question = f"intrinsic:{column}:{where}"
         else:
             scopes = MAP_SCOPES if scope is None else (scope,)
 
@@ -192,11 +205,11 @@ class TagFinder:
                 return frozenset(
                     TagValue(type_name, row[0])
                     for s in scopes
-                    for type_name, sql in _values_sql(source.relation, s, name)
-                    for row in con.sql(sql).fetchall()
+                    for type_name, query in _values_sql(source.relation, s, name, where)
+                    for row in con.sql(query).fetchall()
                 )
 
-            question = f"values:{','.join(scopes)}:{name}"
+            question = f"values:{','.join(scopes)}:{name}:{where}"
         found = await asyncio.to_thread(
             self._collect, tenant, (start_ns, end_ns), question, compute
         )

@@ -256,3 +256,19 @@ def compile_search(query: str) -> Plan:
     ctes = ",\n".join(f"{name} AS ({body})" for name, body in compiler.ctes)
     body = f"WITH {ctes}\nSELECT {ROW} FROM {result}" if ctes else f"SELECT {ROW} FROM {result}"
     return Plan(f"SELECT * FROM ({body})", attributes)
+
+
+def filter_condition(query: str) -> str | None:
+    """SQL for the spans a lone ``{ ... }`` filter selects (tag narrowing), or None when
+    ``query`` is not such a filter: Tempo then answers unfiltered rather than failing."""
+    try:
+        root = validate(parse(query))
+    except TraceQLError:
+        return None
+    stages = root.expr.stages if isinstance(root.expr, Pipeline) else ()
+    if len(stages) != 1 or not isinstance(stages[0], SpansetFilter):
+        return None
+    try:
+        return condition(stages[0].expr)
+    except CompileError:
+        return None

@@ -85,7 +85,7 @@ class _Validator:
             return " ".join(self.source[node.offset : node.end_offset].split())
         try:
             return unparse(node)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             return type(node).__name__
 
     def invalid(self, node: A.Node, message: str) -> TraceQLValidationError:
@@ -168,9 +168,15 @@ class _Validator:
                 self.field(e.operand)
                 self.unary(e)
             case A.BinaryOp():
-                self.field(e.lhs)
-                self.field(e.rhs)
-                self.binary(e)
+                # walk down the left spine iteratively: long "a || b || c ..." chains are
+                # left-nested and can be thousands deep
+                spine = [e]
+                while isinstance(spine[-1].lhs, A.BinaryOp):
+                    spine.append(spine[-1].lhs)
+                self.field(spine[-1].lhs)
+                for node in reversed(spine):
+                    self.field(node.rhs)
+                    self.binary(node)
             case _:
                 raise TypeError(f"unexpected field expression {type(e).__name__}")
 
