@@ -16,6 +16,7 @@ from threadline.config import Config
 from threadline.distributor.distributor import Distributor
 from threadline.ingester.ingester import Ingester
 from threadline.querier.search import SearchEngine
+from threadline.querier.sources import QueryResources
 from threadline.querier.tags import TagFinder
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
@@ -49,8 +50,9 @@ class App:
         self.ingester = Ingester(cfg, self.blocklist, self.metrics, data / "wal")
         self.distributor = Distributor(self.ingester, self.metrics)
         self.finder = TraceFinder(self.ingester, self.blocklist)
-        self.tags = TagFinder(self.ingester, self.blocklist)
-        self.search = SearchEngine(self.ingester, self.blocklist)
+        resources = QueryResources(cfg.querier.memory_limit, str(data / "tmp"))
+        self.tags = TagFinder(self.ingester, self.blocklist, resources)
+        self.search = SearchEngine(self.ingester, self.blocklist, resources)
         self.stop_event = asyncio.Event()
         self._ready = False
         self._runners: list[web.AppRunner] = []
@@ -80,7 +82,7 @@ class App:
         prefix = cfg.server.http_api_prefix.rstrip("/")
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
         api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
-        api.add_routes(SearchRoutes(self.search, compile_search, mt).routes(prefix))
+        api.add_routes(SearchRoutes(self.search, compile_search, mt, cfg.querier).routes(prefix))
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
         )

@@ -122,6 +122,16 @@ class BlockConfig(_Section):
     zstd_level: Annotated[int, Field(ge=1, le=22)] = 3
 
 
+class QuerierConfig(_Section):
+    default_result_limit: Annotated[int, Field(ge=1)] = 20
+    max_result_limit: Annotated[int, Field(ge=1)] = 262144
+    default_spans_per_span_set: Annotated[int, Field(ge=1)] = 3
+    max_spans_per_span_set: Annotated[int, Field(ge=1)] = 100
+    max_search_duration: Duration = 168 * 3600.0
+    # memory one query may use; DuckDB spills to data_dir/tmp beyond it
+    memory_limit: Size = 2 * 2**30
+
+
 class StorageConfig(_Section):
     block: BlockConfig = BlockConfig()
 
@@ -134,6 +144,7 @@ class Config(_Section):
     ingester: IngesterConfig = IngesterConfig()
     wal: WALConfig = WALConfig()
     storage: StorageConfig = StorageConfig()
+    querier: QuerierConfig = QuerierConfig()
 
 
 class ConfigError(Exception):

@@ -9,7 +9,7 @@ from aiohttp import web
 from threadline.api.common import parse_unix_seconds, tenant_of, wants_protobuf
 from threadline.api.tempopb import search_response_protobuf
 from threadline.api.trace_by_id import PROTOBUF, json_response
-from threadline.config import parse_duration
+from threadline.config import QuerierConfig, parse_duration
 from threadline.querier.search import (
     Plan,
     QueryError,
@@ -20,11 +20,6 @@ from threadline.querier.search import (
 )
 from threadline.querier.tag_search import parse_logfmt, tag_search_plan
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 262144
-DEFAULT_SPSS = 3
-MAX_SPSS = 100
-MAX_WINDOW_S = 168 * 3600
 _KNOWN = {"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "end"}
 
 
@@ -61,10 +56,12 @@ class SearchRoutes:
         engine: SearchEngine,
         compile_traceql: Callable[[str], Plan],
         multitenancy_enabled: bool,
+        limits: QuerierConfig,
     ) -> None:
         self.engine = engine
         self.compile_traceql = compile_traceql
         self.multitenancy_enabled = multitenancy_enabled
+        self.limits = limits
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
         return [web.get(prefix + "/api/search", self.search)]
@@ -89,17 +86,19 @@ class SearchRoutes:
 
     async def search(self, request: web.Request) -> web.Response:
         tenant = tenant_of(request, self.multitenancy_enabled)
-        limit = _uint(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-        spss = _uint(request, "spss", DEFAULT_SPSS, MAX_SPSS)
+        lim = self.limits
+        limit = _uint(request, "limit", lim.default_result_limit, lim.max_result_limit)
+        spss = _uint(request, "spss", lim.default_spans_per_span_set, lim.max_spans_per_span_set)
+        max_window = int(lim.max_search_duration)
         start = parse_unix_seconds(request, "start")
         end = parse_unix_seconds(request, "end")
         if start is not None and end is not None:
             if end <= start:
                 raise web.HTTPBadRequest(text="invalid start/end: end must be after start")
-            if end - start > MAX_WINDOW_S:
+            if end - start > max_window:
                 raise web.HTTPBadRequest(
                     text=f"range specified by start and end ({end - start}s) exceeds "
-                    f"the maximum search window of {MAX_WINDOW_S // 3600}h"
+                    f"the maximum search window of {max_window}s"
                 )
         window = SearchWindow(
             start * 10**9 if start else None,

@@ -18,7 +18,7 @@ import duckdb
 import orjson
 
 from threadline.ingester.ingester import Ingester
-from threadline.querier.sources import ROW_NUMBER, Source, connect, open_sources
+from threadline.querier.sources import ROW_NUMBER, QueryResources, Source, connect, open_sources
 from threadline.storage.blocklist import Blocklist
 
 
@@ -161,14 +161,20 @@ def _rows_to_traces(rows: list[tuple[Any, ...]], n_attrs: int, plan: Plan) -> li
 
 
 class SearchEngine:
-    def __init__(self, ingester: Ingester | None, blocklist: Blocklist) -> None:
+    def __init__(
+        self,
+        ingester: Ingester | None,
+        blocklist: Blocklist,
+        resources: QueryResources | None = None,
+    ) -> None:
         self.ingester = ingester
         self.blocklist = blocklist
+        self.resources = resources or QueryResources()
 
     def _search(
         self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
     ) -> SearchResult:
-        con = connect()
+        con = connect(self.resources)
         try:
             found: dict[bytes, TraceResult] = {}
             sources = open_sources(

@@ -74,6 +74,20 @@ def open_sources(
     return sources
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": 2})
-    return con
+@dataclass(frozen=True, slots=True)
+class QueryResources:
+    """What one query may use: DuckDB threads, memory, and where it may spill."""
+
+    memory_limit: int = 2 * 2**30
+    spill_dir: str | None = None
+    threads: int = 2
+
+
+def connect(resources: QueryResources) -> duckdb.DuckDBPyConnection:
+    config: dict[str, object] = {
+        "threads": resources.threads,
+        "memory_limit": f"{resources.memory_limit // 2**20}MB",
+    }
+    if resources.spill_dir:
+        config["temp_directory"] = resources.spill_dir
+    return duckdb.connect(config=config)

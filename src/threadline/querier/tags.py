@@ -17,7 +17,7 @@ import duckdb
 
 from threadline.ingester.ingester import Ingester
 from threadline.querier import sql
-from threadline.querier.sources import Source, connect, open_sources
+from threadline.querier.sources import QueryResources, Source, connect, open_sources
 from threadline.storage.blocklist import Blocklist
 
 # the attribute scopes stored as typed map columns, by TraceQL scope name
@@ -120,9 +120,15 @@ def _values_sql(relation: str, scope: str, name: str, where: str) -> list[tuple[
 
 
 class TagFinder:
-    def __init__(self, ingester: Ingester | None, blocklist: Blocklist) -> None:
+    def __init__(
+        self,
+        ingester: Ingester | None,
+        blocklist: Blocklist,
+        resources: QueryResources | None = None,
+    ) -> None:
         self.ingester = ingester
         self.blocklist = blocklist
+        self.resources = resources or QueryResources()
         self._cache = _BlockCache()
 
     def _collect(
@@ -133,7 +139,7 @@ class TagFinder:
         compute: Callable[[duckdb.DuckDBPyConnection, Source], frozenset[Any]],
     ) -> set[Any]:
         """The union of ``compute`` over every source; block answers come from the cache."""
-        con = connect()
+        con = connect(self.resources)
         try:
             out: set[Any] = set()
             for source in open_sources(con, self.ingester, self.blocklist, tenant, *window):

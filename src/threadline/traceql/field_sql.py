@@ -211,7 +211,7 @@ def compare(op: BinaryOperator, a: Channels, b: Channels) -> str:
         la, lb = a.by_type.get("str"), b.by_type.get("str")
         if la is None or lb is None:
             return "false"
-        match = f"regexp_full_match({la}, {lb})"
+        match = f"regexp_full_match({la}, {lb}, 's')"  # Tempo: fully anchored, (?s)
         return f"coalesce({'NOT ' if op is BinaryOperator.NOT_REGEX else ''}{match}, false)"
     sym = {"=": "=", "!=": "<>"}.get(op.value, op.value)
     terms = []

@@ -15,6 +15,7 @@ from itertools import count
 
 from threadline.querier import sql
 from threadline.querier.search import Plan, QueryError, ReturnedAttribute
+from threadline.traceql import parse_and_validate
 from threadline.traceql.ast import (
     Aggregate,
     AggregateOp,
@@ -37,8 +38,6 @@ from threadline.traceql.ast import (
 )
 from threadline.traceql.errors import TraceQLError
 from threadline.traceql.field_sql import CompileError, channels, condition, value_json
-from threadline.traceql.parser import parse
-from threadline.traceql.validate import validate
 
 ROW = "trace_id, sset, rid, labels"
 # intrinsics not echoed on returned spans (Tempo leaves them out: they are shown elsewhere)
@@ -240,7 +239,7 @@ def _returned_attributes(root: Root) -> tuple[ReturnedAttribute, ...]:
 def compile_search(query: str) -> Plan:
     """The search plan of a TraceQL query; raises SearchQueryError with a usable message."""
     try:
-        root = validate(parse(query))
+        root = parse_and_validate(query)
     except TraceQLError as e:
         raise SearchQueryError(str(e)) from None
     if root.is_metrics:
@@ -262,7 +261,7 @@ def filter_condition(query: str) -> str | None:
     """SQL for the spans a lone ``{ ... }`` filter selects (tag narrowing), or None when
     ``query`` is not such a filter: Tempo then answers unfiltered rather than failing."""
     try:
-        root = validate(parse(query))
+        root = parse_and_validate(query)
     except TraceQLError:
         return None
     stages = root.expr.stages if isinstance(root.expr, Pipeline) else ()
