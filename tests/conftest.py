@@ -19,8 +19,8 @@ import yaml
 HOST = "127.0.0.1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
@@ -33,6 +33,12 @@ class Server:
         self.http_port = free_port()
         self.grpc_port = free_port()
         self.otlp_http_port = free_port()
+        self.zipkin_port = free_port()
+        self.jaeger_http_port = free_port()
+        self.jaeger_grpc_port = free_port()
+        self.jaeger_compact_port = free_port(socket.SOCK_DGRAM)
+        self.jaeger_binary_port = free_port(socket.SOCK_DGRAM)
+        self.sampling_port = free_port()
         self.extra_config = extra_config or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = urllib3.PoolManager(retries=False, timeout=30)
@@ -70,6 +76,18 @@ class Server:
             str(self.grpc_port),
             "--otlp-http-port",
             str(self.otlp_http_port),
+            "--zipkin-port",
+            str(self.zipkin_port),
+            "--jaeger-thrift-http-port",
+            str(self.jaeger_http_port),
+            "--jaeger-grpc-port",
+            str(self.jaeger_grpc_port),
+            "--jaeger-agent-compact-port",
+            str(self.jaeger_compact_port),
+            "--jaeger-agent-binary-port",
+            str(self.jaeger_binary_port),
+            "--sampling-port",
+            str(self.sampling_port),
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

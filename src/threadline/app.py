@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from threadline.api.jaeger_query import JaegerQueryRoutes
+from threadline.api.sampling import SamplingRoutes
 from threadline.api.search import SearchRoutes
 from threadline.api.search_tags import SearchTagRoutes
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
+from threadline.api.zipkin_query import ZipkinQueryRoutes
 from threadline.config import Config
 from threadline.distributor.distributor import Distributor
 from threadline.ingester.ingester import Ingester
+from threadline.querier.dependencies import DependencyFinder
 from threadline.querier.search import SearchEngine
-from threadline.querier.sources import QueryResources
+from threadline.querier.sources import DataSources, QueryResources
 from threadline.querier.tags import TagFinder
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
@@ -51,12 +56,14 @@ class App:
         self.distributor = Distributor(self.ingester, self.metrics)
         self.finder = TraceFinder(self.ingester, self.blocklist)
         resources = QueryResources(cfg.querier.memory_limit, str(data / "tmp"))
-        self.tags = TagFinder(self.ingester, self.blocklist, resources)
-        self.search = SearchEngine(self.ingester, self.blocklist, resources)
+        self.sources = DataSources(self.ingester, self.blocklist, resources)
+        self.tags = TagFinder(self.sources)
+        self.search = SearchEngine(self.sources)
+        self.dependencies = DependencyFinder(self.sources)
         self.stop_event = asyncio.Event()
         self._ready = False
         self._runners: list[web.AppRunner] = []
-        self._grpc: OTLPGrpcReceiver | None = None
+        self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[asyncio.Task[None]] = []
         self.urls: dict[str, str] = {}
 
@@ -68,6 +75,13 @@ class App:
         await site.start()
         self._runners.append(runner)
         return runner.addresses[0][1]
+
+    async def _serve_receiver(self, routes: list[web.RouteDef], port: int) -> int:
+        app = web.Application(
+            middlewares=[_internal_errors], client_max_size=self.cfg.distributor.max_request_bytes
+        )
+        app.add_routes(routes)
+        return await self._serve_http(app, port)
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -86,19 +100,33 @@ class App:
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
         )
+        jaeger = JaegerQueryRoutes(self.tags, self.search, self.finder, self.dependencies, mt)
+        api.add_routes(jaeger.routes())
+        zipkin = ZipkinQueryRoutes(self.tags, self.search, self.finder, self.dependencies, mt)
+        api.add_routes(zipkin.routes())
+        sampling = SamplingRoutes(cfg.sampling)
+        api.add_routes(sampling.routes(("/jaeger/api/sampling",)))
         port = await self._serve_http(api, cfg.server.http_port)
         self.urls["api"] = f"http://{host}:{port}"
+        self.urls["jaeger_api"] = f"http://{host}:{port}/jaeger/api"
+        if cfg.sampling.port:
+            routes = sampling.routes(("/", "/sampling", "/api/sampling"))
+            port = await self._serve_receiver(routes, cfg.sampling.port)
+            self.urls["sampling"] = f"http://{host}:{port}/sampling"
 
-        otlp = cfg.distributor.receivers.otlp
+        receivers = cfg.distributor.receivers
+        otlp = receivers.otlp
         if otlp.http_port:
-            http = web.Application(middlewares=[_internal_errors], client_max_size=limit)
-            http.add_routes(OTLPHttpReceiver(self.distributor, mt, limit).routes())
-            port = await self._serve_http(http, otlp.http_port)
+            routes = OTLPHttpReceiver(self.distributor, mt, limit).routes()
+            port = await self._serve_receiver(routes, otlp.http_port)
             self.urls["otlp_http"] = f"http://{host}:{port}/v1/traces"
         if otlp.grpc_port:
-            self._grpc = OTLPGrpcReceiver(self.distributor, mt, limit)
-            port = await self._grpc.start(host, otlp.grpc_port)
+            grpc_receiver = OTLPGrpcReceiver(self.distributor, mt, limit)
+            port = await grpc_receiver.start(host, otlp.grpc_port)
+            self._stoppers.append(grpc_receiver.stop)
             self.urls["otlp_grpc"] = f"{host}:{port}"
+        # --- zipkin receiver ---
+        # --- jaeger receivers ---
 
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
         self._ready = True
@@ -106,8 +134,8 @@ class App:
     async def stop(self) -> None:
         self._ready = False
         self.stop_event.set()
-        if self._grpc is not None:
-            await self._grpc.stop()
+        for stop in self._stoppers:
+            await stop()
         for runner in self._runners:
             await runner.cleanup()
         for task in self._background:

@@ -27,6 +27,12 @@ def main() -> None:
 @click.option("--http-port", type=int, help="Tempo API, /metrics, /ready (default 3200).")
 @click.option("--otlp-grpc-port", type=int, help="OTLP/gRPC receiver (default 4317, 0 = off).")
 @click.option("--otlp-http-port", type=int, help="OTLP/HTTP receiver (default 4318, 0 = off).")
+@click.option("--zipkin-port", type=int, help="Zipkin receiver (default 9411, 0 = off).")
+@click.option("--jaeger-thrift-http-port", type=int, help="Jaeger thrift HTTP (default 14268).")
+@click.option("--jaeger-grpc-port", type=int, help="Jaeger gRPC collector (default 14250).")
+@click.option("--jaeger-agent-compact-port", type=int, help="Jaeger agent UDP compact (6831).")
+@click.option("--jaeger-agent-binary-port", type=int, help="Jaeger agent UDP binary (6832).")
+@click.option("--sampling-port", type=int, help="Jaeger remote sampling HTTP (default 5778).")
 @click.option(
     "--multitenancy/--no-multitenancy", default=None, help="Require X-Scope-OrgID on requests."
 )
@@ -38,6 +44,12 @@ def serve(
     http_port: int | None,
     otlp_grpc_port: int | None,
     otlp_http_port: int | None,
+    zipkin_port: int | None,
+    jaeger_thrift_http_port: int | None,
+    jaeger_grpc_port: int | None,
+    jaeger_agent_compact_port: int | None,
+    jaeger_agent_binary_port: int | None,
+    sampling_port: int | None,
     multitenancy: bool | None,
     log_level: str,
 ) -> None:
@@ -55,8 +67,27 @@ def serve(
         for k, v in (("grpc_port", otlp_grpc_port), ("http_port", otlp_http_port))
         if v is not None
     }
+    jaeger = {
+        k: v
+        for k, v in (
+            ("thrift_http_port", jaeger_thrift_http_port),
+            ("grpc_port", jaeger_grpc_port),
+            ("thrift_compact_port", jaeger_agent_compact_port),
+            ("thrift_binary_port", jaeger_agent_binary_port),
+        )
+        if v is not None
+    }
+    receivers: dict[str, Any] = {}
     if otlp:
-        overrides["distributor"] = {"receivers": {"otlp": otlp}}
+        receivers["otlp"] = otlp
+    if zipkin_port is not None:
+        receivers["zipkin"] = {"port": zipkin_port}
+    if jaeger:
+        receivers["jaeger"] = jaeger
+    if receivers:
+        overrides["distributor"] = {"receivers": receivers}
+    if sampling_port is not None:
+        overrides["sampling"] = {"port": sampling_port}
     try:
         cfg = load_config(config_path, overrides)
     except ConfigError as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -89,8 +89,23 @@ class OTLPReceiverConfig(_Section):
     http_port: Port = 4318
 
 
+class ZipkinReceiverConfig(_Section):
+    port: Port = 9411
+
+
+class JaegerReceiverConfig(_Section):
+    thrift_http_port: Port = 14268
+    grpc_port: Port = 14250
+    thrift_compact_port: Port = 6831  # agent UDP, compact thrift
+    thrift_binary_port: Port = 6832  # agent UDP, binary thrift
+
+
 class ReceiversConfig(_Section):
+    """Every receiver's port; 0 turns that receiver off."""
+
     otlp: OTLPReceiverConfig = OTLPReceiverConfig()
+    zipkin: ZipkinReceiverConfig = ZipkinReceiverConfig()
+    jaeger: JaegerReceiverConfig = JaegerReceiverConfig()
 
 
 class DistributorConfig(_Section):
@@ -136,6 +151,38 @@ class StorageConfig(_Section):
     block: BlockConfig = BlockConfig()
 
 
+class OperationStrategy(_Section):
+    operation: str
+    type: Literal["probabilistic"] = "probabilistic"
+    param: Annotated[float, Field(ge=0, le=1)]
+
+
+class ServiceStrategy(_Section):
+    """Jaeger's strategy-file entry: probabilistic (param = rate) or ratelimiting (param =
+    traces per second), optionally per operation."""
+
+    service: str
+    type: Literal["probabilistic", "ratelimiting"] = "probabilistic"
+    param: Annotated[float, Field(ge=0)]
+    operation_strategies: list[OperationStrategy] = []
+
+
+class DefaultStrategy(_Section):
+    type: Literal["probabilistic", "ratelimiting"] = "probabilistic"
+    param: Annotated[float, Field(ge=0)] = 1.0
+    operation_strategies: list[OperationStrategy] = []
+
+
+class SamplingConfig(_Section):
+    """Remote sampling strategies as Jaeger serves them (the strategy file's shape)."""
+
+    port: Port = 5778
+    service_strategies: list[ServiceStrategy] = []
+    default_strategy: DefaultStrategy = DefaultStrategy()
+    default_lower_bound_traces_per_second: Annotated[float, Field(ge=0)] = 0.0
+    default_upper_bound_traces_per_second: Annotated[float, Field(ge=0)] = 0.0
+
+
 class Config(_Section):
     data_dir: Path = Path("./data")
     multitenancy_enabled: bool = False
@@ -145,6 +192,7 @@ class Config(_Section):
     wal: WALConfig = WALConfig()
     storage: StorageConfig = StorageConfig()
     querier: QuerierConfig = QuerierConfig()
+    sampling: SamplingConfig = SamplingConfig()
 
 
 class ConfigError(Exception):

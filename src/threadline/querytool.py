@@ -15,6 +15,7 @@ from typing import Any
 from threadline.config import Config
 from threadline.ingester.ingester import Ingester
 from threadline.querier.search import SearchEngine, SearchWindow, search_response
+from threadline.querier.sources import DataSources
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.blocklist import Blocklist
 from threadline.tenancy import HEADER
@@ -46,7 +47,7 @@ def search_data_dir(data_dir: Path, query: str, limit: int, tenant: str) -> dict
     blocklist.load(remove_unfinished=False)
     ingester = Ingester(Config(data_dir=data_dir), blocklist, SelfMetrics(), data_dir / "wal")
     ingester.replay(repair=False)
-    engine = SearchEngine(ingester, blocklist)
+    engine = SearchEngine(DataSources(ingester, blocklist))
     result = asyncio.run(engine.search(tenant, compile_search(query), SearchWindow(), limit, 3))
     return search_response(result)
 

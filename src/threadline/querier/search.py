@@ -17,9 +17,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from threadline.ingester.ingester import Ingester
-from threadline.querier.sources import ROW_NUMBER, QueryResources, Source, connect, open_sources
-from threadline.storage.blocklist import Blocklist
+from threadline.querier.sources import ROW_NUMBER, DataSources, Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,25 +159,16 @@ def _rows_to_traces(rows: list[tuple[Any, ...]], n_attrs: int, plan: Plan) -> li
 
 
 class SearchEngine:
-    def __init__(
-        self,
-        ingester: Ingester | None,
-        blocklist: Blocklist,
-        resources: QueryResources | None = None,
-    ) -> None:
-        self.ingester = ingester
-        self.blocklist = blocklist
-        self.resources = resources or QueryResources()
+    def __init__(self, sources: DataSources) -> None:
+        self.sources = sources
 
     def _search(
         self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
     ) -> SearchResult:
-        con = connect(self.resources)
+        con = self.sources.connect()
         try:
             found: dict[bytes, TraceResult] = {}
-            sources = open_sources(
-                con, self.ingester, self.blocklist, tenant, window.start_ns, window.end_ns
-            )
+            sources = self.sources.open(con, tenant, window.start_ns, window.end_ns)
             inspected_bytes = inspected_spans = 0
             for source in sources:
                 try:

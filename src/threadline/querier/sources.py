@@ -91,3 +91,30 @@ def connect(resources: QueryResources) -> duckdb.DuckDBPyConnection:
     if resources.spill_dir:
         config["temp_directory"] = resources.spill_dir
     return duckdb.connect(config=config)
+
+
+class DataSources:
+    """A tenant's data for queries: the ingester's live rows and the block list, plus the
+    resources each query connection gets."""
+
+    def __init__(
+        self,
+        ingester: Ingester | None,
+        blocklist: Blocklist,
+        resources: QueryResources | None = None,
+    ) -> None:
+        self.ingester = ingester
+        self.blocklist = blocklist
+        self.resources = resources or QueryResources()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        return connect(self.resources)
+
+    def open(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tenant: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> list[Source]:
+        return open_sources(con, self.ingester, self.blocklist, tenant, start_ns, end_ns)

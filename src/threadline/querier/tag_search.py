@@ -12,6 +12,7 @@ import shlex
 
 from threadline.querier import sql
 from threadline.querier.search import Plan, QueryError
+from threadline.querier.span_search import attribute_equals
 
 _STATUS = {"unset": 0, "ok": 1, "error": 2}
 
@@ -56,15 +57,7 @@ def _condition(key: str, value: str) -> str:
         return f"status_code = {_STATUS[value]}"
     if key == "error" and value == "true":
         return "status_code = 2"
-    alternatives = [
-        f"{sql.attr(s, 'str', key)} = {sql.string(value)}" for s in ("span", "resource")
-    ]
-    for kind in ("int", "float", "bool"):
-        for scope in ("span", "resource"):
-            alternatives.append(
-                f"CAST({sql.attr(scope, kind, key)} AS VARCHAR) = {sql.string(value)}"
-            )
-    return "coalesce(" + " OR ".join(alternatives) + ", false)"
+    return attribute_equals(key, value)
 
 
 def tag_search_plan(tags: dict[str, str]) -> Plan:

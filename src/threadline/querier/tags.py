@@ -15,10 +15,8 @@ from typing import Any
 
 import duckdb
 
-from threadline.ingester.ingester import Ingester
 from threadline.querier import sql
-from threadline.querier.sources import QueryResources, Source, connect, open_sources
-from threadline.storage.blocklist import Blocklist
+from threadline.querier.sources import DataSources, Source
 
 # the attribute scopes stored as typed map columns, by TraceQL scope name
 MAP_SCOPES = ("resource", "span")
@@ -120,15 +118,8 @@ def _values_sql(relation: str, scope: str, name: str, where: str) -> list[tuple[
 
 
 class TagFinder:
-    def __init__(
-        self,
-        ingester: Ingester | None,
-        blocklist: Blocklist,
-        resources: QueryResources | None = None,
-    ) -> None:
-        self.ingester = ingester
-        self.blocklist = blocklist
-        self.resources = resources or QueryResources()
+    def __init__(self, sources: DataSources) -> None:
+        self.sources = sources
         self._cache = _BlockCache()
 
     def _collect(
@@ -139,10 +130,10 @@ class TagFinder:
         compute: Callable[[duckdb.DuckDBPyConnection, Source], frozenset[Any]],
     ) -> set[Any]:
         """The union of ``compute`` over every source; block answers come from the cache."""
-        con = connect(self.resources)
+        con = self.sources.connect()
         try:
             out: set[Any] = set()
-            for source in open_sources(con, self.ingester, self.blocklist, tenant, *window):
+            for source in self.sources.open(con, tenant, *window):
                 if source.block is None:
                     out |= compute(con, source)
                     continue
@@ -220,3 +211,34 @@ class TagFinder:
             self._collect, tenant, (start_ns, end_ns), question, compute
         )
         return sorted(found, key=lambda v: (v.type, v.value))
+
+    async def services(
+        self, tenant: str, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[str]:
+        """Service names (``service.name`` of the resource) seen in the window."""
+
+        def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+            query = f"SELECT DISTINCT service_name FROM {source.relation} WHERE service_name != ''"
+            return frozenset(r[0] for r in con.sql(query).fetchall())
+
+        found = await asyncio.to_thread(
+            self._collect, tenant, (start_ns, end_ns), "services", compute
+        )
+        return sorted(found)
+
+    async def operations(
+        self, tenant: str, service: str, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[tuple[str, int]]:
+        """(span name, OTLP kind) pairs of one service."""
+
+        def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+            query = (
+                f"SELECT DISTINCT name, kind FROM {source.relation} "
+                f"WHERE service_name = {sql.string(service)}"
+            )
+            return frozenset((r[0], r[1]) for r in con.sql(query).fetchall())
+
+        found = await asyncio.to_thread(
+            self._collect, tenant, (start_ns, end_ns), f"operations:{service}", compute
+        )
+        return sorted(found)

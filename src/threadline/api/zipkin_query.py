@@ -1,0 +1,196 @@
+"""Zipkin's query API under ``/zipkin/api/v2/`` and ``/zipkin/config.json`` (for Zipkin Lens)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from threadline.api.common import tenant_of
+from threadline.api.zipkin_json import zipkin_spans
+from threadline.model.ids import parse_trace_id
+from threadline.model.otlp_encode import rows_to_traces_data
+from threadline.querier import sql
+from threadline.querier.dependencies import DependencyFinder
+from threadline.querier.search import SearchEngine, SearchWindow
+from threadline.querier.span_search import SpanQuery, attribute_equals
+from threadline.querier.tags import TagFinder
+from threadline.querier.trace_by_id import TraceFinder
+
+PREFIX = "/zipkin/api/v2"
+DAY_MS = 86_400_000
+UI_CONFIG = {
+    "environment": "",
+    "queryLimit": 10,
+    "defaultLookback": 900000,
+    "searchEnabled": True,
+    "logsUrl": None,
+    "supportUrl": None,
+    "archivePostUrl": None,
+    "archiveUrl": None,
+    "dependency": {"enabled": True, "lowErrorRate": 0.5, "highErrorRate": 0.75},
+}
+
+
+def _reply(doc: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+
+def _int(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an integer, got {raw!r}") from None
+
+
+def _required(request: web.Request, name: str) -> str:
+    value = request.query.get(name, "")
+    if not value:
+        raise web.HTTPBadRequest(text=f"{name} is required")
+    return value
+
+
+def annotation_conditions(query: str) -> list[str]:
+    """Zipkin's annotationQuery: ``key=value`` terms match a tag, bare words a tag key or an
+    annotation (event) name; terms are joined by `` and ``."""
+    out = []
+    for term in (t.strip() for t in query.split(" and ")):
+        if not term:
+            continue
+        key, sep, value = term.partition("=")
+        if sep:
+            out.append(attribute_equals(key, value))
+        else:
+            has_key = " OR ".join(
+                f"{sql.attr(scope, kind, key)} IS NOT NULL"
+                for scope in ("span", "resource")
+                for kind in ("str", "int", "float", "bool")
+            )
+            named = f"len(list_filter(events, lambda x: x.name = {sql.string(key)})) > 0"
+            out.append(f"({has_key} OR {named})")
+    return out
+
+
+class ZipkinQueryRoutes:
+    def __init__(
+        self,
+        tags: TagFinder,
+        search: SearchEngine,
+        finder: TraceFinder,
+        dependencies: DependencyFinder,
+        multitenancy_enabled: bool,
+    ) -> None:
+        self.tag_finder = tags
+        self.engine = search
+        self.finder = finder
+        self.dependency_finder = dependencies
+        self.multitenancy_enabled = multitenancy_enabled
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/zipkin/config.json", self.config),
+            web.get(PREFIX + "/services", self.services),
+            web.get(PREFIX + "/spans", self.span_names),
+            web.get(PREFIX + "/remoteServices", self.remote_services),
+            web.get(PREFIX + "/traces", self.traces),
+            web.get(PREFIX + "/trace/{trace_id}", self.trace),
+            web.get(PREFIX + "/traceMany", self.trace_many),
+            web.get(PREFIX + "/dependencies", self.dependencies),
+            web.get(PREFIX + "/autocompleteKeys", self.autocomplete_keys),
+            web.get(PREFIX + "/autocompleteValues", self.autocomplete_values),
+        ]
+
+    def _tenant(self, request: web.Request) -> str:
+        return tenant_of(request, self.multitenancy_enabled)
+
+    async def config(self, request: web.Request) -> web.Response:
+        return _reply(UI_CONFIG)
+
+    async def services(self, request: web.Request) -> web.Response:
+        return _reply(await self.tag_finder.services(self._tenant(request)))
+
+    async def span_names(self, request: web.Request) -> web.Response:
+        service = _required(request, "serviceName")
+        ops = await self.tag_finder.operations(self._tenant(request), service)
+        return _reply(sorted({name for name, _ in ops}))
+
+    async def remote_services(self, request: web.Request) -> web.Response:
+        _required(request, "serviceName")
+        values = await self.tag_finder.values(self._tenant(request), "span", "peer.service")
+        return _reply(sorted({v.value for v in values}))
+
+    async def _spans_of(self, tenant: str, trace_id: bytes) -> list[dict[str, Any]] | None:
+        table = await self.finder.find(tenant, trace_id)
+        return None if table is None else zipkin_spans(rows_to_traces_data(table))
+
+    def _id(self, text: str) -> bytes:
+        try:
+            return parse_trace_id(text)
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+
+    async def trace(self, request: web.Request) -> web.Response:
+        text = request.match_info["trace_id"]
+        spans = await self._spans_of(self._tenant(request), self._id(text))
+        if spans is None:
+            raise web.HTTPNotFound(text=f"{text} not found")
+        return _reply(spans)
+
+    async def trace_many(self, request: web.Request) -> web.Response:
+        ids = [i for i in request.query.get("traceIds", "").split(",") if i]
+        if len(ids) < 2 or len(set(ids)) != len(ids):
+            raise web.HTTPBadRequest(text="traceIds should be at least two unique trace IDs")
+        tenant = self._tenant(request)
+        found = [await self._spans_of(tenant, self._id(i)) for i in ids]
+        return _reply([spans for spans in found if spans is not None])
+
+    async def traces(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        end_ms = _int(request, "endTs", time.time_ns() // 10**6) or 0
+        lookback_ms = _int(request, "lookback", DAY_MS) or DAY_MS
+        limit = _int(request, "limit", 10) or 10
+        min_us = _int(request, "minDuration", None)
+        max_us = _int(request, "maxDuration", None)
+        query = SpanQuery(
+            service=request.query.get("serviceName") or None,
+            operation=request.query.get("spanName") or None,
+            min_duration_ns=min_us * 1000 if min_us is not None else None,
+            max_duration_ns=max_us * 1000 if max_us is not None else None,
+        )
+        if remote := request.query.get("remoteServiceName"):
+            query.conditions.append(attribute_equals("peer.service", remote))
+        if annotations := request.query.get("annotationQuery"):
+            query.conditions.extend(annotation_conditions(annotations))
+        window = SearchWindow((end_ms - lookback_ms) * 10**6, end_ms * 10**6)
+        result = await self.engine.search(tenant, query.plan(), window, limit, 1)
+        found = [await self._spans_of(tenant, t.trace_id) for t in result.traces]
+        return _reply([spans for spans in found if spans])
+
+    async def dependencies(self, request: web.Request) -> web.Response:
+        end_ms = _int(request, "endTs", None)
+        if end_ms is None:
+            raise web.HTTPBadRequest(text="endTs is required")
+        lookback_ms = _int(request, "lookback", DAY_MS) or DAY_MS
+        edges = await self.dependency_finder.edges(
+            self._tenant(request), (end_ms - lookback_ms) * 10**6, end_ms * 10**6
+        )
+        return _reply(
+            [
+                {"parent": p, "child": c, "callCount": e.calls, "errorCount": e.errors}
+                for (p, c), e in sorted(edges.items())
+            ]
+        )
+
+    async def autocomplete_keys(self, request: web.Request) -> web.Response:
+        names = await self.tag_finder.names(self._tenant(request))
+        return _reply(sorted(set(names["span"]) | set(names["resource"])))
+
+    async def autocomplete_values(self, request: web.Request) -> web.Response:
+        key = _required(request, "key")
+        values = await self.tag_finder.values(self._tenant(request), None, key)
+        return _reply(sorted({v.value for v in values}))

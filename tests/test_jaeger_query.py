@@ -1,0 +1,166 @@
+"""Jaeger's classic query API (/jaeger/api) and remote sampling, on traces with known answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import grpc
+import orjson
+import pytest
+
+from conftest import Server
+from traceql_dataset import ALL_KEYS, BASE_NS, TRACE_IDS, request, span_id
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+WINDOW = f"start={BASE_NS // 1000 - 10**6}&end={BASE_NS // 1000 + 10**7}"
+SAMPLING = {
+    "service_strategies": [
+        {"service": "checkout", "type": "probabilistic", "param": 0.25,
+         "operation_strategies": [{"operation": "PlaceOrder", "param": 0.75}]},
+        {"service": "payment", "type": "ratelimiting", "param": 7},
+    ],
+    "default_strategy": {"type": "probabilistic", "param": 0.5,
+                         "operation_strategies": [{"operation": "/health", "param": 0.0}]},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(tmp_path_factory.mktemp("jq") / "data", {"sampling": SAMPLING}).start()
+    call = grpc.insecure_channel(server.grpc_target).unary_unary(EXPORT)
+    call(request([k for k in ALL_KEYS if k.startswith("T1")]), timeout=10)
+    server.flush()  # T1 in a block, T2 and T3 live
+    call(request([k for k in ALL_KEYS if not k.startswith("T1")]), timeout=10)
+    yield server
+    server.stop()
+
+
+def get(server: Server, path: str, status: int = 200) -> dict:
+    r = server.get("/jaeger/api" + path)
+    assert r.status == status, r.data
+    return orjson.loads(r.data)
+
+
+def test_services_and_operations(srv: Server) -> None:
+    doc = get(srv, "/services")
+    services = ["api-gateway", "cart", "checkout", "frontend", "payment", "product-catalog"]
+    assert doc == {"data": services, "total": 6, "limit": 0, "offset": 0, "errors": None}
+    assert get(srv, "/services/payment/operations")["data"] == ["Charge", "db query"]
+    ops = get(srv, "/operations?service=payment&spanKind=client")["data"]
+    assert sorted(ops, key=lambda o: o["name"]) == [
+        {"name": "Charge", "spanKind": "client"},
+        {"name": "db query", "spanKind": "client"},
+    ]
+    all_ops = get(srv, "/operations?service=payment")["data"]
+    assert {"name": "Charge", "spanKind": "server"} in all_ops
+    err = get(srv, "/operations", 400)
+    assert err["errors"] == [{"code": 400, "msg": "parameter 'service' is required"}]
+
+
+def traces_found(doc: dict) -> set[str]:
+    return {t["traceID"] for t in doc["data"]}
+
+
+def test_search(srv: Server) -> None:
+    t1, t2, t3 = (TRACE_IDS[t].hex() for t in ("T1", "T2", "T3"))
+    assert traces_found(get(srv, f"/traces?service=payment&{WINDOW}")) == {t1, t3}
+    tags = quote('{"http.status_code":"500"}')
+    assert traces_found(get(srv, f"/traces?service=frontend&tags={tags}&{WINDOW}")) == {t1}
+    assert traces_found(get(srv, f"/traces?service=frontend&minDuration=200ms&{WINDOW}")) == {t1}
+    assert traces_found(get(srv, f"/traces?service=frontend&maxDuration=200ms&{WINDOW}")) == {t2}
+    found = get(srv, f"/traces?service=payment&operation=db%20query&{WINDOW}")
+    assert traces_found(found) == {t3}
+    assert traces_found(get(srv, f"/traces?service=frontend&tag=error:true&{WINDOW}")) == {t1}
+    assert traces_found(get(srv, f"/traces?service=payment&limit=1&{WINDOW}")) == {t3}
+    # the default window (the last two days) does not reach these 2023 traces
+    assert get(srv, "/traces?service=payment")["data"] == []
+    assert get(srv, "/traces?limit=3", 400)["errors"][0]["msg"] == "parameter 'service' is required"
+    bad = get(srv, f"/traces?service=x&minDuration=2s&maxDuration=1s&{WINDOW}", 400)
+    assert "maxDuration" in bad["errors"][0]["msg"]
+    # full traces come back, spans from memory and from blocks alike
+    t1_doc = next(
+        t for t in get(srv, f"/traces?service=payment&{WINDOW}")["data"] if t["traceID"] == t1
+    )
+    assert len(t1_doc["spans"]) == 5
+
+
+def test_trace_by_id_json_model(srv: Server) -> None:
+    t2 = TRACE_IDS["T2"].hex()
+    (trace,) = get(srv, f"/traces/{t2}")["data"]
+    assert trace["traceID"] == t2
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    assert list(spans) == ["GET /", "ListProducts", "SELECT"]  # by start time
+    root, mid, leaf = spans["GET /"], spans["ListProducts"], spans["SELECT"]
+    assert root["references"] == []
+    assert mid["references"] == [
+        {"refType": "CHILD_OF", "traceID": t2, "spanID": span_id("T2.A").hex()}
+    ]
+    assert root["spanID"] == span_id("T2.A").hex()
+    assert root["startTime"] == BASE_NS // 1000
+    assert root["duration"] == 100_000
+    tags = {t["key"]: t for t in root["tags"]}
+    assert tags["http.status_code"] == {"key": "http.status_code", "type": "int64", "value": 200}
+    assert tags["span.kind"]["value"] == "server"
+    assert {t["key"]: t["value"] for t in leaf["tags"]}["span.kind"] == "client"
+    assert trace["processes"][root["processID"]] == {"serviceName": "frontend", "tags": []}
+    assert trace["processes"][leaf["processID"]]["serviceName"] == "product-catalog"
+    assert mid["processID"] == leaf["processID"]
+    (t1,) = get(srv, f"/traces/{TRACE_IDS['T1'].hex()}")["data"]
+    charge = next(s for s in t1["spans"] if s["operationName"] == "Charge")
+    charge_tags = {t["key"]: t["value"] for t in charge["tags"]}
+    assert charge_tags["error"] is True and charge_tags["otel.status_code"] == "ERROR"
+    assert charge["logs"][0]["fields"][0] == {
+        "key": "event",
+        "type": "string",
+        "value": "exception",
+    }
+    missing = get(srv, "/traces/" + "ab" * 16, 404)
+    assert missing["errors"] == [{"code": 404, "msg": "trace not found"}]
+    both = get(srv, f"/traces?traceID={t2}&traceID={'cd' * 16}")
+    assert traces_found(both) == {t2}
+    assert both["errors"] == [{"msg": "trace not found", "traceID": "cd" * 16}]
+
+
+def test_dependencies(srv: Server) -> None:
+    end_ms = BASE_NS // 10**6 + 10_000
+    doc = get(srv, f"/dependencies?endTs={end_ms}&lookback=3600000")
+    assert doc["data"] == [
+        {"parent": "api-gateway", "child": "payment", "callCount": 1},
+        {"parent": "checkout", "child": "payment", "callCount": 1},
+        {"parent": "frontend", "child": "cart", "callCount": 1},
+        {"parent": "frontend", "child": "checkout", "callCount": 1},
+        {"parent": "frontend", "child": "product-catalog", "callCount": 1},
+    ]
+    assert get(srv, "/dependencies?lookback=1000")["data"] == []
+
+
+def test_sampling_strategies(srv: Server) -> None:
+    base = f"http://127.0.0.1:{srv.sampling_port}"
+
+    def strategy(path: str) -> dict:
+        r = srv.request("GET", base + path)
+        assert r.status == 200, r.data
+        return orjson.loads(r.data)
+
+    assert strategy("/sampling?service=payment") == {
+        "strategyType": "RATE_LIMITING",
+        "rateLimitingSampling": {"maxTracesPerSecond": 7},
+    }
+    checkout = strategy("/sampling?service=checkout")
+    assert checkout["probabilisticSampling"] == {"samplingRate": 0.25}
+    ops = checkout["operationSampling"]
+    assert ops["defaultSamplingProbability"] == 0.25
+    assert {
+        o["operation"]: o["probabilisticSampling"]["samplingRate"]
+        for o in ops["perOperationStrategies"]
+    } == {
+        "/health": 0.0,
+        "PlaceOrder": 0.75,
+    }
+    other = strategy("/?service=anything")
+    assert other["probabilisticSampling"] == {"samplingRate": 0.5}
+    same = orjson.loads(srv.get("/jaeger/api/sampling?service=payment").data)
+    assert same == strategy("/api/sampling?service=payment")
+    r = srv.request("GET", base + "/sampling")
+    assert r.status == 400 and b"'service' parameter must be provided once" in r.data
