@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from threadline.api.jaeger_query import JaegerQueryRoutes
+from threadline.api.metrics import MetricsRoutes
 from threadline.api.sampling import SamplingRoutes
 from threadline.api.search import SearchRoutes
 from threadline.api.search_tags import SearchTagRoutes
@@ -20,6 +21,7 @@ from threadline.config import Config
 from threadline.distributor.distributor import Distributor
 from threadline.ingester.ingester import Ingester
 from threadline.querier.dependencies import DependencyFinder
+from threadline.querier.metrics import MetricsEngine
 from threadline.querier.search import SearchEngine
 from threadline.querier.sources import DataSources, QueryResources
 from threadline.querier.tags import TagFinder
@@ -60,6 +62,7 @@ class App:
         self.tags = TagFinder(self.sources)
         self.search = SearchEngine(self.sources)
         self.dependencies = DependencyFinder(self.sources)
+        self.metrics_engine = MetricsEngine(self.sources)
         self.stop_event = asyncio.Event()
         self._ready = False
         self._runners: list[web.AppRunner] = []
@@ -96,6 +99,7 @@ class App:
         prefix = cfg.server.http_api_prefix.rstrip("/")
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
         api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
+        api.add_routes(MetricsRoutes(self.metrics_engine, mt, cfg.querier).routes(prefix))
         api.add_routes(SearchRoutes(self.search, compile_search, mt, cfg.querier).routes(prefix))
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)

@@ -143,6 +143,7 @@ class QuerierConfig(_Section):
     default_spans_per_span_set: Annotated[int, Field(ge=1)] = 3
     max_spans_per_span_set: Annotated[int, Field(ge=1)] = 100
     max_search_duration: Duration = 168 * 3600.0
+    max_metrics_duration: Duration = 24 * 3600.0
     # memory one query may use; DuckDB spills to data_dir/tmp beyond it
     memory_limit: Size = 2 * 2**30
 

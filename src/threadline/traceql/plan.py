@@ -246,15 +246,20 @@ def compile_search(query: str) -> Plan:
         raise SearchQueryError(
             "metrics queries (rate(), count_over_time() ...) go to /api/metrics/query_range"
         )
-    compiler = _Compiler(query)
     try:
-        result = compiler.pipeline(root.expr, None)  # type: ignore[arg-type]
-        attributes = _returned_attributes(root)
+        return Plan(spanset_sql(root.expr, query), _returned_attributes(root))  # type: ignore[arg-type]
     except CompileError as e:
         raise SearchQueryError(f"unsupported query: {e}") from None
+
+
+def spanset_sql(pipeline: Pipeline, source: str) -> str:
+    """SQL over ``base`` returning the spans ``pipeline`` matches, as ``trace_id, sset, rid,
+    labels`` rows (``source`` is the query text, for stage labels). Raises CompileError."""
+    compiler = _Compiler(source)
+    result = compiler.pipeline(pipeline, None)
     ctes = ",\n".join(f"{name} AS ({body})" for name, body in compiler.ctes)
     body = f"WITH {ctes}\nSELECT {ROW} FROM {result}" if ctes else f"SELECT {ROW} FROM {result}"
-    return Plan(f"SELECT * FROM ({body})", attributes)
+    return f"SELECT * FROM ({body})"
 
 
 def filter_condition(query: str) -> str | None:

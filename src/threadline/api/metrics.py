@@ -1,0 +1,124 @@
+"""Tempo's TraceQL metrics routes: ``/api/metrics/query_range`` and ``/api/metrics/query``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from aiohttp import web
+
+from threadline.api.common import tenant_of
+from threadline.api.trace_by_id import json_response
+from threadline.config import QuerierConfig, parse_duration
+from threadline.querier.metrics import MetricsEngine, series_json
+from threadline.traceql.metrics_plan import MetricsQueryError, compile_metrics
+
+_STEPS_S = (3600, 300, 60, 15, 5, 1)
+MAX_INTERVALS = 10_000
+
+
+def parse_time_ns(raw: str, name: str) -> int:
+    """Unix seconds (up to 10 digits, fractions allowed), unix nanoseconds, or RFC 3339."""
+    text = raw.strip()
+    try:
+        if text.isdigit() and len(text) > 10:
+            return int(text)
+        return int(float(text) * 1e9)
+    except ValueError:
+        pass
+    try:
+        return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1e9)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=f"invalid {name} {raw!r}: use unix seconds, nanoseconds or RFC 3339"
+        ) from None
+
+
+def default_step_ns(start_ns: int, end_ns: int) -> int:
+    """About 240 points, rounded down to 1h, 5m, 1m, 15s, 5s or 1s (at least 1s)."""
+    target = (end_ns - start_ns) / 240 / 1e9
+    for step in _STEPS_S:
+        if target >= step:
+            return step * 10**9
+    return 10**9
+
+
+class MetricsRoutes:
+    def __init__(
+        self, engine: MetricsEngine, multitenancy_enabled: bool, limits: QuerierConfig
+    ) -> None:
+        self.engine = engine
+        self.multitenancy_enabled = multitenancy_enabled
+        self.limits = limits
+
+    def routes(self, prefix: str) -> list[web.RouteDef]:
+        return [
+            web.get(prefix + "/api/metrics/query_range", self.query_range),
+            web.get(prefix + "/api/metrics/query", self.query_instant),
+        ]
+
+    def _window(self, request: web.Request) -> tuple[int, int]:
+        q = request.query
+        now = time.time_ns()
+        end = parse_time_ns(q["end"], "end") if q.get("end") else now
+        if q.get("start"):
+            start = parse_time_ns(q["start"], "start")
+        else:
+            try:
+                since = parse_duration(q.get("since") or "1h")
+            except ValueError:
+                raise web.HTTPBadRequest(text=f"invalid since {q.get('since')!r}") from None
+            start = end - int(since * 1e9)
+        if end <= start:
+            raise web.HTTPBadRequest(text="invalid start/end: end must be greater than start")
+        if end - start > self.limits.max_metrics_duration * 1e9:
+            raise web.HTTPBadRequest(
+                text=f"metrics query time range exceeds the maximum allowed "
+                f"({int(self.limits.max_metrics_duration)}s)"
+            )
+        return start, end
+
+    def _plan(self, request: web.Request):  # type: ignore[no-untyped-def]
+        query = request.query.get("q") or request.query.get("query") or ""
+        if not query.strip():
+            raise web.HTTPBadRequest(text="missing q: a TraceQL metrics query")
+        try:
+            return compile_metrics(query)
+        except MetricsQueryError as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+
+    async def query_range(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        plan = self._plan(request)
+        start, end = self._window(request)
+        raw_step = request.query.get("step")
+        if raw_step:
+            try:
+                step = int(parse_duration(raw_step) * 1e9)
+            except ValueError:
+                raise web.HTTPBadRequest(text=f"invalid step {raw_step!r}") from None
+            if step <= 0:
+                raise web.HTTPBadRequest(text="step must be greater than 0")
+        else:
+            step = default_step_ns(start, end)
+        start -= start % step  # aligned, as Tempo does
+        end += -end % step
+        if (end - start) // step > MAX_INTERVALS:
+            minimum = -(-(end - start) // MAX_INTERVALS) / 1e9
+            raise web.HTTPBadRequest(
+                text=f"step of {step / 1e9}s is too small, minimum step for given range is "
+                f"{minimum}s"
+            )
+        series, inspected = await self.engine.query_range(tenant, plan, start, end, step)
+        metrics = {"inspectedBytes": str(inspected)}
+        return json_response({"series": series_json(series), "metrics": metrics})
+
+    async def query_instant(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        plan = self._plan(request)
+        start, end = self._window(request)
+        series, inspected = await self.engine.query_range(tenant, plan, start, end, end - start)
+        out = [
+            {"labels": s.labels, "value": next(iter(s.points.values()))} for s in series if s.points
+        ]
+        return json_response({"series": out, "metrics": {"inspectedBytes": str(inspected)}})

@@ -1,0 +1,234 @@
+"""TraceQL metrics over stored traces: run a metrics plan on every source, merge the partial
+states per (labels, bucket), then compute the function and apply the second stages.
+
+Quantiles are estimated from log2 buckets with exponential interpolation inside the bucket
+(as Tempo does); rate and count series get a 0 for every bucket without spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import operator
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from threadline.querier.sources import ROW_NUMBER, DataSources
+from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
+from threadline.traceql.metrics_plan import MetricsPlan
+
+_COMPARE = {
+    BinaryOperator.EQ: operator.eq,
+    BinaryOperator.NEQ: operator.ne,
+    BinaryOperator.GT: operator.gt,
+    BinaryOperator.GTE: operator.ge,
+    BinaryOperator.LT: operator.lt,
+    BinaryOperator.LTE: operator.le,
+}
+MAX_EXEMPLARS = 100
+
+
+@dataclass(slots=True)
+class _State:
+    count: int = 0
+    total: float = 0.0
+    low: float = math.inf
+    high: float = -math.inf
+    histogram: Counter[int] = field(default_factory=Counter)
+    exemplar: dict[str, Any] | None = None
+
+    def add(self, n: int, s: float | None, lo: float | None, hi: float | None) -> None:
+        self.count += n
+        if s is not None:
+            self.total += s
+        if lo is not None:
+            self.low = min(self.low, lo)
+        if hi is not None:
+            self.high = max(self.high, hi)
+
+
+@dataclass(slots=True)
+class Series:
+    labels: list[dict[str, Any]]
+    points: dict[int, float]  # bucket end (unix ms) → value
+    exemplars: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _quantile(histogram: Counter[int], q: float, scale: float) -> float:
+    total = sum(histogram.values())
+    if total == 0:
+        return math.nan
+    rank = q * total
+    seen = 0
+    for bucket in sorted(histogram):
+        count = histogram[bucket]
+        if seen + count >= rank:
+            fraction = (rank - seen) / count if count else 0.0
+            return 2 ** (bucket - 1 + fraction) / scale
+        seen += count
+    return 2 ** max(histogram) / scale
+
+
+class MetricsEngine:
+    def __init__(self, sources: DataSources) -> None:
+        self.sources = sources
+
+    def _states(
+        self, tenant: str, plan: MetricsPlan, start_ns: int, end_ns: int, step_ns: int
+    ) -> tuple[dict[tuple[Any, ...], _State], int]:
+        con = self.sources.connect()
+        try:
+            states: dict[tuple[Any, ...], _State] = {}
+            inspected = 0
+            for source in self.sources.open(con, tenant, start_ns, end_ns):
+                query = plan.source_sql(source.relation, ROW_NUMBER, start_ns, end_ns, step_ns)
+                inspected += source.nbytes
+                n_labels = len(plan.label_sql)
+                for row in con.sql(query).fetchall():
+                    k, labels, hb = row[0], row[1 : 1 + n_labels], row[1 + n_labels]
+                    n, s, lo, hi, ex = row[2 + n_labels :]
+                    state = states.setdefault((labels, k), _State())
+                    state.add(n, s, lo, hi)
+                    if hb is not None:
+                        state.histogram[hb] += n
+                    if ex is not None and (state.exemplar is None or ex["v"] > state.exemplar["v"]):
+                        state.exemplar = ex
+            return states, inspected
+        finally:
+            con.close()
+
+    def _series(
+        self,
+        plan: MetricsPlan,
+        states: dict[tuple[Any, ...], _State],
+        start_ns: int,
+        end_ns: int,
+        step_ns: int,
+    ) -> list[Series]:
+        fn = plan.function
+        buckets = max(1, -(-(end_ns - start_ns) // step_ns))
+        by_labels: dict[tuple[Any, ...], dict[int, _State]] = {}
+        for (labels, k), state in states.items():
+            by_labels.setdefault(labels, {})[k] = state
+        out: list[Series] = []
+        for labels, per_bucket in sorted(by_labels.items(), key=lambda kv: str(kv[0])):
+            base_labels = [
+                {"key": key, "value": orjson.loads(v) if v else {}}
+                for key, v in zip(plan.label_keys, labels, strict=True)
+            ] or [{"key": "__name__", "value": {"stringValue": fn.value}}]
+            dense = fn in (MetricsOp.RATE, MetricsOp.COUNT_OVER_TIME)
+            for series_labels, which in _variants(plan, base_labels, per_bucket):
+                points: dict[int, float] = {}
+                exemplars = []
+                for k in range(1, buckets + 1) if dense else sorted(per_bucket):
+                    state = per_bucket.get(k)
+                    value = self._value(plan, state, which, step_ns)
+                    if value is None or math.isnan(value):
+                        continue
+                    points[(start_ns + k * step_ns) // 10**6] = value
+                    if state and state.exemplar and len(exemplars) < MAX_EXEMPLARS:
+                        exemplars.append(_exemplar_json(state.exemplar))
+                if points:
+                    out.append(Series(series_labels, points, exemplars))
+        for stage in plan.stages:
+            out = _apply_stage(stage, out)
+        return out
+
+    @staticmethod
+    def _value(plan: MetricsPlan, state: _State | None, which: Any, step_ns: int) -> float | None:
+        fn = plan.function
+        if fn is MetricsOp.RATE:
+            return (state.count if state else 0) / (step_ns / 1e9)
+        if fn is MetricsOp.COUNT_OVER_TIME:
+            return float(state.count if state else 0)
+        if state is None or state.count == 0:
+            return None
+        if fn is MetricsOp.SUM_OVER_TIME:
+            return state.total
+        if fn is MetricsOp.MIN_OVER_TIME:
+            return state.low
+        if fn is MetricsOp.MAX_OVER_TIME:
+            return state.high
+        if fn is MetricsOp.AVG_OVER_TIME:
+            return state.total / state.count
+        if fn is MetricsOp.QUANTILE_OVER_TIME:
+            return _quantile(state.histogram, which, 1e9 if plan.is_duration else 1.0)
+        if fn is MetricsOp.HISTOGRAM_OVER_TIME:
+            return float(state.histogram.get(which, 0)) or None
+        return None
+
+    def _run(
+        self, tenant: str, plan: MetricsPlan, start_ns: int, end_ns: int, step_ns: int
+    ) -> tuple[list[Series], int]:
+        states, inspected = self._states(tenant, plan, start_ns, end_ns, step_ns)
+        return self._series(plan, states, start_ns, end_ns, step_ns), inspected
+
+    async def query_range(
+        self, tenant: str, plan: MetricsPlan, start_ns: int, end_ns: int, step_ns: int
+    ) -> tuple[list[Series], int]:
+        """Series over ``(start, end]`` in buckets of ``step``, and the bytes inspected."""
+        return await asyncio.to_thread(self._run, tenant, plan, start_ns, end_ns, step_ns)
+
+
+def _variants(
+    plan: MetricsPlan, labels: list[dict[str, Any]], per_bucket: dict[int, _State]
+) -> list[tuple[list[dict[str, Any]], Any]]:
+    """The series one label set yields: one per quantile or histogram bucket, else one."""
+    if plan.function is MetricsOp.QUANTILE_OVER_TIME:
+        return [([*labels, {"key": "p", "value": {"doubleValue": q}}], q) for q in plan.quantiles]
+    if plan.function is MetricsOp.HISTOGRAM_OVER_TIME:
+        scale = 1e9 if plan.is_duration else 1.0
+        hbs = sorted({hb for st in per_bucket.values() for hb in st.histogram})
+        return [
+            ([*labels, {"key": "__bucket", "value": {"doubleValue": 2**hb / scale}}], hb)
+            for hb in hbs
+        ]
+    return [(labels, None)]
+
+
+def _exemplar_json(ex: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "labels": [
+            {"key": "trace:id", "value": {"stringValue": ex["t"]}},
+            {"key": "span:id", "value": {"stringValue": ex["sp"]}},
+        ],
+        "value": ex["v"],
+        "timestampMs": str(ex["ts"] // 10**6),
+    }
+
+
+def _apply_stage(stage: Any, series: list[Series]) -> list[Series]:
+    if isinstance(stage, MetricsFilter):
+        test = _COMPARE[stage.op]
+        for s in series:
+            s.points = {t: v for t, v in s.points.items() if test(v, stage.threshold)}
+        return [s for s in series if s.points]
+    if isinstance(stage, TopK):
+        keep: set[tuple[int, int]] = set()
+        timestamps = {t for s in series for t in s.points}
+        for t in timestamps:
+            ranked = sorted(
+                ((s.points[t], i) for i, s in enumerate(series) if t in s.points),
+                reverse=stage.op is SecondStageOp.TOPK,
+            )
+            keep.update((i, t) for _, i in ranked[: stage.k])
+        for i, s in enumerate(series):
+            s.points = {t: v for t, v in s.points.items() if (i, t) in keep}
+        return [s for s in series if s.points]
+    return series
+
+
+def series_json(series: list[Series]) -> list[dict[str, Any]]:
+    out = []
+    for s in series:
+        doc: dict[str, Any] = {
+            "labels": s.labels,
+            "samples": [{"timestampMs": str(t), "value": v} for t, v in sorted(s.points.items())],
+        }
+        if s.exemplars:
+            doc["exemplars"] = s.exemplars
+        out.append(doc)
+    return out

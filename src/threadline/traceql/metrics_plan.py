@@ -1,0 +1,134 @@
+"""TraceQL metrics queries (``{ ... } | rate() by (...)``) as SQL over one source.
+
+The spanset part compiles as for search; each matched span is then given its time bucket
+(right-closed ``(start + (k-1)·step, start + k·step]`` by span start), its group labels (the
+``by()`` attributes as OTLP JSON values) and, for the ``*_over_time`` functions, its value
+(durations in seconds). Per (group, bucket) the source returns mergeable partial states —
+count, sum, min, max, log2-histogram counts and an exemplar (the slowest span) — so that the
+querier can combine blocks and live data before computing rates, averages and quantiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from threadline.traceql import parse_and_validate
+from threadline.traceql.ast import (
+    Attribute,
+    Intrinsic,
+    MetricsAggregate,
+    MetricsOp,
+    MetricsPipeline,
+    Node,
+    SecondStage,
+    Type,
+    type_of,
+)
+from threadline.traceql.errors import TraceQLError
+from threadline.traceql.field_sql import CompileError, channels, value_json
+from threadline.traceql.plan import SearchQueryError, spanset_sql
+from threadline.traceql.printer import unparse
+
+_HISTOGRAM_FUNCTIONS = (MetricsOp.QUANTILE_OVER_TIME, MetricsOp.HISTOGRAM_OVER_TIME)
+
+
+class MetricsQueryError(SearchQueryError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsPlan:
+    spans_sql: str  # matched spans over ``base``
+    function: MetricsOp
+    value_sql: str | None  # per-span numeric value, None for rate/count_over_time
+    is_duration: bool  # the value is a duration: buckets in ns, reported in seconds
+    label_keys: tuple[str, ...]
+    label_sql: tuple[str, ...]  # OTLP JSON AnyValue text per label
+    quantiles: tuple[float, ...]
+    stages: tuple[SecondStage, ...]
+
+    def source_sql(
+        self, relation: str, row_number: str, start_ns: int, end_ns: int, step_ns: int
+    ) -> str:
+        """Partial states per (labels, bucket, histogram bucket) for one source."""
+        labels = "".join(f", {expr} AS l{i}" for i, expr in enumerate(self.label_sql))
+        label_cols = "".join(f", l{i}" for i in range(len(self.label_sql)))
+        if self.function in _HISTOGRAM_FUNCTIONS:
+            bucket = "CAST(ceil(log2(greatest(raw_v, 1))) AS INTEGER)"
+        else:
+            bucket = "NULL::INTEGER"
+        keep = "v IS NOT NULL" if self.value_sql else "true"
+        start, end, step = int(start_ns), int(end_ns), int(step_ns)
+        return f"""
+WITH base AS NOT MATERIALIZED (
+  SELECT *, {row_number} AS rid FROM {relation}
+  WHERE start_unix_nano > {start} AND start_unix_nano <= {end}
+),
+matched AS ({self.spans_sql}),
+picked AS (SELECT DISTINCT rid FROM matched),
+v AS (
+  SELECT ((start_unix_nano - {start}) + {step} - 1) // {step} AS k,
+         CAST({self.value_sql or "NULL"} AS DOUBLE) AS v,
+         CAST({self.raw_value_sql()} AS DOUBLE) AS raw_v,
+         trace_id, span_id, start_unix_nano, duration_nano{labels}
+  FROM picked JOIN base USING (rid)
+)
+SELECT k{label_cols}, {bucket} AS hb, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi,
+       arg_max(struct_pack(t := lower(hex(trace_id)), sp := lower(hex(span_id)),
+                           ts := start_unix_nano, v := coalesce(v, duration_nano / 1e9)),
+               duration_nano) AS ex
+FROM v WHERE {keep} GROUP BY ALL
+"""
+
+    def raw_value_sql(self) -> str:
+        """The value in its stored unit (ns for durations): what histogram buckets use."""
+        if self.value_sql is None:
+            return "NULL"
+        return f"({self.value_sql}) * 1e9" if self.is_duration else self.value_sql
+
+
+def _numeric(node: Node) -> tuple[str, bool]:
+    """SQL of a numeric attribute's value (durations in seconds) and whether it is a duration."""
+    ch = channels(node)  # type: ignore[arg-type]
+    if "duration" in ch.by_type:
+        return f"({ch.by_type['duration']}) / 1e9", True
+    parts = [ch.by_type[t] for t in ("float", "int") if t in ch.by_type]
+    if not parts:
+        raise CompileError(f"{unparse(node)} is not numeric")
+    doubles = ", ".join(f"CAST({p} AS DOUBLE)" for p in parts)
+    return (parts[0] if len(parts) == 1 else f"coalesce({doubles})"), False
+
+
+def compile_metrics(query: str) -> MetricsPlan:
+    try:
+        root = parse_and_validate(query)
+    except TraceQLError as e:
+        raise MetricsQueryError(str(e)) from None
+    expr = root.expr
+    if not root.is_metrics:
+        raise MetricsQueryError(
+            "not a metrics query: end the pipeline with a function such as | rate()"
+        )
+    if not isinstance(expr, MetricsPipeline):
+        raise MetricsQueryError("arithmetic between metrics queries is not supported yet")
+    fn = expr.function
+    if not isinstance(fn, MetricsAggregate):
+        raise MetricsQueryError("compare() is not supported yet")
+    try:
+        spans = spanset_sql(expr.pipeline, query)
+        value_sql, is_duration = (None, False)
+        if fn.attribute is not None:
+            value_sql, is_duration = _numeric(fn.attribute)
+            if type_of(fn.attribute) is Type.DURATION:
+                is_duration = True
+        label_keys = tuple(_label_key(a) for a in fn.by)
+        label_sql = tuple(value_json(a) for a in fn.by)
+    except CompileError as e:
+        raise MetricsQueryError(f"unsupported query: {e}") from None
+    return MetricsPlan(
+        spans, fn.op, value_sql, is_duration, label_keys, label_sql, fn.quantiles, expr.stages
+    )
+
+
+def _label_key(node: Attribute | Intrinsic) -> str:
+    return unparse(node)

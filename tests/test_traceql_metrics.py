@@ -1,0 +1,140 @@
+"""TraceQL metrics (query_range / query) checked against counts worked out by hand on the
+known dataset (see traceql_dataset: every span starts within 320 ms after BASE_NS)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import grpc
+import orjson
+import pytest
+
+from conftest import Server
+from traceql_dataset import ALL_KEYS, BASE_NS, TRACE_IDS, request
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+BASE_S = BASE_NS // 10**9
+AT_BASE = str(BASE_S * 1000)  # bucket (BASE-1s, BASE]: the three root spans start exactly there
+AFTER = str((BASE_S + 1) * 1000)  # bucket (BASE, BASE+1s]: every other span
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(tmp_path_factory.mktemp("tqm") / "data").start()
+    call = grpc.insecure_channel(server.grpc_target).unary_unary(EXPORT)
+    call(request([k for k in ALL_KEYS if k.startswith("T1")]), timeout=10)
+    server.flush()  # T1 in a block, the rest live: results must merge both
+    call(request([k for k in ALL_KEYS if not k.startswith("T1")]), timeout=10)
+    yield server
+    server.stop()
+
+
+def query_range(server: Server, q: str, step: str = "1s") -> list[dict]:
+    window = f"start={BASE_S - 5}&end={BASE_S + 5}&step={step}"
+    r = server.get(f"/api/metrics/query_range?q={quote(q)}&{window}")
+    assert r.status == 200, r.data
+    return orjson.loads(r.data)["series"]
+
+
+def points(series: dict) -> dict[str, float]:
+    return {s["timestampMs"]: s["value"] for s in series["samples"]}
+
+
+def label(series: dict, key: str) -> object:
+    value = next(lbl["value"] for lbl in series["labels"] if lbl["key"] == key)
+    return next(iter(value.values())) if value else None
+
+
+def test_count_over_time_is_dense_and_exact(srv: Server) -> None:
+    (series,) = query_range(srv, "{ } | count_over_time()")
+    assert series["labels"] == [{"key": "__name__", "value": {"stringValue": "count_over_time"}}]
+    p = points(series)
+    assert len(p) == 10  # every 1 s bucket of the 10 s window, zeros included
+    assert (p[AT_BASE], p[AFTER]) == (3, 8)
+    assert sum(p.values()) == 11
+    # the exemplar of a bucket is its slowest span, with the trace id Grafana links to
+    first = next(e for e in series["exemplars"] if e["timestampMs"] == AT_BASE)
+    assert first["labels"][0] == {
+        "key": "trace:id",
+        "value": {"stringValue": TRACE_IDS["T3"].hex()},
+    }
+    assert first["value"] == 2.0
+
+
+def test_rate_by_service(srv: Server) -> None:
+    series = {
+        label(s, "resource.service.name"): points(s)
+        for s in query_range(srv, "{ } | rate() by (resource.service.name)", "2s")
+    }
+    assert set(series) == {
+        "frontend",
+        "checkout",
+        "payment",
+        "cart",
+        "product-catalog",
+        "api-gateway",
+    }
+    # 2 s buckets: (BASE-2s, BASE] holds the roots, (BASE, BASE+2s] the rest; rate = count / 2 s
+    assert series["frontend"][AT_BASE] == 1.0
+    assert series["payment"][str((BASE_S + 2) * 1000)] == 1.5
+    assert series["api-gateway"][AT_BASE] == 0.5
+
+
+def test_over_time_functions_on_client_durations(srv: Server) -> None:
+    # client spans: 200 ms, 20 ms, 10 ms, 100 ms, all in the bucket after BASE
+    def one(q: str) -> float:
+        (series,) = query_range(srv, "{ kind = client } | " + q)
+        return points(series)[AFTER]
+
+    assert one("max_over_time(duration)") == pytest.approx(0.2)
+    assert one("min_over_time(duration)") == pytest.approx(0.01)
+    assert one("sum_over_time(duration)") == pytest.approx(0.33)
+    assert one("avg_over_time(duration)") == pytest.approx(0.0825)
+    (median,) = query_range(srv, "{ kind = client } | quantile_over_time(duration, .5)")
+    assert label(median, "p") == 0.5
+    assert 2**24 / 1e9 <= points(median)[AFTER] <= 2**25 / 1e9  # the 2nd value's log2 bucket
+    histogram = query_range(srv, "{ kind = client } | histogram_over_time(duration)")
+    buckets = {label(s, "__bucket"): points(s)[AFTER] for s in histogram}
+    assert buckets == {2**b / 1e9: 1.0 for b in (24, 25, 27, 28)}
+
+
+def test_second_stages_and_filters(srv: Server) -> None:
+    top = query_range(srv, "{ } | count_over_time() by (resource.service.name) > 0 | topk(1)")
+    winners = {label(s, "resource.service.name"): points(s) for s in top}
+    assert winners == {"frontend": {AT_BASE: 2.0}, "payment": {AFTER: 3.0}}
+    errors = query_range(srv, "{ status = error } | count_over_time() > 0")
+    assert points(errors[0]) == {AT_BASE: 1.0, AFTER: 1.0}
+    assert query_range(srv, "{ status = error } | count_over_time() > 5") == []
+
+
+def test_instant_query(srv: Server) -> None:
+    q = quote("{ } | count_over_time() by (resource.service.name)")
+    r = srv.get(f"/api/metrics/query?q={q}&start={BASE_S - 5}&end={BASE_S + 5}")
+    assert r.status == 200
+    doc = orjson.loads(r.data)
+    values = {label(s, "resource.service.name"): s["value"] for s in doc["series"]}
+    assert values["payment"] == 3 and values["checkout"] == 2 and values["frontend"] == 2
+    assert set(doc) == {"series", "metrics"}
+    assert not any(math.isnan(v) for v in values.values())
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ("q=" + quote("{ status = error }"), "not a metrics query"),
+        ("q=" + quote("{ } | rate("), "syntax error"),
+        ("q=" + quote("{ } | rate()") + "&start=100&end=50", "end must be greater than start"),
+        ("q=" + quote("{ } | rate()") + "&start=0&end=200000", "exceeds the maximum"),
+        (
+            "q=" + quote("{ } | rate()") + f"&start={BASE_S}&end={BASE_S + 3600}&step=0.1",
+            "too small",
+        ),
+        ("", "missing q"),
+    ],
+)
+def test_bad_metrics_queries(srv: Server, params: str, words: str) -> None:
+    r = srv.get(f"/api/metrics/query_range?{params}")
+    assert r.status == 400
+    assert words in r.data.decode()
