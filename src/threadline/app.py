@@ -63,6 +63,7 @@ class App:
         self.search = SearchEngine(self.sources)
         self.dependencies = DependencyFinder(self.sources)
         self.metrics_engine = MetricsEngine(self.sources)
+        # --- generator (construction) ---
         self.stop_event = asyncio.Event()
         self._ready = False
         self._runners: list[web.AppRunner] = []

@@ -184,6 +184,9 @@ class SamplingConfig(_Section):
     default_upper_bound_traces_per_second: Annotated[float, Field(ge=0)] = 0.0
 
 
+# --- metrics_generator config ---
+
+
 class Config(_Section):
     data_dir: Path = Path("./data")
     multitenancy_enabled: bool = False
@@ -194,6 +197,7 @@ class Config(_Section):
     storage: StorageConfig = StorageConfig()
     querier: QuerierConfig = QuerierConfig()
     sampling: SamplingConfig = SamplingConfig()
+    # --- metrics_generator field ---
 
 
 class ConfigError(Exception):

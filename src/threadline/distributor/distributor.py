@@ -7,7 +7,10 @@ an OTLP partial-success response.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import pyarrow as pa
 
 from threadline.ingester.ingester import Ingester
 from threadline.model.otlp_decode import decode_export_request
@@ -29,10 +32,15 @@ class PushResult:
     message: str  # "" when every span was accepted
 
 
+# sees every accepted batch once it is durable: (tenant, span rows)
+BatchConsumer = Callable[[str, pa.RecordBatch], None]
+
+
 class Distributor:
     def __init__(self, ingester: Ingester, metrics: SelfMetrics) -> None:
         self.ingester = ingester
         self.metrics = metrics
+        self.consumers: list[BatchConsumer] = []
 
     def refuse(self, protocol: str, reason: str) -> None:
         """Count a request refused whole (bad body, wrong content type, too large ...)."""
@@ -57,6 +65,8 @@ class Distributor:
         if accepted:
             await self.ingester.push(tenant, data, decoded.batch)
             self.metrics.spans_received.labels(tenant, protocol).inc(accepted)
+            for consume in self.consumers:
+                consume(tenant, decoded.batch)
         message = ""
         if decoded.rejected_count:
             message = (
