@@ -14,6 +14,7 @@ from threadline.api.metrics import MetricsRoutes
 from threadline.api.sampling import SamplingRoutes
 from threadline.api.search import SearchRoutes
 from threadline.api.search_tags import SearchTagRoutes
+from threadline.api.service_graph import ServiceGraphRoutes
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
 from threadline.api.zipkin_query import ZipkinQueryRoutes
@@ -101,6 +102,7 @@ class App:
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
         api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
         api.add_routes(MetricsRoutes(self.metrics_engine, mt, cfg.querier).routes(prefix))
+        api.add_routes(ServiceGraphRoutes(self.dependencies, mt).routes(prefix))
         api.add_routes(SearchRoutes(self.search, compile_search, mt, cfg.querier).routes(prefix))
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)

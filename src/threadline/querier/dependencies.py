@@ -1,52 +1,92 @@
-"""Service dependencies: calls between services, counted from parent/child span pairs whose
-services differ (what Jaeger's and Zipkin's dependency views show)."""
+"""Service dependencies and the service graph, computed from stored spans over a window.
+
+An edge is a parent/child span pair whose services differ (what Jaeger's and Zipkin's
+dependency views show); its latency is the child span's. A node's requests are its server and
+consumer spans plus its root spans. Latencies are kept as log2 histograms so that blocks and
+live data merge before quantiles are estimated.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
+from threadline.querier.histogram import bucket_sql
 from threadline.querier.sources import DataSources
 
 
 @dataclass(slots=True)
-class Edge:
+class Stats:
     calls: int = 0
-    errors: int = 0  # calls whose child span failed
+    errors: int = 0  # calls whose (child) span failed
+    latency: Counter[int] = field(default_factory=Counter)  # log2 buckets of nanoseconds
+
+    def add(self, calls: int, errors: int, bucket: int) -> None:
+        self.calls += calls
+        self.errors += errors
+        self.latency[bucket] += calls
+
+
+@dataclass(slots=True)
+class ServiceGraph:
+    nodes: dict[str, Stats]
+    edges: dict[tuple[str, str], Stats]
+
+
+def _window(start_ns: int, end_ns: int) -> str:
+    return f"start_unix_nano BETWEEN {int(start_ns)} AND {int(end_ns)}"
 
 
 class DependencyFinder:
     def __init__(self, sources: DataSources) -> None:
         self.sources = sources
 
-    def _edges(self, tenant: str, start_ns: int, end_ns: int) -> dict[tuple[str, str], Edge]:
+    def _graph(self, tenant: str, start_ns: int, end_ns: int, nodes: bool) -> ServiceGraph:
         con = self.sources.connect()
+        graph = ServiceGraph({}, {})
         try:
-            edges: dict[tuple[str, str], Edge] = {}
             for source in self.sources.open(con, tenant, start_ns, end_ns):
-                rows = con.sql(
+                spans = (
+                    "SELECT trace_id, span_id, parent_span_id, service_name, status_code, kind, "
+                    f"duration_nano FROM {source.relation} WHERE {_window(start_ns, end_ns)}"
+                )
+                edge_rows = con.sql(
                     f"""
-                    WITH s AS NOT MATERIALIZED (
-                      SELECT trace_id, span_id, parent_span_id, service_name, status_code,
-                             start_unix_nano
-                      FROM {source.relation}
-                      WHERE start_unix_nano BETWEEN {int(start_ns)} AND {int(end_ns)}
-                    )
-                    SELECT p.service_name, c.service_name, count(*),
-                           count(*) FILTER (WHERE c.status_code = 2)
+                    WITH s AS NOT MATERIALIZED ({spans})
+                    SELECT p.service_name, c.service_name, {bucket_sql("c.duration_nano")},
+                           count(*), count(*) FILTER (WHERE c.status_code = 2)
                     FROM s c JOIN s p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
                     WHERE p.service_name <> c.service_name
-                    GROUP BY 1, 2
+                    GROUP BY ALL
                     """
                 ).fetchall()
-                for parent, child, calls, errors in rows:
-                    edge = edges.setdefault((parent, child), Edge())
-                    edge.calls += calls
-                    edge.errors += errors
-            return edges
+                for parent, child, bucket, calls, errors in edge_rows:
+                    graph.edges.setdefault((parent, child), Stats()).add(calls, errors, bucket)
+                if not nodes:
+                    continue
+                node_rows = con.sql(
+                    f"""
+                    SELECT service_name, {bucket_sql("duration_nano")}, count(*),
+                           count(*) FILTER (WHERE status_code = 2)
+                    FROM ({spans}) WHERE kind IN (2, 5) OR parent_span_id IS NULL
+                    GROUP BY ALL
+                    """
+                ).fetchall()
+                for service, bucket, calls, errors in node_rows:
+                    graph.nodes.setdefault(service, Stats()).add(calls, errors, bucket)
+            for parent, child in graph.edges:  # every service on an edge is a node
+                graph.nodes.setdefault(parent, Stats())
+                graph.nodes.setdefault(child, Stats())
+            return graph
         finally:
             con.close()
 
-    async def edges(self, tenant: str, start_ns: int, end_ns: int) -> dict[tuple[str, str], Edge]:
-        """(parent service, child service) → calls (and failed calls) in the window."""
-        return await asyncio.to_thread(self._edges, tenant, start_ns, end_ns)
+    async def edges(self, tenant: str, start_ns: int, end_ns: int) -> dict[tuple[str, str], Stats]:
+        """(parent service, child service) → calls, failed calls and latency in the window."""
+        graph = await asyncio.to_thread(self._graph, tenant, start_ns, end_ns, False)
+        return graph.edges
+
+    async def graph(self, tenant: str, start_ns: int, end_ns: int) -> ServiceGraph:
+        """Nodes (services) and edges with their request counts, errors and latencies."""
+        return await asyncio.to_thread(self._graph, tenant, start_ns, end_ns, True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from threadline.querier.histogram import quantile
 from threadline.querier.sources import ROW_NUMBER, DataSources
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
 from threadline.traceql.metrics_plan import MetricsPlan
@@ -55,21 +56,6 @@ class Series:
     labels: list[dict[str, Any]]
     points: dict[int, float]  # bucket end (unix ms) → value
     exemplars: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _quantile(histogram: Counter[int], q: float, scale: float) -> float:
-    total = sum(histogram.values())
-    if total == 0:
-        return math.nan
-    rank = q * total
-    seen = 0
-    for bucket in sorted(histogram):
-        count = histogram[bucket]
-        if seen + count >= rank:
-            fraction = (rank - seen) / count if count else 0.0
-            return 2 ** (bucket - 1 + fraction) / scale
-        seen += count
-    return 2 ** max(histogram) / scale
 
 
 class MetricsEngine:
@@ -155,7 +141,7 @@ class MetricsEngine:
         if fn is MetricsOp.AVG_OVER_TIME:
             return state.total / state.count
         if fn is MetricsOp.QUANTILE_OVER_TIME:
-            return _quantile(state.histogram, which, 1e9 if plan.is_duration else 1.0)
+            return quantile(state.histogram, which, 1e9 if plan.is_duration else 1.0)
         if fn is MetricsOp.HISTOGRAM_OVER_TIME:
             return float(state.histogram.get(which, 0)) or None
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from threadline.querier.histogram import bucket_sql
 from threadline.traceql import parse_and_validate
 from threadline.traceql.ast import (
     Attribute,
@@ -53,10 +54,8 @@ class MetricsPlan:
         """Partial states per (labels, bucket, histogram bucket) for one source."""
         labels = "".join(f", {expr} AS l{i}" for i, expr in enumerate(self.label_sql))
         label_cols = "".join(f", l{i}" for i in range(len(self.label_sql)))
-        if self.function in _HISTOGRAM_FUNCTIONS:
-            bucket = "CAST(ceil(log2(greatest(raw_v, 1))) AS INTEGER)"
-        else:
-            bucket = "NULL::INTEGER"
+        histogram = self.function in _HISTOGRAM_FUNCTIONS
+        bucket = bucket_sql("raw_v") if histogram else "NULL::INTEGER"
         keep = "v IS NOT NULL" if self.value_sql else "true"
         start, end, step = int(start_ns), int(end_ns), int(step_ns)
         return f"""
