@@ -10,8 +10,12 @@ from __future__ import annotations
 import random
 import struct
 import threading
+from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -113,6 +117,11 @@ def ref_attrs(kvs: Any) -> dict[str, list[tuple[str, Any]]]:
     return out
 
 
+def ref_nested_attrs(kvs: Any) -> dict[str, list[tuple[str, Any]]]:
+    """An event's or link's attributes: the fields ``attrs_str`` ... ``attrs_raw``."""
+    return {f"attrs_{t}": v for t, v in ref_attrs(kvs).items()}
+
+
 def ref_rejection(sp: Span) -> tuple[str, str] | None:
     where = f"span {sp.name!r}: "
     if len(sp.trace_id) != 16:
@@ -151,6 +160,7 @@ def reference_decode(
             "",
         )
         for ss in rs.scope_spans:
+            scope = ref_attrs(ss.scope.attributes)
             for sp in ss.spans:
                 bad = ref_rejection(sp)
                 if bad:
@@ -174,6 +184,7 @@ def reference_decode(
                     "service_name": service,
                     "scope_name": ss.scope.name,
                     "scope_version": ss.scope.version,
+                    **{f"scope_attrs_{t}": scope[t] for t in ATTR_TYPES},
                     **{f"resource_attrs_{t}": res[t] for t in ATTR_TYPES},
                     **{f"span_attrs_{t}": span_attrs[t] for t in ATTR_TYPES},
                     "dropped_attributes_count": sp.dropped_attributes_count,
@@ -181,7 +192,7 @@ def reference_decode(
                         {
                             "time_unix_nano": wrap(ev.time_unix_nano, 64),
                             "name": ev.name,
-                            "attrs": list(ev.attributes),
+                            **ref_nested_attrs(ev.attributes),
                             "dropped_attributes_count": ev.dropped_attributes_count,
                         }
                         for ev in sp.events
@@ -192,7 +203,7 @@ def reference_decode(
                             "trace_id": ln.trace_id if len(ln.trace_id) == 16 else bytes(16),
                             "span_id": ln.span_id if len(ln.span_id) == 8 else bytes(8),
                             "trace_state": ln.trace_state,
-                            "attrs": list(ln.attributes),
+                            **ref_nested_attrs(ln.attributes),
                             "dropped_attributes_count": ln.dropped_attributes_count,
                             "flags": ln.flags,
                         }
@@ -204,20 +215,21 @@ def reference_decode(
     return rows, rejected, first_error
 
 
+def normalize_attrs(source: dict[str, Any], stem: str) -> dict[str, Any]:
+    """Typed maps at ``stem`` in the reference's form: parsed raw values, float bits."""
+    out = dict(source)
+    out[f"{stem}_float"] = [(k, fbits(v)) for k, v in source[f"{stem}_float"]]
+    out[f"{stem}_raw"] = [(k, AnyValue.FromString(v)) for k, v in source[f"{stem}_raw"]]
+    return out
+
+
 def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Our row in the reference's form: parsed raw values, float bits."""
+    """Our row in the reference's form (every typed attribute map, also of events and links)."""
     out = dict(row)
     for scope in ATTR_SCOPES:
-        out[f"{scope}_attrs_float"] = [(k, fbits(v)) for k, v in row[f"{scope}_attrs_float"]]
-        out[f"{scope}_attrs_raw"] = [
-            (k, AnyValue.FromString(v)) for k, v in row[f"{scope}_attrs_raw"]
-        ]
-    out["events"] = [
-        {**ev, "attrs": list(Resource.FromString(ev["attrs"]).attributes)} for ev in row["events"]
-    ]
-    out["links"] = [
-        {**ln, "attrs": list(Resource.FromString(ln["attrs"]).attributes)} for ln in row["links"]
-    ]
+        out = normalize_attrs(out, f"{scope}_attrs")
+    out["events"] = [normalize_attrs(ev, "attrs") for ev in row["events"]]
+    out["links"] = [normalize_attrs(ln, "attrs") for ln in row["links"]]
     return out
 
 
@@ -311,7 +323,7 @@ def rich_request(seed: int = 7) -> ExportTraceServiceRequest:
     rs.resource.attributes.extend([kv("service.name", string_value="checkout"), *every_attr_type()])
     rs.resource.dropped_attributes_count = 3
     ss = rs.scope_spans.add(scope=InstrumentationScope(name="flask", version="1.2.3"))
-    ss.scope.attributes.append(kv("scope.attr", string_value="dropped"))
+    ss.scope.attributes.extend([kv("scope.attr", string_value="kept"), *every_attr_type()])
     trace_id, root_id = ids(rnd)
     root = Span(
         trace_id=trace_id,
@@ -332,6 +344,7 @@ def rich_request(seed: int = 7) -> ExportTraceServiceRequest:
     ev.attributes.extend(
         [kv("exception.type", string_value="ValueError"), kv("n", int_value=1), KeyValue()]
     )
+    root.events.add(name="every type", time_unix_nano=2).attributes.extend(every_attr_type())
     ev.dropped_attributes_count = 1
     root.events.add(name="no attrs")
     root.events.append(with_unknown(Span.Event(name="unknown fields", time_unix_nano=5)))
@@ -438,6 +451,15 @@ def test_rich_request_matches_oracle() -> None:
     assert root["service_name"] == "checkout"
     assert root["resource_attrs_str"][0] == ("service.name", "checkout")
     assert root["scope_name"] == "flask" and root["scope_version"] == "1.2.3"
+    assert root["scope_attrs_str"][0] == ("scope.attr", "kept")
+    assert [k for k, _ in root["scope_attrs_raw"]] == [k for k, _ in root["span_attrs_raw"]]
+    assert all(r["scope_attrs_str"] == root["scope_attrs_str"] for r in rows[1:7])
+    assert all(r[f"scope_attrs_{t}"] == [] for r in rows[7:] for t in ATTR_TYPES)
+    exc = root["events"][0]
+    assert exc["attrs_str"] == [("exception.type", "ValueError")]
+    assert exc["attrs_int"] == [("n", 1)] and exc["attrs_raw"] == [("", b"")]
+    assert root["events"][1]["attrs_bool"] == [("bool.t", True), ("bool.f", False)]
+    assert root["links"][0]["attrs_str"][0] == ("link.kind", "follows")
     assert root["parent_span_id"] is None
     assert rows[1]["parent_span_id"] == root["span_id"]
     assert [r["kind"] for r in rows[1:7]] == [0, 1, 2, 3, 4, 5]
@@ -482,32 +504,134 @@ def test_raw_attribute_values_are_wire_bytes() -> None:
     ]
 
 
-def test_event_and_link_attrs_are_serialized_keyvalues() -> None:
+def test_event_link_and_scope_attrs_are_typed() -> None:
+    arr = f_bytes(5, f_bytes(1, f_varint(3, 1)))  # raw: kept exactly as on the wire
     kv1 = kv("a", string_value="x").SerializeToString()
     kv2 = f_bytes(1, b"n") + f_bytes(2, f_varint(3, 5)) + f_varint(77, 1)  # with unknown field
-    # non-minimal length prefix on the second attribute: copied as is
-    event = f_bytes(3, kv1) + f_fixed64(1, 9) + tag(3, 2) + bytes([len(kv2) | 0x80, 0]) + kv2
-    link = f_bytes(4, kv2) + f_bytes(1, b"L" * 16) + f_bytes(2, b"l" * 8)
-    span = f_bytes(1, b"T" * 16) + f_bytes(2, b"S" * 8) + f_bytes(11, event) + f_bytes(13, link)
-    data = f_bytes(1, f_bytes(2, f_bytes(2, span)))
+    kv3 = f_bytes(2, arr) + f_bytes(1, b"arr")  # value before key
+    kv4 = f_bytes(1, b"f") + f_bytes(2, f_fixed64(4, fbits(-0.0)))
+    kv5 = f_bytes(1, b"b") + f_bytes(2, f_varint(2, 1))
+    kv6 = f_bytes(1, b"service.name") + f_bytes(2, f_bytes(1, b"not the service"))
+    # non-minimal length prefix on the second attribute
+    event = (
+        f_bytes(3, kv1)
+        + f_fixed64(1, 9)
+        + tag(3, 2)
+        + bytes([len(kv2) | 0x80, 0])
+        + kv2
+        + f_bytes(3, kv3)
+        + f_bytes(3, kv4)
+        + f_bytes(3, kv1)  # repeated key: kept
+        + f_varint(4, 2)
+    )
+    link = f_bytes(4, kv5) + f_bytes(1, b"L" * 16) + f_bytes(4, kv3) + f_bytes(2, b"l" * 8)
+    span = (
+        f_bytes(1, b"T" * 16)
+        + f_bytes(2, b"S" * 8)
+        + f_bytes(11, event)
+        + f_bytes(11, b"")  # an empty event: empty maps
+        + f_bytes(13, link)
+        + f_bytes(9, kv6)
+    )
+    # the scope in two occurrences: their attributes are concatenated
+    scope_spans = (
+        f_bytes(1, f_bytes(3, kv6) + f_bytes(1, b"lib"))
+        + f_bytes(2, span)
+        + f_bytes(1, f_bytes(3, kv4) + f_bytes(3, kv3) + f_bytes(3, kv1))
+        + f_bytes(2, span)
+    )
+    data = f_bytes(1, f_bytes(2, scope_spans))
     got = assert_matches_oracle(data)
     assert got is not None
-    row = got.batch.to_pylist()[0]
-    expected_event_attrs = f_bytes(1, kv1) + b"\x0a" + bytes([len(kv2) | 0x80, 0]) + kv2
-    assert row["events"][0]["attrs"] == expected_event_attrs
-    assert row["links"][0]["attrs"] == f_bytes(1, kv2)
-    attrs = Resource.FromString(row["events"][0]["attrs"]).attributes
-    assert [a.key for a in attrs] == ["a", "n"]
-    assert attrs[1].value.int_value == 5
-    # for canonically serialized input the blob equals a serialized Resource
-    ev = Span.Event(attributes=[kv("k", string_value="v"), kv("i", int_value=3)])
-    sp = Span(trace_id=b"T" * 16, span_id=b"S" * 8, events=[ev])
-    req = ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[sp])])]
-    )
-    got = decode_export_request(req.SerializeToString())
-    attrs_blob = got.batch.column("events").to_pylist()[0][0]["attrs"]
-    assert attrs_blob == Resource(attributes=ev.attributes).SerializeToString()
+    assert got.batch.num_rows == 2
+    rows = got.batch.to_pylist()
+    assert rows[0] == rows[1]  # scope attributes are denormalized onto every span
+    row = rows[0]
+    ev, empty = row["events"]
+    assert (ev["time_unix_nano"], ev["dropped_attributes_count"]) == (9, 2)
+    assert ev["attrs_str"] == [("a", "x"), ("a", "x")]
+    assert ev["attrs_int"] == [("n", 5)]
+    assert ev["attrs_float"] == [("f", 0.0)] and fbits(ev["attrs_float"][0][1]) == fbits(-0.0)
+    assert ev["attrs_bool"] == []
+    assert ev["attrs_raw"] == [("arr", arr)]
+    assert all(empty[f"attrs_{t}"] == [] for t in ATTR_TYPES)
+    (ln,) = row["links"]
+    assert ln["attrs_bool"] == [("b", True)] and ln["attrs_raw"] == [("arr", arr)]
+    assert ln["attrs_str"] == ln["attrs_int"] == ln["attrs_float"] == []
+    assert row["scope_name"] == "lib"
+    assert row["scope_attrs_str"] == [("service.name", "not the service"), ("a", "x")]
+    assert row["scope_attrs_float"] == [("f", 0.0)]
+    assert row["scope_attrs_raw"] == [("arr", arr)]
+    assert row["scope_attrs_int"] == row["scope_attrs_bool"] == []
+    # service.name only comes from the resource
+    assert row["service_name"] == ""
+    assert row["resource_attrs_str"] == []
+    assert row["span_attrs_str"] == [("service.name", "not the service")]
+
+
+def test_scope_attributes_belong_to_their_scope() -> None:
+    req = ExportTraceServiceRequest()
+    for r in range(2):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.append(kv("r", int_value=r))
+        for s_ in range(3):
+            ss = rs.scope_spans.add()
+            if s_ == 1:
+                ss.scope.attributes.extend(
+                    [kv("s", int_value=s_), kv("rs", string_value=f"{r}{s_}")]
+                )
+            for i in range(2):
+                ss.spans.add(trace_id=b"T" * 16, span_id=bytes([r + 1, s_ + 1, i + 1]) * 2 + b"xy")
+    got = assert_matches_oracle(req.SerializeToString())
+    assert got is not None
+    rows = got.batch.to_pylist()
+    assert [(row["scope_attrs_int"], row["scope_attrs_str"]) for row in rows] == [
+        (attrs, strs)
+        for r in range(2)
+        for s_ in range(3)
+        for attrs, strs in [([("s", 1)], [("rs", f"{r}1")]) if s_ == 1 else ([], [])] * 2
+    ]
+
+
+def test_event_link_and_scope_attributes_are_queryable_in_duckdb(tmp_path: Path) -> None:
+    # DuckDB maps need unique keys (an Arrow map with a repeated key fails the whole scan)
+    unique = [a for a in every_attr_type() if a.value.string_value != "repeated key"]
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add(scope=InstrumentationScope(name="lib"))
+    ss.scope.attributes.extend(unique)
+    for i in range(3):
+        sp = ss.spans.add(trace_id=b"T" * 16, span_id=bytes([i + 1]) * 8, name=f"s{i}")
+        ev = sp.events.add(name="exception")
+        ev.attributes.extend(
+            [kv("exception.type", string_value="ValueError"), kv("n", int_value=i)]
+        )
+        sp.events.add(name="plain")
+        if i == 1:
+            sp.links.add(trace_id=b"L" * 16, span_id=b"l" * 8).attributes.extend(unique)
+    spans = decode_export_request(req.SerializeToString()).batch
+    pq.write_table(pa.Table.from_batches([spans]), tmp_path / "spans.parquet")
+    con = duckdb.connect()
+    con.register("arrow_spans", spans)
+    for relation in ("arrow_spans", f"read_parquet('{tmp_path / 'spans.parquet'}')"):
+        events = con.execute(
+            "SELECT name, e.name, e.attrs_str['exception.type'], e.attrs_int['n'] "
+            f"FROM (SELECT name, unnest(events) AS e FROM {relation}) "
+            "WHERE cardinality(e.attrs_int) > 0 ORDER BY ALL"
+        ).fetchall()
+        assert events == [(f"s{i}", "exception", "ValueError", i) for i in range(3)]
+        links = con.execute(
+            "SELECT name, l.attrs_str['str'], l.attrs_int['int.neg'], l.attrs_float['float'], "
+            "l.attrs_bool['bool.f'], map_keys(l.attrs_raw) "
+            f"FROM (SELECT name, unnest(links) AS l FROM {relation})"
+        ).fetchall()
+        raw_keys = ["array", "kvlist", "bytes", "bytes.empty", "empty.anyvalue", "no.value"]
+        assert links == [("s1", "hello", -(2**63), 3.25, False, raw_keys)]
+        scopes = con.execute(
+            "SELECT scope_name, scope_attrs_int['int'], scope_attrs_str['str.unicode'], "
+            "isnan(scope_attrs_float['float.nan']), scope_attrs_raw['bytes'], count(*) "
+            f"FROM {relation} GROUP BY ALL"
+        ).fetchall()
+        assert scopes == [("lib", 42, "héllo 中文 🙂", True, f_bytes(7, b"\x00\xffbin"), 3)]
 
 
 def test_field_order_repeats_and_merges_follow_protobuf() -> None:
@@ -646,7 +770,9 @@ def _span(name: str, **fields: Any) -> Span:
         [kv(f"{name}.attr", string_value=name), kv("arr", array_value=ArrayValue())]
     )
     sp.events.add(name=f"{name}.event").attributes.append(kv("e", int_value=1))
-    sp.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8)
+    sp.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8).attributes.append(
+        kv("l", double_value=0.5)
+    )
     return sp
 
 
@@ -704,6 +830,29 @@ def test_many_rejections_counted_and_rest_intact() -> None:
     assert got.rejected_count == 21
     assert got.first_error == BAD_SPANS[1][2]  # the first bad span in request order (ss)
     assert sorted(got.batch.column("name").to_pylist()) == sorted(expected_names)
+
+
+def test_rejected_spans_with_and_without_events_and_links_roll_back() -> None:
+    # the event and link buffers are only snapshotted at a span's first event / link
+    rnd = random.Random(11)
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    for i in range(200):
+        bad = rnd.random() < 0.4
+        sp = Span(trace_id=b"\x01" * 16 if not bad else b"", span_id=rnd.randbytes(8), name=f"{i}")
+        for j in range(rnd.choice([0, 0, 1, 3])):
+            ev = sp.events.add(name=f"e{i}.{j}", time_unix_nano=j)
+            ev.attributes.extend(rnd.sample(every_attr_type(), rnd.randrange(4)))
+        for j in range(rnd.choice([0, 0, 1, 2])):
+            ln = sp.links.add(trace_id=rnd.randbytes(16), span_id=rnd.randbytes(8))
+            ln.trace_state = f"l{i}.{j}"
+            ln.attributes.extend(rnd.sample(every_attr_type(), rnd.randrange(4)))
+        sp.attributes.extend(rnd.sample(every_attr_type(), rnd.randrange(4)))
+        ss.spans.append(sp)
+    got = assert_matches_oracle(req.SerializeToString())
+    assert got is not None
+    assert 50 < got.rejected["invalid_trace_id"] < 150
+    assert sum(len(e) for e in got.batch.column("events").to_pylist()) > 50
 
 
 def test_all_spans_rejected_gives_empty_batch() -> None:
@@ -800,6 +949,17 @@ def test_nesting_limit_matches_protobuf() -> None:
         data = _in_span(f_bytes(9, f_bytes(2, _nested_arrays(levels))))
         results.append(assert_matches_oracle(data) is not None)
     assert True in results and False in results
+    # the same for event, link and scope attributes (one and two levels deeper than a span's)
+    for wrap_value in (
+        lambda v: _in_span(f_bytes(11, f_bytes(3, f_bytes(2, v)))),
+        lambda v: _in_span(f_bytes(13, f_bytes(4, f_bytes(2, v)))),
+        lambda v: f_bytes(1, f_bytes(2, f_bytes(1, f_bytes(3, f_bytes(2, v))))),
+    ):
+        results = [
+            assert_matches_oracle(wrap_value(_nested_arrays(levels))) is not None
+            for levels in range(40, 52)
+        ]
+        assert True in results and False in results
     results = []
     for n in range(94, 100):
         data = _in_span(b"\x0b" * n + b"\x0c" * n)
@@ -1008,7 +1168,7 @@ class WireGen:
         fields = []
         for _ in range(self.n(2) if self.p(0.3) else 1):
             scope = [f_bytes(1, self.text()), f_bytes(2, self.text())][: self.n(2)]
-            scope += self.attrs(3, 1)
+            scope += self.attrs(3, 3)
             fields.append(f_bytes(1, self.message(scope, wrong_wire_type=1)))
         fields += [f_bytes(2, self.span()) for _ in range(self.n(4))]
         if self.p(0.2):

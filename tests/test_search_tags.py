@@ -78,3 +78,19 @@ def test_q_narrows_names_and_values(loaded: Server) -> None:
     partial = quote("{ resource.service.name = }")
     tiers = get(loaded, f"/api/v2/search/tag/span.app.tier/values?q={partial}")["tagValues"]
     assert {v["value"] for v in tiers} == {"gold", "silver"}
+
+
+def test_event_and_instrumentation_scopes(server: Server) -> None:
+    import grpc
+
+    from traceql_dataset import ALL_KEYS, request
+
+    export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    grpc.insecure_channel(server.grpc_target).unary_unary(export)(request(ALL_KEYS), timeout=10)
+    scopes = {s["name"]: s["tags"] for s in get(server, "/api/v2/search/tags")["scopes"]}
+    assert "exception.type" in scopes["event"]
+    assert "team" in scopes["instrumentation"]
+    values = get(server, "/api/v2/search/tag/event.exception.type/values")["tagValues"]
+    assert values == [{"type": "string", "value": "TimeoutError"}]
+    team = get(server, "/api/v2/search/tag/instrumentation.team/values")["tagValues"]
+    assert team == [{"type": "string", "value": "payments"}]

@@ -42,7 +42,7 @@ SPANS = [
     S("T1.A", "frontend", "GET /checkout", 2, 0, 500, None, True,
       {"http.method": "GET", "http.status_code": 500}),
     S("T1.B", "checkout", "PlaceOrder", 2, 10, 300, "T1.A"),
-    S("T1.C", "payment", "Charge", 3, 20, 200, "T1.B", True, event="exception"),
+    S("T1.C", "payment", "Charge", 3, 20, 200, "T1.B", True, event="exception"),  # + exception.type
     S("T1.D", "checkout", "db query", 3, 250, 20, "T1.B", attrs={"db.system": "postgresql"}),
     S("T1.E", "cart", "GetCart", 2, 320, 50, "T1.A"),
     S("T2.A", "frontend", "GET /", 2, 0, 100, None, False,
@@ -95,7 +95,12 @@ def request(keys: list[str], offset_ms: int = 0) -> bytes:
             else:
                 value.string_value = str(v)
         if s.event:
-            span.events.add(name=s.event, time_unix_nano=span.start_time_unix_nano + MS)
+            event = span.events.add(name=s.event, time_unix_nano=span.start_time_unix_nano + MS)
+            event.attributes.add(key="exception.type").value.string_value = "TimeoutError"
+        if s.key.startswith("T3"):  # T3's spans come from an instrumentation scope with attributes
+            scope = rs.scope_spans[0].scope
+            scope.name, scope.version = "shop.payments", "2.0"
+            scope.attributes.add(key="team").value.string_value = "payments"
     return req.SerializeToString()
 
 

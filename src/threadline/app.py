@@ -134,7 +134,36 @@ class App:
             self.urls["otlp_grpc"] = f"{host}:{port}"
         # --- zipkin receiver ---
         # --- jaeger receivers ---
+        jaeger_cfg = receivers.jaeger
+        if jaeger_cfg.thrift_http_port:
+            from threadline.receivers.jaeger import JaegerThriftHttpReceiver
 
+            routes = JaegerThriftHttpReceiver(self.distributor, mt, limit).routes()
+            port = await self._serve_receiver(routes, jaeger_cfg.thrift_http_port)
+            self.urls["jaeger_thrift_http"] = f"http://{host}:{port}/api/traces"
+        if jaeger_cfg.grpc_port:
+            from threadline.receivers.jaeger import JaegerGrpcReceiver
+
+            jaeger_grpc = JaegerGrpcReceiver(self.distributor, mt, limit)
+            port = await jaeger_grpc.start(host, jaeger_cfg.grpc_port)
+            self._stoppers.append(jaeger_grpc.stop)
+            self.urls["jaeger_grpc"] = f"{host}:{port}"
+        if jaeger_cfg.thrift_compact_port:
+            from threadline.receivers.jaeger import JaegerAgentReceiver
+
+            compact = JaegerAgentReceiver(self.distributor, mt, "compact")
+            port = await compact.start(host, jaeger_cfg.thrift_compact_port)
+            self._stoppers.append(compact.stop)
+            self.urls["jaeger_agent_compact"] = f"udp://{host}:{port}"
+        if jaeger_cfg.thrift_binary_port:
+            from threadline.receivers.jaeger import JaegerAgentReceiver
+
+            binary = JaegerAgentReceiver(self.distributor, mt, "binary")
+            port = await binary.start(host, jaeger_cfg.thrift_binary_port)
+            self._stoppers.append(binary.stop)
+            self.urls["jaeger_agent_binary"] = f"udp://{host}:{port}"
+
+        # --- generator (start) ---
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
         self._ready = True
 

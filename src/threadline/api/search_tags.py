@@ -11,7 +11,6 @@ from threadline.querier.tags import INTRINSIC_TAGS, MAP_SCOPES, TagFinder
 from threadline.traceql.plan import filter_condition
 
 _SCOPES = ("resource", "span", "intrinsic", "event", "link", "instrumentation", "none", "")
-_OTHER_SCOPES = ("event", "link", "instrumentation")  # not indexed yet: always empty
 
 
 def _window(request: web.Request) -> tuple[int | None, int | None]:
@@ -48,7 +47,7 @@ def parse_tag_name(text: str) -> tuple[str | None, str]:
     if text.startswith("."):
         rest = text[1:]
     else:
-        for s in (*MAP_SCOPES, *_OTHER_SCOPES):
+        for s in MAP_SCOPES:
             if text.startswith(s + "."):
                 scope, rest = s, text[len(s) + 1 :]
                 break
@@ -111,10 +110,7 @@ class SearchTagRoutes:
             scope, name = parse_tag_name(request.match_info["name"])
         except ValueError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
-        if scope in _OTHER_SCOPES:
-            values = []
-        else:
-            where = _narrowing(request)
-            values = await self.tags.values(tenant, scope, name, *_window(request), where=where)
+        where = _narrowing(request)
+        values = await self.tags.values(tenant, scope, name, *_window(request), where=where)
         doc = {"tagValues": [{"type": v.type, "value": v.value} for v in values], "metrics": {}}
         return json_response(doc)

@@ -13,8 +13,13 @@ string field keeps its last value, a repeated embedded message is merged, a know
 number with an unexpected wire type is an unknown field, unknown fields of every wire type
 (including deprecated groups) are skipped, strings must be valid UTF-8 and nesting is
 limited to 100 levels. All of this is checked for the whole message, including the parts
-stored as raw bytes (non-scalar attribute values, event and link attributes), so every
-accepted request is also accepted by the protobuf library. Every read is bounds-checked
+stored as raw bytes (non-scalar attribute values), so every accepted request is also accepted
+by the protobuf library.
+
+Attributes of every level (resource, instrumentation scope, span, event, link) go to five
+typed map columns each. Resource and scope attributes are parsed once into a template that is
+copied onto each span; event and link maps are nested in the ``events`` / ``links`` list
+columns (list offsets per span, then map offsets per event or link, then the map entries). Every read is bounds-checked
 against the end of the enclosing message; malformed input sets an error and unwinds.
 """
 
@@ -62,54 +67,62 @@ cdef enum:
     MAP_BUFS = 25            # N_TYPES * MAP_STRIDE
 
     # Buffers written while a span is being parsed, i.e. before it is validated. They are
-    # restored to their lengths at the start of the span when it is rejected.
-    B_SPAN_MAP = 0
-    B_EV_TIME = 25
-    B_EV_NAME_OFF = 26
-    B_EV_NAME_DATA = 27
-    B_EV_ATTRS_OFF = 28
-    B_EV_ATTRS_DATA = 29
-    B_EV_DROPPED = 30
-    B_LK_TID = 31
-    B_LK_SID = 32
-    B_LK_TS_OFF = 33
-    B_LK_TS_DATA = 34
-    B_LK_ATTRS_OFF = 35
-    B_LK_ATTRS_DATA = 36
-    B_LK_DROPPED = 37
-    B_LK_FLAGS = 38
-    ROLL_END = 39
+    # restored to their lengths at the start of the span when it is rejected. Three groups,
+    # each snapshotted only when the span writes to it: span attributes (always), events (at
+    # the span's first event), links (at its first link). The event and link map columns
+    # have one row per event / link.
+    B_SPAN_MAP = 0           # span attribute columns (MAP_BUFS)
+    EV_GROUP = 25
+    B_EV_MAP = 25            # event attribute columns (MAP_BUFS)
+    B_EV_TIME = 50
+    B_EV_NAME_OFF = 51
+    B_EV_NAME_DATA = 52
+    B_EV_DROPPED = 53
+    LK_GROUP = 54
+    B_LK_MAP = 54            # link attribute columns (MAP_BUFS)
+    B_LK_TID = 79
+    B_LK_SID = 80
+    B_LK_TS_OFF = 81
+    B_LK_TS_DATA = 82
+    B_LK_DROPPED = 83
+    B_LK_FLAGS = 84
+    ROLL_END = 85
 
     # one value per accepted span, written after validation
-    B_TRACE_ID = 39
-    B_SPAN_ID = 40
-    B_PARENT = 41
-    B_PARENT_VALID = 42      # one byte per row, packed into a bitmap at the end
-    B_TS_OFF = 43
-    B_TS_DATA = 44
-    B_NAME_OFF = 45
-    B_NAME_DATA = 46
-    B_KIND = 47
-    B_FLAGS = 48
-    B_START = 49
-    B_DUR = 50
-    B_STATUS_CODE = 51
-    B_STATUS_MSG_OFF = 52
-    B_STATUS_MSG_DATA = 53
-    B_SVC_OFF = 54
-    B_SVC_DATA = 55
-    B_SCOPE_NAME_OFF = 56
-    B_SCOPE_NAME_DATA = 57
-    B_SCOPE_VER_OFF = 58
-    B_SCOPE_VER_DATA = 59
-    B_DROPPED_ATTRS = 60
-    B_DROPPED_EVENTS = 61
-    B_DROPPED_LINKS = 62
-    B_EV_LIST_OFF = 63
-    B_LK_LIST_OFF = 64
-    B_RES_MAP = 65           # resource attribute columns (MAP_BUFS)
-    B_TMPL_MAP = 90          # attributes of the current resource, copied onto each span
-    N_BUFS = 115
+    B_TRACE_ID = 85
+    B_SPAN_ID = 86
+    B_PARENT = 87
+    B_PARENT_VALID = 88      # one byte per row, packed into a bitmap at the end
+    B_TS_OFF = 89
+    B_TS_DATA = 90
+    B_NAME_OFF = 91
+    B_NAME_DATA = 92
+    B_KIND = 93
+    B_FLAGS = 94
+    B_START = 95
+    B_DUR = 96
+    B_STATUS_CODE = 97
+    B_STATUS_MSG_OFF = 98
+    B_STATUS_MSG_DATA = 99
+    B_SVC_OFF = 100
+    B_SVC_DATA = 101
+    B_SCOPE_NAME_OFF = 102
+    B_SCOPE_NAME_DATA = 103
+    B_SCOPE_VER_OFF = 104
+    B_SCOPE_VER_DATA = 105
+    B_DROPPED_ATTRS = 106
+    B_DROPPED_EVENTS = 107
+    B_DROPPED_LINKS = 108
+    B_EV_LIST_OFF = 109
+    B_LK_LIST_OFF = 110
+    B_SCOPE_MAP = 111        # scope attribute columns (MAP_BUFS)
+    B_RES_MAP = 136          # resource attribute columns (MAP_BUFS)
+
+    # Attributes of the current resource / scope, copied onto each span. Only their entries
+    # are used (F_KEY_OFF .. F_VAL_DATA), not F_ROW_OFF.
+    B_RES_TMPL = 161
+    B_SCOPE_TMPL = 186
+    N_BUFS = 211
 
     # rejection reasons
     R_TRACE_ID = 0
@@ -127,6 +140,8 @@ cdef struct Ctx:
     bint oom
     Buf b[N_BUFS]
     size_t snap[ROLL_END]
+    bint snap_ev             # the event / link group was snapshotted for the current span
+    bint snap_lk
     size_t n_rows
     size_t n_null_parent
     uint64_t rejected[N_REASONS]
@@ -155,8 +170,6 @@ cdef struct AnyState:
 
 
 cdef unsigned char ZEROS[16]        # static storage: all zeros
-cdef unsigned char KV_TAG[1]
-KV_TAG[0] = 0x0A             # field 1, wire type 2: attributes of a Resource-like message
 cdef const char* SERVICE_NAME = "service.name"
 
 
@@ -619,18 +632,15 @@ cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int mb, int depth,
 # trace.v1 messages
 # ---------------------------------------------------------------------------------------
 
-cdef int append_attrs_blob(Ctx* c, cptr len_at, cptr s, size_t n, Buf* data,
-                           int depth) noexcept nogil:
-    """Check an event/link ``attributes`` KeyValue and append it as field 1 of ``data``.
-
-    ``len_at`` is where the field's length prefix starts; the prefix and payload are
-    copied as they are, after a normalized tag for field 1 / wire type 2.
-    """
-    if check_keyvalue(c, s, s + n, depth) < 0:
-        return -1
-    if buf_put(c, data, KV_TAG, 1) < 0:
-        return -1
-    return buf_put(c, data, len_at, <size_t>(s + n - len_at))
+cdef inline int end_map_row(Ctx* c, int mb) noexcept nogil:
+    """Close one row (span, event or link) of the five map columns at ``mb``."""
+    cdef int t
+    cdef Buf* b
+    for t in range(N_TYPES):
+        b = &c.b[mb + t * MAP_STRIDE]
+        if put_off(c, &b[F_ROW_OFF], n_offs(&b[F_KEY_OFF])) < 0:
+            return -1
+    return 0
 
 
 cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
@@ -639,7 +649,6 @@ cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef uint64_t v
     cdef cptr s = NULL
     cdef size_t n = 0
-    cdef cptr at
     cdef uint64_t time = 0
     cdef cptr name = NULL
     cdef size_t name_len = 0
@@ -654,10 +663,9 @@ cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
             if rd_str(c, &p, end, &name, &name_len) < 0:
                 return -1
         elif tag == 0x1A:                     # attributes
-            at = p
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if append_attrs_blob(c, at, s, n, &c.b[B_EV_ATTRS_DATA], 5) < 0:
+            if add_keyvalue(c, s, s + n, B_EV_MAP, 5, False) < 0:
                 return -1
         elif tag == 0x20:                     # dropped_attributes_count
             if rd_varint(c, &p, end, &v) < 0:
@@ -669,7 +677,7 @@ cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
         return -1
     if put_str(c, &c.b[B_EV_NAME_OFF], &c.b[B_EV_NAME_DATA], name, name_len) < 0:
         return -1
-    if put_off(c, &c.b[B_EV_ATTRS_OFF], c.b[B_EV_ATTRS_DATA].len) < 0:
+    if end_map_row(c, B_EV_MAP) < 0:
         return -1
     return put_u32(c, &c.b[B_EV_DROPPED], dropped)
 
@@ -680,7 +688,6 @@ cdef int parse_link(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef uint64_t v
     cdef cptr s = NULL
     cdef size_t n = 0
-    cdef cptr at
     cdef cptr tid = NULL
     cdef size_t tid_len = 0
     cdef cptr sid = NULL
@@ -702,10 +709,9 @@ cdef int parse_link(Ctx* c, cptr p, cptr end) noexcept nogil:
             if rd_str(c, &p, end, &ts, &ts_len) < 0:
                 return -1
         elif tag == 0x22:                     # attributes
-            at = p
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if append_attrs_blob(c, at, s, n, &c.b[B_LK_ATTRS_DATA], 5) < 0:
+            if add_keyvalue(c, s, s + n, B_LK_MAP, 5, False) < 0:
                 return -1
         elif tag == 0x28:                     # dropped_attributes_count
             if rd_varint(c, &p, end, &v) < 0:
@@ -722,7 +728,7 @@ cdef int parse_link(Ctx* c, cptr p, cptr end) noexcept nogil:
         return -1
     if put_str(c, &c.b[B_LK_TS_OFF], &c.b[B_LK_TS_DATA], ts, ts_len) < 0:
         return -1
-    if put_off(c, &c.b[B_LK_ATTRS_OFF], c.b[B_LK_ATTRS_DATA].len) < 0:
+    if end_map_row(c, B_LK_MAP) < 0:
         return -1
     if put_u32(c, &c.b[B_LK_DROPPED], dropped) < 0:
         return -1
@@ -733,15 +739,15 @@ cdef inline bint all_zero(cptr s, size_t n) noexcept nogil:
     return memcmp(s, ZEROS, n) == 0
 
 
-cdef int copy_resource_attrs(Ctx* c) noexcept nogil:
-    """Append the current resource's attributes as the resource maps of one more row."""
+cdef int copy_template(Ctx* c, int tmpl, int mb) noexcept nogil:
+    """Append the attributes in template ``tmpl`` as one more row of the map columns ``mb``."""
     cdef int t
     cdef int src
     cdef int dst
     cdef size_t ne
     for t in range(N_TYPES):
-        src = B_TMPL_MAP + t * MAP_STRIDE
-        dst = B_RES_MAP + t * MAP_STRIDE
+        src = tmpl + t * MAP_STRIDE
+        dst = mb + t * MAP_STRIDE
         ne = n_offs(&c.b[src + F_KEY_OFF])
         if ne:
             if put_strs(c, &c.b[src + F_KEY_OFF], &c.b[src + F_KEY_DATA],
@@ -780,11 +786,25 @@ cdef int put_strs(Ctx* c, Buf* soff, Buf* sdata, Buf* doff, Buf* ddata,
     return 0
 
 
+cdef inline void snapshot(Ctx* c, int lo, int hi) noexcept nogil:
+    cdef int i
+    for i in range(lo, hi):
+        c.snap[i] = c.b[i].len
+
+
+cdef inline void restore(Ctx* c, int lo, int hi) noexcept nogil:
+    cdef int i
+    for i in range(lo, hi):
+        c.b[i].len = c.snap[i]
+
+
 cdef int reject(Ctx* c, int reason, int detail, cptr name, size_t name_len,
                 uint64_t a, uint64_t b) noexcept nogil:
-    cdef int i
-    for i in range(ROLL_END):
-        c.b[i].len = c.snap[i]
+    restore(c, B_SPAN_MAP, EV_GROUP)
+    if c.snap_ev:
+        restore(c, EV_GROUP, LK_GROUP)
+    if c.snap_lk:
+        restore(c, LK_GROUP, ROLL_END)
     c.rejected[reason] += 1
     if c.first_reason < 0:
         c.first_reason = reason
@@ -804,7 +824,6 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef size_t n = 0
     cdef cptr q
     cdef cptr qend
-    cdef int i
     cdef cptr tid = NULL
     cdef size_t tid_len = 0
     cdef cptr sid = NULL
@@ -825,10 +844,10 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef uint32_t dropped_attrs = 0
     cdef uint32_t dropped_events = 0
     cdef uint32_t dropped_links = 0
-    cdef Buf* mb
 
-    for i in range(ROLL_END):
-        c.snap[i] = c.b[i].len
+    snapshot(c, B_SPAN_MAP, EV_GROUP)
+    c.snap_ev = False
+    c.snap_lk = False
 
     while p < end:
         if rd_tag(c, &p, end, &tag) < 0:
@@ -869,6 +888,9 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
         elif tag == 0x5A:                     # events
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
+            if not c.snap_ev:
+                snapshot(c, EV_GROUP, LK_GROUP)
+                c.snap_ev = True
             if parse_event(c, s, s + n) < 0:
                 return -1
         elif tag == 0x60:                     # dropped_events_count
@@ -878,6 +900,9 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
         elif tag == 0x6A:                     # links
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
+            if not c.snap_lk:
+                snapshot(c, LK_GROUP, ROLL_END)
+                c.snap_lk = True
             if parse_link(c, s, s + n) < 0:
                 return -1
         elif tag == 0x70:                     # dropped_links_count
@@ -959,12 +984,12 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
     if put_str(c, &c.b[B_SCOPE_VER_OFF], &c.b[B_SCOPE_VER_DATA],
                c.scope_ver, c.scope_ver_len) < 0:
         return -1
-    if copy_resource_attrs(c) < 0:
+    if copy_template(c, B_SCOPE_TMPL, B_SCOPE_MAP) < 0:
         return -1
-    for i in range(N_TYPES):
-        mb = &c.b[B_SPAN_MAP + i * MAP_STRIDE]
-        if put_off(c, &mb[F_ROW_OFF], n_offs(&mb[F_KEY_OFF])) < 0:
-            return -1
+    if copy_template(c, B_RES_TMPL, B_RES_MAP) < 0:
+        return -1
+    if end_map_row(c, B_SPAN_MAP) < 0:
+        return -1
     if put_u32(c, &c.b[B_DROPPED_ATTRS], dropped_attrs) < 0:
         return -1
     if put_u32(c, &c.b[B_DROPPED_EVENTS], dropped_events) < 0:
@@ -980,7 +1005,7 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
 
 
 cdef int parse_scope(Ctx* c, cptr p, cptr end) noexcept nogil:
-    """InstrumentationScope (level 3); its attributes are checked but not stored."""
+    """InstrumentationScope (level 3): attributes go to the template copied onto each span."""
     cdef uint32_t tag = 0
     cdef cptr s = NULL
     cdef size_t n = 0
@@ -996,7 +1021,7 @@ cdef int parse_scope(Ctx* c, cptr p, cptr end) noexcept nogil:
         elif tag == 0x1A:                     # attributes
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if check_keyvalue(c, s, s + n, 4) < 0:
+            if add_keyvalue(c, s, s + n, B_SCOPE_TMPL, 4, False) < 0:
                 return -1
         elif skip_field(c, &p, end, tag, 3) < 0:
             return -1
@@ -1009,6 +1034,7 @@ cdef int parse_scope_spans(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef cptr s = NULL
     cdef size_t n = 0
     cdef cptr q = p
+    reset_template(c, B_SCOPE_TMPL)
     c.scope_name = NULL
     c.scope_name_len = 0
     c.scope_ver = NULL
@@ -1055,17 +1081,18 @@ cdef int parse_entity_ref(Ctx* c, cptr p, cptr end) noexcept nogil:
     return 0
 
 
-cdef void reset_template(Ctx* c) noexcept nogil:
+cdef void reset_template(Ctx* c, int tmpl) noexcept nogil:
+    """Empty the attribute template ``tmpl`` (B_RES_TMPL or B_SCOPE_TMPL)."""
     cdef int t
     cdef int i
     cdef int32_t zero = 0
     for t in range(N_TYPES):
         for i in range(MAP_STRIDE):
-            c.b[B_TMPL_MAP + t * MAP_STRIDE + i].len = 0
+            c.b[tmpl + t * MAP_STRIDE + i].len = 0
         # offsets buffers start with a 0 (capacity reserved at init, so this cannot fail)
-        buf_put(c, &c.b[B_TMPL_MAP + t * MAP_STRIDE + F_KEY_OFF], &zero, 4)
+        buf_put(c, &c.b[tmpl + t * MAP_STRIDE + F_KEY_OFF], &zero, 4)
         if t == T_STR or t == T_RAW:
-            buf_put(c, &c.b[B_TMPL_MAP + t * MAP_STRIDE + F_VAL], &zero, 4)
+            buf_put(c, &c.b[tmpl + t * MAP_STRIDE + F_VAL], &zero, 4)
 
 
 cdef int parse_resource(Ctx* c, cptr p, cptr end) noexcept nogil:
@@ -1080,7 +1107,7 @@ cdef int parse_resource(Ctx* c, cptr p, cptr end) noexcept nogil:
         if tag == 0x0A:                       # attributes
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if add_keyvalue(c, s, s + n, B_TMPL_MAP, 3, True) < 0:
+            if add_keyvalue(c, s, s + n, B_RES_TMPL, 3, True) < 0:
                 return -1
         elif tag == 0x10:                     # dropped_attributes_count: not stored
             if rd_varint(c, &p, end, &v) < 0:
@@ -1101,7 +1128,7 @@ cdef int parse_resource_spans(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef cptr s = NULL
     cdef size_t n = 0
     cdef cptr q = p
-    reset_template(c)
+    reset_template(c, B_RES_TMPL)
     c.svc = NULL
     c.svc_len = 0
     c.have_svc = False
@@ -1156,10 +1183,11 @@ cdef unsigned char EMPTY[1]
 
 # the offsets buffers outside the map columns (each starts with one 0)
 _OFFSET_BUFS = (
-    B_EV_NAME_OFF, B_EV_ATTRS_OFF, B_LK_TS_OFF, B_LK_ATTRS_OFF, B_TS_OFF, B_NAME_OFF,
-    B_STATUS_MSG_OFF, B_SVC_OFF, B_SCOPE_NAME_OFF, B_SCOPE_VER_OFF, B_EV_LIST_OFF,
-    B_LK_LIST_OFF,
+    B_EV_NAME_OFF, B_LK_TS_OFF, B_TS_OFF, B_NAME_OFF, B_STATUS_MSG_OFF, B_SVC_OFF,
+    B_SCOPE_NAME_OFF, B_SCOPE_VER_OFF, B_EV_LIST_OFF, B_LK_LIST_OFF,
 )
+# the five map columns of each attribute scope, and the templates
+_MAP_BASES = (B_SPAN_MAP, B_EV_MAP, B_LK_MAP, B_SCOPE_MAP, B_RES_MAP, B_RES_TMPL, B_SCOPE_TMPL)
 
 _STRING = pa.string()
 _BINARY = pa.binary()
@@ -1169,25 +1197,44 @@ _INT64 = pa.int64()
 _UINT32 = pa.uint32()
 _TRACE_ID = pa.binary(16)
 _SPAN_ID = pa.binary(8)
-_MAP_TYPES = tuple(SPAN_SCHEMA.field(f"span_attrs_{t}").type
-                   for t in ("str", "int", "float", "bool", "raw"))
+_TYPES = ("str", "int", "float", "bool", "raw")      # the order of T_STR .. T_RAW
+_MAP_TYPES = tuple(SPAN_SCHEMA.field(f"span_attrs_{t}").type for t in _TYPES)
 _ENTRY_TYPES = tuple(pa.struct([t.key_field, t.item_field]) for t in _MAP_TYPES)
+# the entries of a map column without any: shared, immutable (a quarter of the build cost
+# of a map column; scope, event and link maps are often all empty)
+_NO_ENTRIES = tuple(
+    pa.StructArray.from_arrays([pa.array([], _STRING), pa.array([], t.item_type)],
+                               fields=list(e))
+    for t, e in zip(_MAP_TYPES, _ENTRY_TYPES)
+)
 _EVENTS_TYPE = SPAN_SCHEMA.field("events").type
 _EVENT_TYPE = _EVENTS_TYPE.value_type
 _LINKS_TYPE = SPAN_SCHEMA.field("links").type
 _LINK_TYPE = _LINKS_TYPE.value_type
 
-# The column order built by _Decoder.build (checked against SPAN_SCHEMA at import).
+# The column and struct field orders built by _Decoder.build (checked at import).
 _COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "flags",
     "start_unix_nano", "duration_nano", "status_code", "status_message", "service_name",
     "scope_name", "scope_version",
-    *(f"{p}_attrs_{t}" for p in ("resource", "span") for t in ("str", "int", "float", "bool", "raw")),
+    *(f"{p}_attrs_{t}" for p in ("scope", "resource", "span") for t in _TYPES),
     "dropped_attributes_count", "events", "dropped_events_count", "links", "dropped_links_count",
 )
-if tuple(SPAN_SCHEMA.names) != _COLUMNS or any(
-    SPAN_SCHEMA.field(f"{p}_attrs_{t}").type != _MAP_TYPES[i]
-    for p in ("resource", "span") for i, t in enumerate(("str", "int", "float", "bool", "raw"))
+_EVENT_FIELDS = (
+    "time_unix_nano", "name", *(f"attrs_{t}" for t in _TYPES), "dropped_attributes_count",
+)
+_LINK_FIELDS = (
+    "trace_id", "span_id", "trace_state", *(f"attrs_{t}" for t in _TYPES),
+    "dropped_attributes_count", "flags",
+)
+if (
+    tuple(SPAN_SCHEMA.names) != _COLUMNS
+    or tuple(f.name for f in _EVENT_TYPE) != _EVENT_FIELDS
+    or tuple(f.name for f in _LINK_TYPE) != _LINK_FIELDS
+    or any(SPAN_SCHEMA.field(f"{p}_attrs_{t}").type != _MAP_TYPES[i]
+           for p in ("scope", "resource", "span") for i, t in enumerate(_TYPES))
+    or any(s.field(f"attrs_{t}").type != _MAP_TYPES[i]
+           for s in (_EVENT_TYPE, _LINK_TYPE) for i, t in enumerate(_TYPES))
 ):
     raise ImportError("SPAN_SCHEMA changed: update threadline.model._otlp_columns")
 
@@ -1224,7 +1271,7 @@ cdef class _Decoder:
         self.c.first_reason = -1
         for i in _OFFSET_BUFS:
             self._zero_offset(i)
-        for m in (B_SPAN_MAP, B_RES_MAP, B_TMPL_MAP):
+        for m in _MAP_BASES:
             for t in range(N_TYPES):
                 self._zero_offset(m + t * MAP_STRIDE + F_ROW_OFF)
                 self._zero_offset(m + t * MAP_STRIDE + F_KEY_OFF)
@@ -1277,27 +1324,39 @@ cdef class _Decoder:
     cdef object fixed(self, int i, object typ, Py_ssize_t n):
         return pa.Array.from_buffers(typ, n, [None, self.take(i)])
 
-    cdef object map_column(self, int mb, Py_ssize_t n_rows, object typ, object entries_type):
+    cdef object map_column(self, int mb, Py_ssize_t n_rows, int t):
+        """The map column of value type ``t`` whose buffers start at ``mb``."""
         cdef Py_ssize_t ne = n_offs(&self.c.b[mb + F_KEY_OFF])
-        cdef object keys = self.strings(mb + F_KEY_OFF, mb + F_KEY_DATA, _STRING)
-        cdef object item_type = typ.item_type
+        cdef object typ = _MAP_TYPES[t]
+        cdef object keys
         cdef object values
-        if item_type == _STRING or item_type == _BINARY:
-            values = self.strings(mb + F_VAL, mb + F_VAL_DATA, item_type)
-        elif item_type == _BOOL:
-            values = pa.Array.from_buffers(item_type, ne, [None, self.take_bitmap(mb + F_VAL)])
+        cdef object entries
+        if ne == 0:
+            entries = _NO_ENTRIES[t]
         else:
-            values = self.fixed(mb + F_VAL, item_type, ne)
-        entries = pa.Array.from_buffers(entries_type, ne, [None], children=[keys, values])
+            keys = self.strings(mb + F_KEY_OFF, mb + F_KEY_DATA, _STRING)
+            if t == T_STR or t == T_RAW:
+                values = self.strings(mb + F_VAL, mb + F_VAL_DATA, typ.item_type)
+            elif t == T_BOOL:
+                values = pa.Array.from_buffers(typ.item_type, ne,
+                                               [None, self.take_bitmap(mb + F_VAL)])
+            else:
+                values = self.fixed(mb + F_VAL, typ.item_type, ne)
+            entries = pa.Array.from_buffers(_ENTRY_TYPES[t], ne, [None],
+                                            children=[keys, values])
         return pa.Array.from_buffers(typ, n_rows, [None, self.take(mb + F_ROW_OFF)],
                                      children=[entries])
+
+    cdef list map_columns(self, int mb, Py_ssize_t n_rows):
+        """The five typed map columns (str, int, float, bool, raw) at ``mb``."""
+        cdef int t
+        return [self.map_column(mb + t * MAP_STRIDE, n_rows, t) for t in range(N_TYPES)]
 
     cdef object build(self):
         cdef Ctx* c = self.c
         cdef Py_ssize_t n = c.n_rows
         cdef Py_ssize_t ne = c.b[B_EV_TIME].len // 8
         cdef Py_ssize_t nl = c.b[B_LK_FLAGS].len // 4
-        cdef int t
         validity = self.take_bitmap(B_PARENT_VALID) if c.n_null_parent else None
         cols = [
             self.fixed(B_TRACE_ID, _TRACE_ID, n),
@@ -1317,15 +1376,14 @@ cdef class _Decoder:
             self.strings(B_SCOPE_NAME_OFF, B_SCOPE_NAME_DATA, _STRING),
             self.strings(B_SCOPE_VER_OFF, B_SCOPE_VER_DATA, _STRING),
         ]
-        for mb in (B_RES_MAP, B_SPAN_MAP):
-            for t in range(N_TYPES):
-                cols.append(self.map_column(mb + t * MAP_STRIDE, n, _MAP_TYPES[t],
-                                            _ENTRY_TYPES[t]))
+        cols += self.map_columns(B_SCOPE_MAP, n)
+        cols += self.map_columns(B_RES_MAP, n)
+        cols += self.map_columns(B_SPAN_MAP, n)
         cols.append(self.fixed(B_DROPPED_ATTRS, _UINT32, n))
         events = pa.Array.from_buffers(_EVENT_TYPE, ne, [None], children=[
             self.fixed(B_EV_TIME, _INT64, ne),
             self.strings(B_EV_NAME_OFF, B_EV_NAME_DATA, _STRING),
-            self.strings(B_EV_ATTRS_OFF, B_EV_ATTRS_DATA, _BINARY),
+            *self.map_columns(B_EV_MAP, ne),
             self.fixed(B_EV_DROPPED, _UINT32, ne),
         ])
         cols.append(pa.Array.from_buffers(
@@ -1336,7 +1394,7 @@ cdef class _Decoder:
             self.fixed(B_LK_TID, _TRACE_ID, nl),
             self.fixed(B_LK_SID, _SPAN_ID, nl),
             self.strings(B_LK_TS_OFF, B_LK_TS_DATA, _STRING),
-            self.strings(B_LK_ATTRS_OFF, B_LK_ATTRS_DATA, _BINARY),
+            *self.map_columns(B_LK_MAP, nl),
             self.fixed(B_LK_DROPPED, _UINT32, nl),
             self.fixed(B_LK_FLAGS, _UINT32, nl),
         ])

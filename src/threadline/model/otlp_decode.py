@@ -5,29 +5,29 @@ compiled kernel ``threadline.model._otlp_columns`` (a protobuf wire-format reade
 Arrow buffers directly); this wrapper only normalizes the input and packages the result.
 
 Output: a ``pyarrow.RecordBatch`` with exactly ``threadline.model.schema.SPAN_SCHEMA``, one row
-per accepted span in request order, resource and scope fields copied onto every span.
-Mapping rules beyond what the schema says:
+per accepted span in request order, resource and scope fields (including their attributes)
+copied onto every span. Mapping rules beyond what the schema says:
 
-* Attribute values go to the map column of their type (string/int/double/bool); array,
+* Attributes of every level (resource ``resource_attrs_*``, instrumentation scope
+  ``scope_attrs_*``, span ``span_attrs_*``, each event's and link's ``attrs_*``) follow the
+  same rules: values go to the map column of their type (string/int/double/bool); array,
   key-value list and bytes values, values with no type set and profile-only
-  ``string_value_strindex`` values go to ``*_attrs_raw`` as the serialized ``AnyValue``
-  exactly as received. Order is kept and repeated keys are all kept.
+  ``string_value_strindex`` values go to ``*_raw`` as the serialized ``AnyValue`` exactly as
+  received. Order within each type is kept and repeated keys are all kept; the order across
+  types is not kept.
 * ``service_name`` is the first string-valued ``service.name`` resource attribute, else "".
 * ``parent_span_id`` is null when absent, empty or all zeros.
-* Event/link ``attrs`` hold the event's/link's ``attributes`` fields as received (length
-  prefix and payload), each re-tagged as field 1, so they parse as the attributes of e.g.
-  ``opentelemetry.proto.resource.v1.Resource``.
 * A link trace id that is not 16 bytes (span id not 8 bytes) is stored as 16 (8) zero bytes.
 * ``kind`` and ``status_code`` keep the low 8 bits of the enum value; the uint64 timestamps
   are stored as int64 (``duration_nano`` = end - start).
-* Scope attributes, resource/scope ``dropped_attributes_count``, entity refs and schema URLs
-  are validated but not stored.
+* Resource/scope ``dropped_attributes_count``, entity refs and schema URLs are validated but
+  not stored.
 
 Spans are rejected (left out, counted per reason) for: ``invalid_trace_id`` (not 16 bytes, or
 all zeros), ``invalid_span_id`` (not 8 bytes, or all zeros), ``invalid_parent_span_id``
 (non-empty and not 8 bytes), ``end_before_start``. Malformed protobuf anywhere in the request
-(also inside rejected spans, raw values and event/link attributes: invalid wire format, invalid
-UTF-8 in a string field, nesting deeper than 100 levels) raises ``ValueError``. The decoder
+(also inside rejected spans and raw values: invalid wire format, invalid UTF-8 in a string
+field, nesting deeper than 100 levels) raises ``ValueError``. The decoder
 accepts exactly the bytes the protobuf library accepts, with its semantics for field order,
 repeated fields, merged messages and unknown fields (checked by property tests against it).
 """

@@ -1,40 +1,53 @@
 """Span rows back into the OTLP model: ``TracesData`` (resource → scope → spans).
 
 Used for one trace at a time (trace by ID), so a per-span loop over Python values is fine here.
+Attribute lists are rebuilt from the typed maps grouped by type (string, int, double, bool,
+then the raw values), each group in its stored order; the original interleaving of types within
+one list is not stored.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, TracesData
 
+_ATTR_TYPES = ("str", "int", "float", "bool", "raw")
+_DOUBLE = struct.Struct("<d")
 
-def _typed_attrs(row: dict[str, Any], prefix: str) -> list[KeyValue]:
+
+def _typed_attrs(source: Mapping[str, Any], stem: str) -> list[KeyValue]:
+    """The attributes in the typed maps ``{stem}_str`` ... ``{stem}_raw`` of ``source``.
+
+    ``source`` is a span row (stems ``resource_attrs``, ``scope_attrs``, ``span_attrs``) or one
+    event or link of a row (stem ``attrs``).
+    """
     out: list[KeyValue] = []
-    for key, value in row[f"{prefix}_attrs_str"]:
+    for key, value in source[f"{stem}_str"]:
         out.append(KeyValue(key=key, value=AnyValue(string_value=value)))
-    for key, value in row[f"{prefix}_attrs_int"]:
+    for key, value in source[f"{stem}_int"]:
         out.append(KeyValue(key=key, value=AnyValue(int_value=value)))
-    for key, value in row[f"{prefix}_attrs_float"]:
+    for key, value in source[f"{stem}_float"]:
         out.append(KeyValue(key=key, value=AnyValue(double_value=value)))
-    for key, value in row[f"{prefix}_attrs_bool"]:
+    for key, value in source[f"{stem}_bool"]:
         out.append(KeyValue(key=key, value=AnyValue(bool_value=value)))
-    for key, value in row[f"{prefix}_attrs_raw"]:
+    for key, value in source[f"{stem}_raw"]:
         out.append(KeyValue(key=key, value=AnyValue.FromString(value)))
     return out
 
 
-def _raw_attrs(raw: bytes) -> list[KeyValue]:
-    # stored as the wire bytes of repeated field 1 (KeyValue), which is Resource's layout
-    return list(Resource.FromString(raw).attributes) if raw else []
-
-
-def _resource_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(tuple(row[f"resource_attrs_{t}"]) for t in ("str", "int", "float", "bool", "raw"))
+def _attrs_key(source: Mapping[str, Any], stem: str) -> tuple[Any, ...]:
+    """Hashable identity of the typed maps at ``stem``; doubles by their bits (NaN == NaN)."""
+    return tuple(
+        tuple((k, _DOUBLE.pack(v)) for k, v in source[f"{stem}_{t}"])
+        if t == "float"
+        else tuple(source[f"{stem}_{t}"])
+        for t in _ATTR_TYPES
+    )
 
 
 def _span(row: dict[str, Any]) -> Span:
@@ -48,7 +61,7 @@ def _span(row: dict[str, Any]) -> Span:
         flags=row["flags"],
         start_time_unix_nano=row["start_unix_nano"],
         end_time_unix_nano=row["start_unix_nano"] + row["duration_nano"],
-        attributes=_typed_attrs(row, "span"),
+        attributes=_typed_attrs(row, "span_attrs"),
         dropped_attributes_count=row["dropped_attributes_count"],
         dropped_events_count=row["dropped_events_count"],
         dropped_links_count=row["dropped_links_count"],
@@ -60,7 +73,7 @@ def _span(row: dict[str, Any]) -> Span:
         span.events.add(
             time_unix_nano=ev["time_unix_nano"],
             name=ev["name"],
-            attributes=_raw_attrs(ev["attrs"]),
+            attributes=_typed_attrs(ev, "attrs"),
             dropped_attributes_count=ev["dropped_attributes_count"],
         )
     for link in row["links"]:
@@ -68,7 +81,7 @@ def _span(row: dict[str, Any]) -> Span:
             trace_id=link["trace_id"],
             span_id=link["span_id"],
             trace_state=link["trace_state"],
-            attributes=_raw_attrs(link["attrs"]),
+            attributes=_typed_attrs(link, "attrs"),
             dropped_attributes_count=link["dropped_attributes_count"],
             flags=link["flags"],
         )
@@ -76,22 +89,29 @@ def _span(row: dict[str, Any]) -> Span:
 
 
 def rows_to_traces_data(table: pa.Table) -> TracesData:
-    """Group span rows by resource and instrumentation scope, keeping row order within each."""
+    """Group span rows by resource and instrumentation scope, keeping row order within each.
+
+    A resource is identified by its attributes, a scope by its name, version and attributes;
+    the resource and the scope are left out when they have nothing to hold.
+    """
     out = TracesData()
-    resources: dict[tuple[Any, ...], tuple[ResourceSpans, dict[tuple[str, str], ScopeSpans]]] = {}
+    resources: dict[tuple[Any, ...], tuple[ResourceSpans, dict[tuple[Any, ...], ScopeSpans]]] = {}
     for row in table.to_pylist():
-        rkey = _resource_key(row)
+        rkey = _attrs_key(row, "resource_attrs")
         entry = resources.get(rkey)
         if entry is None:
             rs = out.resource_spans.add()
-            rs.resource.attributes.extend(_typed_attrs(row, "resource"))
+            rs.resource.attributes.extend(_typed_attrs(row, "resource_attrs"))
             entry = resources[rkey] = (rs, {})
         rs, scopes = entry
-        skey = (row["scope_name"], row["scope_version"])
+        skey = (row["scope_name"], row["scope_version"], _attrs_key(row, "scope_attrs"))
         ss = scopes.get(skey)
         if ss is None:
             ss = scopes[skey] = rs.scope_spans.add()
-            if skey != ("", ""):
-                ss.scope.name, ss.scope.version = skey
+            scope_attrs = _typed_attrs(row, "scope_attrs")
+            if row["scope_name"] or row["scope_version"] or scope_attrs:
+                ss.scope.name = row["scope_name"]
+                ss.scope.version = row["scope_version"]
+                ss.scope.attributes.extend(scope_attrs)
         ss.spans.append(_span(row))
     return out

@@ -4,7 +4,8 @@ Receivers produce record batches of this schema, the WAL stores them, blocks hol
 Parquet and the querier reads them back. Attributes stay typed: each scope has one map column
 per value type, so TraceQL can compare by type; values with no column type of their own
 (arrays, key-value lists, bytes) are kept as the serialized OTLP ``AnyValue`` in ``*_attrs_raw``.
-Event and link attributes are kept as the serialized repeated OTLP ``KeyValue`` fields.
+Resource, instrumentation scope and span attributes are top-level columns (resource and scope
+ones copied onto every span); events and links carry the same typed maps as ``attrs_*``.
 """
 
 from __future__ import annotations
@@ -14,21 +15,26 @@ import pyarrow as pa
 FORMAT_VERSION = "tl1"
 
 
-def _typed_attr_fields(prefix: str) -> list[pa.Field]:
+def _attr_map_fields(stem: str) -> list[pa.Field]:
+    """One map field per attribute value type: ``{stem}_str`` ... ``{stem}_raw``."""
     return [
-        pa.field(f"{prefix}_attrs_str", pa.map_(pa.string(), pa.string()), nullable=False),
-        pa.field(f"{prefix}_attrs_int", pa.map_(pa.string(), pa.int64()), nullable=False),
-        pa.field(f"{prefix}_attrs_float", pa.map_(pa.string(), pa.float64()), nullable=False),
-        pa.field(f"{prefix}_attrs_bool", pa.map_(pa.string(), pa.bool_()), nullable=False),
-        pa.field(f"{prefix}_attrs_raw", pa.map_(pa.string(), pa.binary()), nullable=False),
+        pa.field(f"{stem}_str", pa.map_(pa.string(), pa.string()), nullable=False),
+        pa.field(f"{stem}_int", pa.map_(pa.string(), pa.int64()), nullable=False),
+        pa.field(f"{stem}_float", pa.map_(pa.string(), pa.float64()), nullable=False),
+        pa.field(f"{stem}_bool", pa.map_(pa.string(), pa.bool_()), nullable=False),
+        pa.field(f"{stem}_raw", pa.map_(pa.string(), pa.binary()), nullable=False),
     ]
+
+
+def _typed_attr_fields(prefix: str) -> list[pa.Field]:
+    return _attr_map_fields(f"{prefix}_attrs")
 
 
 EVENT_TYPE = pa.struct(
     [
         pa.field("time_unix_nano", pa.int64(), nullable=False),
         pa.field("name", pa.string(), nullable=False),
-        pa.field("attrs", pa.binary(), nullable=False),
+        *_attr_map_fields("attrs"),
         pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
     ]
 )
@@ -38,7 +44,7 @@ LINK_TYPE = pa.struct(
         pa.field("trace_id", pa.binary(16), nullable=False),
         pa.field("span_id", pa.binary(8), nullable=False),
         pa.field("trace_state", pa.string(), nullable=False),
-        pa.field("attrs", pa.binary(), nullable=False),
+        *_attr_map_fields("attrs"),
         pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
         pa.field("flags", pa.uint32(), nullable=False),
     ]
@@ -62,6 +68,7 @@ SPAN_SCHEMA = pa.schema(
         pa.field("service_name", pa.string(), nullable=False),
         pa.field("scope_name", pa.string(), nullable=False),
         pa.field("scope_version", pa.string(), nullable=False),
+        *_typed_attr_fields("scope"),
         *_typed_attr_fields("resource"),
         *_typed_attr_fields("span"),
         pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
@@ -88,7 +95,7 @@ TRACE_COLUMNS = pa.schema(
 
 BLOCK_SCHEMA = pa.schema([*SPAN_SCHEMA, *TRACE_COLUMNS])
 
-ATTR_SCOPES = ("resource", "span")
+ATTR_SCOPES = ("resource", "scope", "span")
 ATTR_TYPES = ("str", "int", "float", "bool", "raw")
 
 # OTLP enums as stored in `kind` and `status_code`

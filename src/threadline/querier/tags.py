@@ -18,8 +18,9 @@ import duckdb
 from threadline.querier import sql
 from threadline.querier.sources import DataSources, Source
 
-# the attribute scopes stored as typed map columns, by TraceQL scope name
-MAP_SCOPES = ("resource", "span")
+# TraceQL attribute scopes, all stored as typed maps; the unscoped form searches the first two
+MAP_SCOPES = ("resource", "span", "instrumentation", "event", "link")
+UNSCOPED = ("resource", "span")
 _MAP_TYPES = (("str", "string"), ("int", "int"), ("float", "float"), ("bool", "bool"))
 
 INTRINSIC_TAGS = sorted(
@@ -95,23 +96,33 @@ class _BlockCache:
                 self._data.popitem(last=False)
 
 
+def _scope_rows(relation: str, scope: str, where: str) -> tuple[str, str]:
+    """(rows to read, prefix of the scope's map columns in them) for spans matching ``where``."""
+    if scope in ("event", "link"):
+        nested = "events" if scope == "event" else "links"
+        return f"(SELECT unnest({nested}) AS x FROM {relation} WHERE {where})", "x.attrs"
+    column = {"resource": "resource", "span": "span", "instrumentation": "scope"}[scope]
+    return f"(SELECT * FROM {relation} WHERE {where})", f"{column}_attrs"
+
+
 def _names_sql(relation: str, scope: str, where: str) -> str:
+    rows, prefix = _scope_rows(relation, scope, where)
     parts = [
-        f"SELECT DISTINCT unnest(map_keys({scope}_attrs_{t})) AS k FROM {relation} WHERE {where}"
+        f"SELECT DISTINCT unnest(map_keys({prefix}_{t})) AS k FROM {rows}"
         for t in ("str", "int", "float", "bool", "raw")
     ]
     return " UNION ".join(parts)
 
 
 def _values_sql(relation: str, scope: str, name: str, where: str) -> list[tuple[str, str]]:
+    rows, prefix = _scope_rows(relation, scope, where)
     out = []
     for col, type_name in _MAP_TYPES:
-        value = sql.attr(scope, col, name)
+        value = f"{prefix}_{col}[{sql.string(name)}]"
         out.append(
             (
                 type_name,
-                f"SELECT DISTINCT CAST({value} AS VARCHAR) FROM {relation} "
-                f"WHERE {value} IS NOT NULL AND ({where})",
+                f"SELECT DISTINCT CAST({value} AS VARCHAR) FROM {rows} WHERE {value} IS NOT NULL",
             )
         )
     return out
@@ -196,7 +207,7 @@ class TagFinder:
 
             question = f"intrinsic:{column}:{where}"
         else:
-            scopes = MAP_SCOPES if scope is None else (scope,)
+            scopes = UNSCOPED if scope is None else (scope,)
 
             def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
                 return frozenset(

@@ -94,12 +94,25 @@ class Channels:
     nested: str | None = None  # "events"/"links" when the expression reads element "x"
 
 
+_COLUMN_PREFIX = {
+    Scope.SPAN: ("span",),
+    Scope.RESOURCE: ("resource",),
+    Scope.INSTRUMENTATION: ("scope",),
+    # unscoped: span first, then resource, then the instrumentation scope (events and links,
+    # which Tempo also looks at, are not searched by the unscoped form here)
+    Scope.NONE: ("span", "resource", "scope"),
+}
+_NESTED_SCOPES = {Scope.EVENT: "events", Scope.LINK: "links"}
+
+
 def _attribute(node: Attribute) -> Channels:
     if node.parent:
         raise CompileError("parent.* attributes are not supported")
-    if node.scope in (Scope.EVENT, Scope.LINK, Scope.INSTRUMENTATION):
-        raise CompileError(f"{node.scope.value} attributes are not searchable yet")
-    scopes = ("span", "resource") if node.scope is Scope.NONE else (node.scope.value,)
+    if node.scope in _NESTED_SCOPES:
+        key = sql.string(node.name)
+        by_type = {channel: f"x.attrs_{column}[{key}]" for channel, column in _MAP_CHANNELS}
+        return Channels(by_type, raw=(f"x.attrs_raw[{key}]",), nested=_NESTED_SCOPES[node.scope])
+    scopes = _COLUMN_PREFIX[node.scope]
     by_type = {}
     for channel, column in _MAP_CHANNELS:
         lookups = [sql.attr(s, column, node.name) for s in scopes]
@@ -155,7 +168,11 @@ def channels(node: FieldExpr) -> Channels:
 def truthy(ch: Channels) -> str:
     """SQL that is true exactly when the expression is boolean true (never NULL)."""
     b = ch.by_type.get("bool")
-    return f"coalesce({b}, false)" if b is not None else "false"
+    if b is None:
+        return "false"
+    if ch.nested:  # a bare event/link attribute: true when any element has it true
+        return f"(len(list_filter({ch.nested}, lambda x: coalesce({b}, false))) > 0)"
+    return f"coalesce({b}, false)"
 
 
 def _numeric_view(ch: Channels) -> tuple[str | None, str | None]:

@@ -1,0 +1,272 @@
+"""Jaeger receivers: thrift over HTTP, the api_v2 gRPC collector and the agent's UDP ports.
+
+Each decodes the Jaeger payload, translates it to an OTLP ``ExportTraceServiceRequest`` at the
+edge (``threadline.model.jaeger``) and hands that to the distributor, so nothing downstream
+knows the spans came from Jaeger.
+
+* ``POST /api/traces`` (default port 14268): a TBinaryProtocol ``jaeger.Batch`` with
+  ``Content-Type: application/x-thrift`` or ``application/vnd.apache.thrift.binary``; answers
+  ``202 Accepted`` (empty body). Another content type is 415 (Jaeger itself says 400), a body
+  that does not decode is 400 with a plain-text message; a query string is ignored.
+* gRPC ``jaeger.api_v2.CollectorService/PostSpans`` (default 14250): answers an empty
+  ``PostSpansResponse``; INVALID_ARGUMENT when the request does not decode.
+* Agent UDP, compact thrift (6831) and binary thrift (6832): each datagram is a oneway
+  ``Agent.emitBatch`` call. UDP has no answer, so a datagram that cannot be used is dropped and
+  counted in ``threadline_receiver_refused_requests_total``.
+
+The tenant comes from ``X-Scope-OrgID`` (HTTP) / ``x-scope-orgid`` metadata (gRPC) as for OTLP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from typing import Literal
+
+import grpc
+from aiohttp import web
+
+from threadline.distributor.distributor import Distributor, InvalidInput
+from threadline.model.jaeger import (
+    COLLECTOR_SERVICE,
+    PostSpansResponse,
+    ThriftProtocol,
+    agent_message_to_otlp,
+    post_spans_to_otlp,
+    thrift_batch_to_otlp,
+)
+from threadline.receivers.http_body import BodyError, read_body
+from threadline.tenancy import HEADER, SINGLE_TENANT, TenantError, resolve_tenant
+
+log = logging.getLogger(__name__)
+
+THRIFT_CONTENT_TYPES = ("application/x-thrift", "application/vnd.apache.thrift.binary")
+HTTP_PROTOCOL = "jaeger_thrift_http"
+GRPC_PROTOCOL = "jaeger_grpc"
+_EMPTY_RESPONSE = PostSpansResponse().SerializeToString()
+# requests bigger than this are translated in a worker thread, so the event loop (serving
+# queries and other receivers too) is not held for the whole translation
+_INLINE_BYTES = 32 * 1024
+
+
+async def _translate(fn: Callable[[bytes], tuple[bytes, int]], body: bytes) -> tuple[bytes, int]:
+    if len(body) <= _INLINE_BYTES:
+        return fn(body)
+    return await asyncio.to_thread(fn, body)
+
+
+class JaegerThriftHttpReceiver:
+    """``POST /api/traces`` with a binary-thrift ``Batch`` (Jaeger collector's HTTP endpoint)."""
+
+    def __init__(
+        self, distributor: Distributor, multitenancy_enabled: bool, max_request_bytes: int
+    ) -> None:
+        self.distributor = distributor
+        self.multitenancy_enabled = multitenancy_enabled
+        self.max_request_bytes = max_request_bytes
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/api/traces", self.post)]
+
+    def _error(self, status: int, message: str, reason: str) -> web.Response:
+        self.distributor.refuse(HTTP_PROTOCOL, reason)
+        return web.Response(status=status, text=message)
+
+    async def post(self, request: web.Request) -> web.Response:
+        content_type = request.content_type
+        if content_type not in THRIFT_CONTENT_TYPES:
+            return self._error(
+                415,
+                f"unsupported Content-Type {content_type!r}: send a binary-thrift jaeger Batch "
+                f"as {' or '.join(THRIFT_CONTENT_TYPES)}",
+                "bad_content_type",
+            )
+        try:
+            tenant = resolve_tenant(request.headers.get(HEADER), self.multitenancy_enabled)
+        except TenantError as e:
+            return self._error(e.status, e.message, "invalid_tenant")
+        try:
+            body = await read_body(request, self.max_request_bytes)
+        except BodyError as e:
+            return self._error(e.status, e.message, e.reason)
+        try:
+            otlp, _ = await _translate(thrift_batch_to_otlp, body)
+        except ValueError as e:
+            return self._error(400, f"cannot decode the request body: {e}", "invalid_thrift")
+        try:
+            await self.distributor.push_otlp(tenant, otlp, HTTP_PROTOCOL)
+        except InvalidInput as e:  # counted by the distributor
+            return web.Response(status=400, text=str(e))
+        return web.Response(status=202)
+
+
+class JaegerGrpcReceiver:
+    """``jaeger.api_v2.CollectorService/PostSpans`` over gRPC; the request arrives as bytes."""
+
+    def __init__(
+        self, distributor: Distributor, multitenancy_enabled: bool, max_request_bytes: int
+    ) -> None:
+        self.distributor = distributor
+        self.multitenancy_enabled = multitenancy_enabled
+        self.max_request_bytes = max_request_bytes
+        self.server: grpc.aio.Server | None = None
+
+    def _tenant(self, context: grpc.aio.ServicerContext) -> str:
+        header = None
+        for key, value in context.invocation_metadata() or ():
+            if key == HEADER.lower():
+                header = value if isinstance(value, str) else value.decode()
+        return resolve_tenant(header, self.multitenancy_enabled)
+
+    async def post_spans(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            tenant = self._tenant(context)
+        except TenantError as e:
+            self.distributor.refuse(GRPC_PROTOCOL, "invalid_tenant")
+            code = (
+                grpc.StatusCode.UNAUTHENTICATED
+                if e.status == 401
+                else grpc.StatusCode.INVALID_ARGUMENT
+            )
+            await context.abort(code, e.message)
+        if len(request) > self.max_request_bytes:
+            self.distributor.refuse(GRPC_PROTOCOL, "too_large")
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"request of {len(request)} bytes is over the limit of "
+                f"{self.max_request_bytes} bytes",
+            )
+        try:
+            otlp, _ = await _translate(post_spans_to_otlp, request)
+        except ValueError as e:
+            self.distributor.refuse(GRPC_PROTOCOL, "invalid_protobuf")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        try:
+            await self.distributor.push_otlp(tenant, otlp, GRPC_PROTOCOL)
+        except InvalidInput as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        return _EMPTY_RESPONSE
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host:port``; returns the bound port."""
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 2 * self.max_request_bytes),
+                ("grpc.max_send_message_length", 4 * 2**20),
+            ]
+        )
+        handler = grpc.method_handlers_generic_handler(
+            COLLECTOR_SERVICE,
+            {
+                "PostSpans": grpc.unary_unary_rpc_method_handler(
+                    self.post_spans, request_deserializer=None, response_serializer=None
+                )
+            },
+        )
+        self.server.add_generic_rpc_handlers((handler,))
+        bound = self.server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise OSError(f"cannot listen for Jaeger gRPC on {host}:{port}")
+        await self.server.start()
+        return bound
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(grace=2)
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    def __init__(self, receiver: JaegerAgentReceiver) -> None:
+        self.receiver = receiver
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.receiver.datagram(data)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("jaeger agent UDP socket error: %s", exc)
+
+
+class JaegerAgentReceiver:
+    """The Jaeger agent's UDP port: one ``Agent.emitBatch`` call message per datagram.
+
+    UDP carries no acknowledgement, so a datagram is decoded in the handler and pushed in the
+    background (the handler never waits for the WAL's fsync). A datagram that cannot be
+    decoded is dropped and counted as refused (reason ``invalid_thrift``); so is one arriving
+    while ``max_pending`` pushes are still in flight (``overloaded``).
+
+    Tenancy: a datagram has no headers, so it cannot say which tenant it belongs to. With
+    multitenancy off its spans go to ``single-tenant``; with multitenancy on every datagram is
+    refused (counted with reason ``no_tenant``) — send to the HTTP or gRPC receivers instead.
+    """
+
+    def __init__(
+        self,
+        distributor: Distributor,
+        multitenancy_enabled: bool,
+        protocol: Literal["compact", "binary"],
+        max_pending: int = 1024,
+    ) -> None:
+        if protocol not in ("compact", "binary"):
+            raise ValueError(f"unknown agent thrift protocol {protocol!r}")
+        self.distributor = distributor
+        self.multitenancy_enabled = multitenancy_enabled
+        self.thrift: ThriftProtocol = protocol
+        self.protocol = f"jaeger_agent_{protocol}"
+        self.max_pending = max_pending
+        self.transport: asyncio.DatagramTransport | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on UDP ``host:port``; returns the bound port."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _DatagramProtocol(self), local_addr=(host, port)
+        )
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):  # room for bursts while the loop is busy elsewhere
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 2**20)
+        return int(sock.getsockname()[1])
+
+    def datagram(self, data: bytes) -> None:
+        if self.multitenancy_enabled:
+            self.distributor.refuse(self.protocol, "no_tenant")
+            return
+        if len(self._pending) >= self.max_pending:
+            self.distributor.refuse(self.protocol, "overloaded")
+            return
+        try:
+            otlp, count = agent_message_to_otlp(data, self.thrift)
+        except ValueError as e:
+            self.distributor.refuse(self.protocol, "invalid_thrift")
+            log.debug("dropped a Jaeger agent datagram: %s", e)
+            return
+        except Exception:  # never let one datagram take the receiver down
+            self.distributor.refuse(self.protocol, "invalid_thrift")
+            log.exception("dropped a Jaeger agent datagram that could not be translated")
+            return
+        if not count:
+            return
+        task = asyncio.get_running_loop().create_task(self._push(otlp))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _push(self, otlp: bytes) -> None:
+        try:
+            await self.distributor.push_otlp(SINGLE_TENANT, otlp, self.protocol)
+        except InvalidInput as e:  # counted by the distributor
+            log.debug("Jaeger agent datagram refused: %s", e)
+        except Exception:
+            log.exception("pushing a Jaeger agent datagram failed")
+
+    async def stop(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self._pending:
+            _, late = await asyncio.wait(set(self._pending), timeout=5)
+            for task in late:
+                task.cancel()
