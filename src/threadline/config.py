@@ -187,6 +187,109 @@ class SamplingConfig(_Section):
 # --- metrics_generator config ---
 
 
+def exponential_buckets(start: float, factor: float, count: int) -> list[float]:
+    """Prometheus' ExponentialBuckets: ``start * factor**k`` for k = 0 .. count-1."""
+    out, value = [], start
+    for _ in range(count):
+        out.append(value)
+        value *= factor
+    return out
+
+
+GeneratorProcessor = Literal["service-graphs", "span-metrics"]
+
+
+def _check_buckets(value: Any) -> list[float]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError("histogram_buckets must be a non-empty list of numbers")
+    try:
+        buckets = [float(parse_duration(b)) for b in value]
+    except ValueError:
+        raise ValueError("histogram_buckets must be numbers of seconds") from None
+    if any(b != b or b in (float("inf"), float("-inf")) for b in buckets):
+        raise ValueError("histogram_buckets must be finite (+Inf is always added)")
+    if any(buckets[i] >= buckets[i + 1] for i in range(len(buckets) - 1)):
+        raise ValueError("histogram_buckets must be strictly increasing")
+    return buckets
+
+
+Buckets = Annotated[list[float], BeforeValidator(_check_buckets)]
+
+
+class ServiceGraphsProcessorConfig(_Section):
+    dimensions: list[str] = []
+    # how long an unpaired client/server half waits for its counterpart
+    wait: Duration = 10.0
+    # pending halves kept per tenant; spans beyond are dropped (counted)
+    max_items: Annotated[int, Field(ge=1)] = 10_000
+    histogram_buckets: Buckets = exponential_buckets(0.1, 2, 8)
+    # first one found on a client span names the server of an unpaired (virtual node) edge
+    peer_attributes: list[str] = ["peer.service", "db.name", "db.system", "db.system.name"]
+    # any one of these on a client span makes a database edge at once
+    database_name_attributes: list[str] = ["db.namespace", "db.name", "db.system", "db.system.name"]
+
+
+class SpanMetricsProcessorConfig(_Section):
+    dimensions: list[str] = []
+    histogram_buckets: Buckets = exponential_buckets(0.002, 2, 14)
+
+
+class GeneratorProcessorsConfig(_Section):
+    service_graphs: ServiceGraphsProcessorConfig = ServiceGraphsProcessorConfig()
+    span_metrics: SpanMetricsProcessorConfig = SpanMetricsProcessorConfig()
+
+
+class RemoteWriteQueueConfig(_Section):
+    """Prometheus' ``queue_config`` subset: a bounded in-memory queue and retry backoff."""
+
+    capacity: Annotated[int, Field(ge=1)] = 100_000  # samples held; the oldest are dropped past it
+    max_samples_per_send: Annotated[int, Field(ge=1)] = 2_000
+    min_backoff: Duration = 0.03
+    max_backoff: Duration = 5.0
+    # attempts for one request before its samples are dropped (counted)
+    max_retries: Annotated[int, Field(ge=0)] = 10
+
+
+class RemoteWriteConfig(_Section):
+    url: str
+    name: str = ""  # label of this endpoint in self-metrics; the url when empty
+    headers: dict[str, str] = {}
+    remote_timeout: Duration = 30.0
+    send_exemplars: bool = True
+    queue_config: RemoteWriteQueueConfig = RemoteWriteQueueConfig()
+
+
+class GeneratorStorageConfig(_Section):
+    remote_write: list[RemoteWriteConfig] = []
+    remote_write_add_org_id_header: bool = True
+    # at shutdown, queued samples get this long to be sent
+    remote_write_flush_deadline: Duration = 10.0
+
+
+class GeneratorRegistryConfig(_Section):
+    # how often every series is sampled and queued for remote write
+    collection_interval: Duration = 15.0
+    # series without updates for this long are dropped
+    stale_duration: Duration = 900.0
+    external_labels: dict[str, str] = {}
+    # 0: unlimited; beyond it new series are refused (counted)
+    max_active_series: Annotated[int, Field(ge=0)] = 0
+
+
+class GeneratorTenantOverrides(_Section):
+    processors: list[GeneratorProcessor] = []
+
+
+class MetricsGeneratorConfig(_Section):
+    """Tempo's ``metrics_generator``: processors on for every tenant unless overridden."""
+
+    processors: list[GeneratorProcessor] = []
+    processor: GeneratorProcessorsConfig = GeneratorProcessorsConfig()
+    registry: GeneratorRegistryConfig = GeneratorRegistryConfig()
+    storage: GeneratorStorageConfig = GeneratorStorageConfig()
+    overrides: dict[str, GeneratorTenantOverrides] = {}
+
+
 class Config(_Section):
     data_dir: Path = Path("./data")
     multitenancy_enabled: bool = False
@@ -198,6 +301,7 @@ class Config(_Section):
     querier: QuerierConfig = QuerierConfig()
     sampling: SamplingConfig = SamplingConfig()
     # --- metrics_generator field ---
+    metrics_generator: MetricsGeneratorConfig = MetricsGeneratorConfig()
 
 
 class ConfigError(Exception):
