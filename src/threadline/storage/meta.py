@@ -47,11 +47,38 @@ class BlockMeta(BaseModel):
     row_groups: list[RowGroupRange] = Field(alias="rowGroups")
     # newest WAL segment whose spans of this tenant are all in this block (or were carried over)
     wal_through: int = Field(-1, alias="walThrough")
+    # sha256 (hex) of each file of the block, recorded at write time (``threadline blocks verify``)
+    checksums: dict[str, str] = Field(default_factory=dict)
+    # blocks this one was compacted from: once this block is visible they are hidden, even
+    # before the compactor has marked them compacted (see ``Blocklist``)
+    compacted_from: list[str] = Field(default_factory=list, alias="compactedFrom")
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(by_alias=True), option=orjson.OPT_INDENT_2)
 
     @classmethod
     def from_json(cls, raw: bytes) -> BlockMeta:
+        data: dict[str, Any] = orjson.loads(raw)
+        return cls.model_validate(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True)
+
+
+class CompactedBlockMeta(BlockMeta):
+    """``meta.compacted.json``: the block's meta and when it was compacted away (or expired)."""
+
+    compacted_time: str = Field(alias="compactedTime")
+    compacted_unix: float = Field(alias="compactedUnix")
+
+    @classmethod
+    def from_meta(cls, meta: BlockMeta, when: float) -> CompactedBlockMeta:
+        data = meta.to_dict()
+        data["compactedTime"] = rfc3339(int(when * 1e9))
+        data["compactedUnix"] = when
+        return cls.model_validate(data)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> CompactedBlockMeta:
         data: dict[str, Any] = orjson.loads(raw)
         return cls.model_validate(data)

@@ -1,0 +1,153 @@
+"""The span-metrics processor: Tempo's ``traces_spanmetrics_*`` series from span rows.
+
+Owns: per batch, grouping the spans by (service, span_name, span_kind, status_code, configured
+dimensions) with Arrow/numpy and adding each group's calls, latency histogram (seconds,
+negative durations count as 0, exemplar ``traceID`` per bucket) and size to the tenant's
+registry; and the per-span size estimate behind ``traces_spanmetrics_size_total``.
+
+Size estimate: Tempo adds the protobuf size of the OTLP ``Span`` message. The row no longer has
+the bytes, so the size is recomputed column-wise from what the row holds, the way protobuf
+would encode it: ids, name, kind, start/end times, trace state, flags, status, and every span
+attribute (``KeyValue`` framing, key, and the ``AnyValue`` with its string, varint int, double,
+bool or raw serialized value). Events and links are not counted (their columns are being
+reworked), so spans that carry them are reported smaller than Tempo would report them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from threadline.config import SpanMetricsProcessorConfig
+from threadline.generator.attributes import dimension_label, lookup
+from threadline.generator.registry import EnumColumn, Registry, group_rows
+from threadline.model.schema import SPAN_KIND_NAMES, STATUS_CODE_NAMES
+
+CALLS = "traces_spanmetrics_calls_total"
+LATENCY = "traces_spanmetrics_latency"
+SIZE = "traces_spanmetrics_size_total"
+INTRINSIC_LABELS = ("service", "span_name", "span_kind", "status_code")
+# labels a dimension may not take (Tempo's intrinsic dimensions, on or off)
+RESERVED_LABELS = frozenset((*INTRINSIC_LABELS, "status_message", "job", "instance"))
+
+
+def _enum_names(names: dict[int, str]) -> list[str]:
+    """Name of every int8 code as a uint8 index; unknown codes print as their number, as Go's
+    protobuf enum ``String()`` does."""
+    out = []
+    for i in range(256):
+        signed = i if i < 128 else i - 256
+        out.append(names.get(signed, str(signed)))
+    return out
+
+
+KIND_NAMES = _enum_names(SPAN_KIND_NAMES)
+STATUS_NAMES = _enum_names(STATUS_CODE_NAMES)
+
+
+def _varint_len(values: np.ndarray) -> np.ndarray:
+    """Bytes of the protobuf varint of each (non-negative) value."""
+    v = values.astype(np.uint64, copy=False)
+    size = np.ones(len(v), dtype=np.int64)
+    for bits in range(7, 64, 7):
+        size += v >= np.uint64(1 << bits)
+    return size
+
+
+def _framed(payload: np.ndarray) -> np.ndarray:
+    """A length-delimited field: tag (1 byte) + length varint + payload."""
+    return 1 + _varint_len(payload) + payload
+
+
+def _lengths(arr: pa.Array) -> np.ndarray:
+    return pc.binary_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _map_sizes(col: pa.Array, vtype: str, n: int) -> np.ndarray:
+    """Per row, the encoded bytes of the span attributes held in one typed map column."""
+    offsets = col.offsets.to_numpy().astype(np.int64)
+    start, end = int(offsets[0]), int(offsets[-1])
+    if end == start:
+        return np.zeros(n, dtype=np.int64)
+    keys = col.keys.slice(start, end - start)
+    items = col.items.slice(start, end - start)
+    if vtype == "str" or vtype == "raw":
+        value = _lengths(items)
+        any_value = _framed(value) if vtype == "str" else value  # raw is a whole AnyValue
+    elif vtype == "int":
+        ints = items.to_numpy(zero_copy_only=False)
+        any_value = 1 + np.where(ints < 0, 10, _varint_len(np.abs(ints)))
+    elif vtype == "float":
+        any_value = np.full(end - start, 9, dtype=np.int64)
+    else:
+        any_value = np.full(end - start, 2, dtype=np.int64)
+    key_value = _framed(_lengths(keys)) + _framed(any_value)
+    entry = _framed(key_value)
+    cumulative = np.concatenate(([0], np.cumsum(entry)))
+    rel = offsets - start
+    return cumulative[rel[1:]] - cumulative[rel[:-1]]
+
+
+def span_sizes(batch: pa.RecordBatch) -> np.ndarray:
+    """Estimated protobuf size in bytes of each row's OTLP ``Span`` (see the module doc)."""
+    n = batch.num_rows
+    size = np.full(n, 18 + 10 + 9 + 9, dtype=np.int64)  # trace id, span id, start, end
+    size += np.where(batch.column("parent_span_id").is_valid().to_numpy(zero_copy_only=False), 10, 0)
+    size += np.where((name := _lengths(batch.column("name"))) > 0, _framed(name), 0)
+    size += np.where(batch.column("kind").to_numpy(zero_copy_only=False) != 0, 2, 0)
+    state = _lengths(batch.column("trace_state"))
+    size += np.where(state > 0, _framed(state), 0)
+    message = _lengths(batch.column("status_message"))
+    code = batch.column("status_code").to_numpy(zero_copy_only=False)
+    status = np.where(message > 0, _framed(message), 0) + np.where(code != 0, 2, 0)
+    size += np.where(status > 0, _framed(status), 0)
+    names = batch.schema.names
+    if "flags" in names:
+        size += np.where(batch.column("flags").to_numpy(zero_copy_only=False) != 0, 6, 0)
+    if "dropped_attributes_count" in names:
+        dropped = batch.column("dropped_attributes_count").to_numpy(zero_copy_only=False)
+        size += np.where(dropped != 0, 1 + _varint_len(dropped), 0)
+    for vtype in ("str", "int", "float", "bool", "raw"):
+        name_ = f"span_attrs_{vtype}"
+        if name_ in names:
+            size += _map_sizes(batch.column(name_), vtype, n)
+    return size
+
+
+class SpanMetricsProcessor:
+    def __init__(self, cfg: SpanMetricsProcessorConfig, registry: Registry) -> None:
+        self.dimensions: Sequence[str] = list(cfg.dimensions)
+        self.dimension_labels = [dimension_label(d, RESERVED_LABELS) for d in self.dimensions]
+        labels = (*INTRINSIC_LABELS, *self.dimension_labels)
+        self.calls = registry.counter(CALLS, "Spans seen, per label set.", labels)
+        self.latency = registry.histogram(
+            LATENCY, "Span durations in seconds.", labels, cfg.histogram_buckets
+        )
+        self.size = registry.counter(SIZE, "Estimated OTLP size of the spans in bytes.", labels)
+
+    def consume(self, batch: pa.RecordBatch, now: float) -> None:
+        n = batch.num_rows
+        if n == 0:
+            return
+        kind = batch.column("kind").to_numpy(zero_copy_only=False).view(np.uint8)
+        status = batch.column("status_code").to_numpy(zero_copy_only=False).view(np.uint8)
+        columns: list[pa.Array | EnumColumn] = [
+            batch.column("service_name"),
+            batch.column("name"),
+            EnumColumn(kind, KIND_NAMES),
+            EnumColumn(status, STATUS_NAMES),
+        ]
+        if self.dimensions:
+            found = lookup(batch, self.dimensions)
+            columns.extend(found[d] for d in self.dimensions)
+        groups = group_rows(columns, n)
+        durations = batch.column("duration_nano").to_numpy(zero_copy_only=False)
+        seconds = np.maximum(durations, 0) / 1e9
+        calls = np.bincount(groups.gid, minlength=groups.count).astype(np.float64)
+        self.calls.add(groups, calls, now)
+        self.latency.observe(groups, seconds, batch.column("trace_id"), now)
+        sizes = np.bincount(groups.gid, weights=span_sizes(batch), minlength=groups.count)
+        self.size.add(groups, sizes, now)
