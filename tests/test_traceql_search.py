@@ -89,6 +89,25 @@ CASES = [
     ('{ resource.service.name = "checkout" } ~ { }', {"T1": {"T1.C", "T1.E"}}),
     ('{ } !< { resource.service.name = "payment" }', {"T1": {"T1.C"}, "T3": {"T3.C"}}),
     ("{ status = error } &>> { kind = client }", {"T1": {"T1.A", "T1.C", "T1.D"}}),
+    ('{ name = "PlaceOrder" } !>> { kind = client }', {"T2": {"T2.C"}, "T3": {"T3.C"}}),
+    ("{ kind = server } !> { }", {"T1": {"T1.A"}, "T2": {"T2.A"}, "T3": {"T3.A"}}),
+    (
+        "{ kind = client } !~ { }",
+        {
+            "T1": {"T1.A", "T1.B", "T1.E"},
+            "T2": {"T2.A", "T2.B", "T2.C"},
+            "T3": {"T3.A", "T3.B", "T3.C"},
+        },
+    ),
+    (
+        "{ kind = client } &< { }",
+        {"T1": {"T1.B", "T1.C", "T1.D"}, "T2": {"T2.B", "T2.C"}, "T3": {"T3.B", "T3.C"}},
+    ),
+    ('{ name = "db query" } &~ { }', {"T1": {"T1.C", "T1.D"}}),
+    (
+        '{ name = "Charge" } !<< { kind = server }',
+        {"T1": {"T1.E"}, "T2": {"T2.A", "T2.B"}, "T3": {"T3.B"}},
+    ),
     ('{ status = error } && { resource.service.name = "cart" }', {"T1": {"T1.A", "T1.C", "T1.E"}}),
     ("{ status = error } || { span.retry = true }", {"T1": {"T1.A", "T1.C"}, "T3": {"T3.B"}}),
     ("{ } | count() > 4", {"T1": {"T1.A", "T1.B", "T1.C", "T1.D", "T1.E"}}),
@@ -103,7 +122,15 @@ CASES = [
 # Structure is evaluated per source (a block, or live data), as Tempo does before compaction:
 # in "split" T3's root is in a block while its other spans are live, so "Charge" has no
 # ancestor there.
-SPLIT_DIFFERS = {'{ name = "Charge" } << { }': {"T1": {"T1.A", "T1.B"}}}
+SPLIT_DIFFERS = {
+    '{ name = "Charge" } << { }': {"T1": {"T1.A", "T1.B"}},
+    "{ kind = server } !> { }": {"T1": {"T1.A"}, "T2": {"T2.A"}, "T3": {"T3.A", "T3.B"}},
+    '{ name = "Charge" } !<< { kind = server }': {
+        "T1": {"T1.E"},
+        "T2": {"T2.A", "T2.B"},
+        "T3": {"T3.A", "T3.B"},
+    },
+}
 
 
 @pytest.mark.parametrize("mode", MODES)

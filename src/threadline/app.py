@@ -31,6 +31,7 @@ from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
 from threadline.receivers.otlp_http import OTLPHttpReceiver
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.blocklist import Blocklist
+from threadline.storage.factory import make_backend, make_caches
 from threadline.traceql.plan import compile_search
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,14 @@ class App:
         self.cfg = cfg
         self.metrics = SelfMetrics()
         data = cfg.data_dir
-        self.blocklist = Blocklist(data / "blocks")
+        self.backend = make_backend(cfg)
+        self.block_caches = make_caches(cfg, self.backend)
+        self.blocklist = Blocklist(
+            self.backend,
+            self.block_caches,
+            index_builder=cfg.compactor.enabled,
+            stale_index=cfg.storage.trace.blocklist_poll_stale_tenant_index,
+        )
         self.ingester = Ingester(cfg, self.blocklist, self.metrics, data / "wal")
         self.distributor = Distributor(self.ingester, self.metrics)
         self.finder = TraceFinder(self.ingester, self.blocklist)
@@ -65,6 +73,15 @@ class App:
         self.dependencies = DependencyFinder(self.sources)
         self.metrics_engine = MetricsEngine(self.sources)
         # --- generator (construction) ---
+        from threadline.api.generator_metrics import GeneratorMetricsRoutes
+        from threadline.generator import MetricsGenerator
+
+        self.generator = MetricsGenerator(cfg.metrics_generator, self.metrics.registry)
+        if self.generator.enabled:
+            self.distributor.consumers.append(self.generator.consume)
+        # GET /generator/metrics joins the API application when that one is served
+        generator_routes = GeneratorMetricsRoutes(self.generator, cfg.multitenancy_enabled)
+        self._serve_http = generator_routes.attach(self._serve_http)  # type: ignore[method-assign]
         self.stop_event = asyncio.Event()
         self._ready = False
         self._runners: list[web.AppRunner] = []
@@ -91,7 +108,7 @@ class App:
     async def start(self) -> None:
         cfg = self.cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.blocklist.load()
+        await asyncio.to_thread(self.blocklist.load)
         await asyncio.to_thread(self.ingester.start)
         host = cfg.server.host
         mt = cfg.multitenancy_enabled
@@ -164,6 +181,8 @@ class App:
             self.urls["jaeger_agent_binary"] = f"udp://{host}:{port}"
 
         # --- generator (start) ---
+        await self.generator.start()
+        self._stoppers.append(self.generator.stop)
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
         self._ready = True
 

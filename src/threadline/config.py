@@ -122,6 +122,11 @@ class IngesterConfig(_Section):
     flush_check_period: Duration = 1.0
     # span rows held in memory (not yet in blocks) above which pushes wait for block writes
     max_unflushed_bytes: Size = 2 * 2**30
+    # how long a push waits for room before it is refused (HTTP 503 / gRPC UNAVAILABLE)
+    backlog_wait: Duration = 5.0
+    # a failed block write (backend unreachable) is retried after this backoff, doubling
+    flush_retry_min_backoff: Duration = 0.5
+    flush_retry_max_backoff: Duration = 30.0
 
 
 class WALConfig(_Section):
@@ -148,8 +153,110 @@ class QuerierConfig(_Section):
     memory_limit: Size = 2 * 2**30
 
 
+class LocalStorageConfig(_Section):
+    # blocks directory; default <data_dir>/blocks
+    path: Path | None = None
+
+
+class S3StorageConfig(_Section):
+    """S3 and S3-compatible stores (MinIO, Ceph, moto, ...)."""
+
+    bucket: str = ""
+    # host[:port] or a URL; empty = AWS's endpoint for the region
+    endpoint: str = ""
+    region: str = "us-east-1"
+    # empty: taken from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)
+    access_key: str = ""
+    secret_key: str = ""
+    session_token: str = ""
+    insecure: bool = False  # plain HTTP to the endpoint
+    forcepathstyle: bool = True  # http://endpoint/bucket/key rather than bucket.endpoint
+    prefix: str = ""
+
+
+class GCSStorageConfig(_Section):
+    bucket_name: str = ""
+    prefix: str = ""
+    # base URL of the JSON/XML API (an emulator); empty = Google's
+    endpoint: str = ""
+    insecure: bool = False
+    # path of a service-account JSON file; empty = GOOGLE_APPLICATION_CREDENTIALS / ambient
+    service_account_path: str = ""
+
+
+class AzureStorageConfig(_Section):
+    container_name: str = ""
+    storage_account_name: str = ""  # or AZURE_STORAGE_ACCOUNT_NAME
+    storage_account_key: str = ""  # or AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_KEY
+    endpoint_suffix: str = "blob.core.windows.net"
+    # full blob endpoint (e.g. an emulator: http://127.0.0.1:10000/devstoreaccount1)
+    endpoint: str = ""
+    insecure: bool = False
+    prefix: str = ""
+
+
+class StorageCacheConfig(_Section):
+    """Bounded local caches for blocks in object storage."""
+
+    # whole data files for searches (DuckDB); default <data_dir>/cache
+    path: Path | None = None
+    max_bytes: Size = 2 * 2**30
+    # chunks of remote files for trace-by-ID range reads, in memory
+    memory_bytes: Size = 64 * 2**20
+    chunk_bytes: Size = 512 * 2**10
+
+
+class TraceStorageConfig(_Section):
+    backend: Literal["local", "s3", "gcs", "azure"] = "local"
+    local: LocalStorageConfig = LocalStorageConfig()
+    s3: S3StorageConfig = S3StorageConfig()
+    gcs: GCSStorageConfig = GCSStorageConfig()
+    azure: AzureStorageConfig = AzureStorageConfig()
+    # how often the block list is refreshed from the backend (tenant index or listing)
+    blocklist_poll: Duration = 300.0
+    # a tenant index older than this is ignored and the blocks listed instead (0 = never)
+    blocklist_poll_stale_tenant_index: Duration = 0.0
+    cache: StorageCacheConfig = StorageCacheConfig()
+    # retries of one backend request (backoff inside the object-store client) and its timeout
+    max_retries: Annotated[int, Field(ge=0)] = 3
+    request_timeout: Duration = 30.0
+
+
 class StorageConfig(_Section):
     block: BlockConfig = BlockConfig()
+    trace: TraceStorageConfig = TraceStorageConfig()
+
+
+class CompactionConfig(_Section):
+    """Tempo's ``compactor.compaction`` keys (plus the input-count bounds of a job)."""
+
+    # blocks whose end falls in the same window (of this length) are compacted together
+    compaction_window: Duration = 3600.0
+    # a compacted block stays below this many bytes / traces
+    max_block_bytes: Size = 100 * 2**30
+    max_compaction_objects: Annotated[int, Field(ge=1)] = 6_000_000
+    # blocks whose newest span is older are deleted (per-tenant override: compactor.overrides)
+    block_retention: Duration = 336 * 3600.0
+    # compacted (replaced) blocks are deleted this long after being marked
+    compacted_block_retention: Duration = 3600.0
+    # how often the compactor runs (poll, retention, compaction, cleanup)
+    compaction_cycle: Duration = 30.0
+    min_input_blocks: Annotated[int, Field(ge=2)] = 2
+    max_input_blocks: Annotated[int, Field(ge=2)] = 8
+    # stop a tenant's compaction jobs in one cycle after this long
+    max_time_per_tenant: Duration = 300.0
+
+
+class TenantCompactorOverrides(_Section):
+    block_retention: Duration | None = None
+
+
+class CompactorConfig(_Section):
+    # run the compactor inside ``threadline serve`` (the monolith); --target compactor runs it alone
+    enabled: bool = True
+    compaction: CompactionConfig = CompactionConfig()
+    # per-tenant settings, e.g. {"team-a": {"block_retention": "720h"}}
+    overrides: dict[str, TenantCompactorOverrides] = {}
 
 
 class OperationStrategy(_Section):
@@ -263,7 +370,7 @@ class GeneratorStorageConfig(_Section):
     remote_write: list[RemoteWriteConfig] = []
     remote_write_add_org_id_header: bool = True
     # at shutdown, queued samples get this long to be sent
-    remote_write_flush_deadline: Duration = 10.0
+    remote_write_flush_deadline: Duration = 5.0
 
 
 class GeneratorRegistryConfig(_Section):
@@ -277,7 +384,8 @@ class GeneratorRegistryConfig(_Section):
 
 
 class GeneratorTenantOverrides(_Section):
-    processors: list[GeneratorProcessor] = []
+    # None: the tenant gets the top-level processors; [] turns the generator off for it
+    processors: list[GeneratorProcessor] | None = None
 
 
 class MetricsGeneratorConfig(_Section):
@@ -298,6 +406,7 @@ class Config(_Section):
     ingester: IngesterConfig = IngesterConfig()
     wal: WALConfig = WALConfig()
     storage: StorageConfig = StorageConfig()
+    compactor: CompactorConfig = CompactorConfig()
     querier: QuerierConfig = QuerierConfig()
     sampling: SamplingConfig = SamplingConfig()
     # --- metrics_generator field ---

@@ -103,7 +103,12 @@ class _EdgeRows:
     trace_id: list[bytes] = field(default_factory=list)
 
     def add(
-        self, client: Half | None, server: Half | None, client_name: str, server_name: str, conn: str
+        self,
+        client: Half | None,
+        server: Half | None,
+        client_name: str,
+        server_name: str,
+        conn: str,
     ) -> None:
         ref = client if client is not None else server
         assert ref is not None
@@ -111,7 +116,9 @@ class _EdgeRows:
         self.server.append(server_name)
         self.conn.append(conn)
         if client is not None and server is not None:
-            dims = tuple(s if s is not None else c for c, s in zip(client.dims, server.dims))
+            dims = tuple(
+                s if s is not None else c for c, s in zip(client.dims, server.dims, strict=True)
+            )
         else:
             dims = ref.dims
         self.dims.append(dims)
@@ -255,7 +262,9 @@ class ServiceGraphsProcessor:
             UNPAIRED_SPANS_TOTAL, "Spans whose counterpart never arrived.", ("client", "server")
         )
         self.dropped = registry.counter(
-            DROPPED_SPANS_TOTAL, "Spans dropped because the edge store was full.", ("client", "server")
+            DROPPED_SPANS_TOTAL,
+            "Spans dropped because the edge store was full.",
+            ("client", "server"),
         )
         self.pending: dict[bytes, Half] = {}
         self._deadlines: deque[tuple[float, bytes]] = deque()
@@ -491,5 +500,7 @@ class ServiceGraphsProcessor:
 
 
 _LOOKUP_COLUMNS = [
-    f"{scope}_attrs_{vtype}" for scope in ("resource", "span") for vtype in ("str", "int", "float", "bool")
+    f"{scope}_attrs_{vtype}"
+    for scope in ("resource", "span")
+    for vtype in ("str", "int", "float", "bool")
 ]

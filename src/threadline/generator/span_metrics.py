@@ -95,7 +95,9 @@ def span_sizes(batch: pa.RecordBatch) -> np.ndarray:
     """Estimated protobuf size in bytes of each row's OTLP ``Span`` (see the module doc)."""
     n = batch.num_rows
     size = np.full(n, 18 + 10 + 9 + 9, dtype=np.int64)  # trace id, span id, start, end
-    size += np.where(batch.column("parent_span_id").is_valid().to_numpy(zero_copy_only=False), 10, 0)
+    size += np.where(
+        batch.column("parent_span_id").is_valid().to_numpy(zero_copy_only=False), 10, 0
+    )
     size += np.where((name := _lengths(batch.column("name"))) > 0, _framed(name), 0)
     size += np.where(batch.column("kind").to_numpy(zero_copy_only=False) != 0, 2, 0)
     state = _lengths(batch.column("trace_state"))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from prometheus_client import Counter
 
 from threadline.config import Config
 from threadline.ingester.records import RecordKind, decode_record, encode_record
@@ -28,7 +29,6 @@ from threadline.ingester.wal import WAL, list_segments, read_segment, segment_pa
 from threadline.model.otlp_decode import decode_export_request
 from threadline.model.schema import SPAN_SCHEMA
 from threadline.selfmetrics import SelfMetrics
-from threadline.storage.block_reader import Block
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist
 
@@ -63,6 +63,8 @@ class TenantState:
     head: list[Entry] = field(default_factory=list)
     head_since: float | None = None
     flushing: list[Entry] = field(default_factory=list)
+    failures: int = 0  # block writes failed in a row (the backend is unreachable)
+    retry_at: float = 0.0  # no new block write before this (backoff after failures)
 
     def entries(self) -> list[Entry]:
         return [*self.live, *self.head, *self.flushing]
@@ -80,6 +82,12 @@ def _merge(entries: list[Entry], arrival: float) -> Entry:
     return Entry(_concat(entries), min(e.min_seg for e in entries), arrival)
 
 
+class IngesterBacklogFull(Exception):
+    """Spans held in memory (acknowledged in the WAL, not yet in blocks) reached
+    ``ingester.max_unflushed_bytes``, e.g. because the backend is unreachable: receivers answer
+    HTTP 503 / gRPC UNAVAILABLE so that clients retry later."""
+
+
 class Ingester:
     def __init__(
         self, cfg: Config, blocklist: Blocklist, metrics: SelfMetrics, wal_dir: Path
@@ -95,6 +103,14 @@ class Ingester:
         self._held_bytes = 0  # bytes of all in-memory entries, re-counted at every flush check
         self._room = asyncio.Event()
         self.clock: Callable[[], float] = time.monotonic
+        # where blocks for object storage are assembled before upload
+        self.staging_dir = cfg.data_dir / "staging"
+        self.flush_failures = Counter(
+            "threadline_ingester_flush_failures",
+            "Block writes (uploads) that failed and will be retried, per tenant.",
+            ["tenant"],
+            registry=metrics.registry,
+        )
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -145,7 +161,7 @@ class Ingester:
         if not candidates or table.num_rows == 0:
             return table
         keys = ["trace_id", "span_id"]
-        stored = pa.concat_tables([b.parquet().read(columns=keys) for b in candidates])
+        stored = pa.concat_tables([b.read_table(columns=keys) for b in candidates])
         stored = stored.group_by(keys).aggregate([])
         # join on the keys and a row number only: Acero cannot carry map columns through a join
         rows = table.select(keys).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
@@ -163,10 +179,18 @@ class Ingester:
     async def push(self, tenant: str, otlp: bytes | memoryview, batch: pa.RecordBatch) -> None:
         """Make ``batch`` (decoded from ``otlp``) durable and visible; returns once fsynced."""
         assert self.wal is not None
-        # backpressure: the block writer is behind, so acks slow down instead of memory growing
+        # backpressure: the block writer is behind, so acks slow down instead of memory growing;
+        # past ``backlog_wait`` (block writes failing) the push is refused, nothing is written
         while self._held_bytes > self.icfg.max_unflushed_bytes:
             self._room.clear()
-            await self._room.wait()
+            try:
+                await asyncio.wait_for(self._room.wait(), timeout=self.icfg.backlog_wait)
+            except TimeoutError:
+                raise IngesterBacklogFull(
+                    f"ingester backlog full: {self._held_bytes} bytes of spans wait to be "
+                    f"written to blocks (limit ingester.max_unflushed_bytes = "
+                    f"{self.icfg.max_unflushed_bytes}); retry later"
+                ) from None
         ticket, seg = self.wal.write(*encode_record(RecordKind.OTLP, tenant, otlp))
         if batch.num_rows:
             entry = Entry(pa.Table.from_batches([batch]), seg, self.clock())
@@ -215,8 +239,10 @@ class Ingester:
             state.head.extend(moved)
 
     def _head_full(self, state: TenantState, now: float) -> bool:
-        if not state.head:
+        if not state.head or now < state.retry_at:
             return False
+        if state.failures:
+            return True  # retry a failed block write once its backoff is over
         if TenantState.nbytes(state.head) >= self.icfg.max_block_bytes:
             return True
         return state.head_since is not None and now - state.head_since >= (
@@ -252,25 +278,41 @@ class Ingester:
             entries = state.flushing
             table = _concat(entries)
             wal_through = self.wal.current_segment if self.wal else -1
-            blocks_dir = self.blocklist.blocks_dir
+            caches = self.blocklist.caches
             try:
                 meta = await asyncio.to_thread(
                     write_block,
-                    blocks_dir,
+                    self.blocklist.backend,
                     tenant,
                     table,
                     self.cfg.storage.block,
                     wal_through=wal_through,
+                    staging_dir=self.staging_dir,
+                    file_cache=caches.files if caches is not None else None,
                 )
-            except Exception:
-                log.exception(
-                    "writing a block for tenant %s failed; keeping rows in memory", tenant
+            except Exception as e:
+                state.failures += 1
+                backoff = min(
+                    self.icfg.flush_retry_max_backoff,
+                    self.icfg.flush_retry_min_backoff * 2 ** (state.failures - 1),
+                )
+                state.retry_at = self.clock() + backoff
+                self.flush_failures.labels(tenant).inc()
+                log.error(
+                    "writing a block for tenant %s failed (%s); keeping %d rows in memory and "
+                    "the WAL, retrying in %.1fs",
+                    tenant,
+                    e,
+                    table.num_rows,
+                    backoff,
                 )
                 state.head = [*entries, *state.head]
                 state.head_since = state.head_since or self.clock()
                 state.flushing = []
                 return
-            self.blocklist.add(Block.open(blocks_dir / tenant / meta.block_id))
+            state.failures = 0
+            state.retry_at = 0.0
+            self.blocklist.add(self.blocklist.new_block(meta))
             state.flushing = []
             self._recount()
             self.metrics.blocks_written.labels(tenant).inc()

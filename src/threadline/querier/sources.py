@@ -16,7 +16,7 @@ from threadline.ingester.ingester import Ingester
 from threadline.model.schema import BLOCK_SCHEMA, SPAN_SCHEMA
 from threadline.model.trace_structure import add_trace_columns
 from threadline.storage.block_reader import Block
-from threadline.storage.block_writer import DATA_FILE, sort_spans
+from threadline.storage.block_writer import sort_spans
 from threadline.storage.blocklist import Blocklist
 
 # every source has this column: the row's number within the source (DuckDB's name for Parquet)
@@ -69,7 +69,8 @@ def open_sources(
         key=lambda b: b.meta.end_unix_nano,
         reverse=True,
     ):
-        relation = f"read_parquet({_quote(str(block.path / DATA_FILE))}, file_row_number=true)"
+        # local blocks are read in place; remote ones from a bounded local cache of the file
+        relation = f"read_parquet({_quote(str(block.data_path()))}, file_row_number=true)"
         sources.append(Source(relation, block, block.meta.size, block.meta.end_unix_nano))
     return sources
 

@@ -13,6 +13,7 @@ uploads and range reads are its job, not ours.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -88,22 +89,22 @@ class Backend(ABC):
             return False
         return True
 
-    def put_block(self, tenant: str, block_id: str, staging: Path) -> None:
+    def put_block(
+        self, tenant: str, block_id: str, staging: Path, crash: str = "upload:before_meta"
+    ) -> None:
         """Upload a block assembled in ``staging``: every file, then ``meta.json`` last."""
         files = sorted(p for p in staging.iterdir() if p.name != META_FILE)
         prefix = f"{tenant}/{block_id}/"
         try:
             for path in files:
                 self.write_file(prefix + path.name, path)
-            crash_point("upload:before_meta")
+            crash_point(crash)
             self.write_file(prefix + META_FILE, staging / META_FILE)
         except BaseException:
             # the block is invisible without meta.json; leftovers are removed by the compactor
             for path in files:
-                try:
+                with contextlib.suppress(OSError):
                     self.delete(prefix + path.name)
-                except OSError:
-                    pass
             raise
 
     def delete_block(self, tenant: str, block_id: str) -> None:
@@ -170,10 +171,8 @@ class LocalBackend(Backend):
         # drop directories left empty (a deleted block's directory)
         parent = path.parent
         if parent != self.root and parent.is_dir():
-            try:
+            with contextlib.suppress(OSError):
                 parent.rmdir()
-            except OSError:
-                pass
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         base = self._path(prefix.rstrip("/")) if prefix else self.root
@@ -197,16 +196,18 @@ class LocalBackend(Backend):
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir())
 
-    def put_block(self, tenant: str, block_id: str, staging: Path) -> None:
+    def put_block(
+        self, tenant: str, block_id: str, staging: Path, crash: str = "upload:before_meta"
+    ) -> None:
         """A staging directory on the same file system is renamed into place in one step."""
         target = self.root / tenant / block_id
         target.parent.mkdir(parents=True, exist_ok=True)
         if staging.parent == target.parent:
-            crash_point("upload:before_meta")
+            crash_point(crash)
             os.rename(staging, target)
             fsync_path(target.parent)
             return
-        super().put_block(tenant, block_id, staging)
+        super().put_block(tenant, block_id, staging, crash)
 
     def delete_block(self, tenant: str, block_id: str) -> None:
         super().delete_block(tenant, block_id)

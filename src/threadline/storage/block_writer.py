@@ -1,14 +1,17 @@
 """Writing a block: span rows sorted by trace id into Parquet, plus bloom filter and meta.
 
-The block is assembled in a temporary directory, every file fsynced, then renamed into place;
-``meta.json`` inside the renamed directory is what makes it a block.
+The block is assembled in a temporary staging directory, every file fsynced, then handed to
+the backend: the local backend renames the directory into place, object stores get every file
+uploaded with ``meta.json`` last. Either way ``meta.json`` is what makes it a block.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 import shutil
+import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +23,15 @@ from threadline.config import BlockConfig
 from threadline.model.ids import trace_id_words
 from threadline.model.schema import BLOCK_SCHEMA, FORMAT_VERSION, SPAN_SCHEMA
 from threadline.model.trace_structure import add_trace_columns
+from threadline.storage.backend import META_FILE, Backend, LocalBackend
+from threadline.storage.block_reader import BLOOM_FILE, DATA_FILE
 from threadline.storage.bloom import BloomFilter
+from threadline.storage.cache import FileCache
 from threadline.storage.files import fsync_path
 from threadline.storage.meta import BlockMeta, RowGroupRange, rfc3339
 
-DATA_FILE = "data.parquet"
-BLOOM_FILE = "bloom"
-META_FILE = "meta.json"
+__all__ = ["BLOOM_FILE", "DATA_FILE", "META_FILE", "TMP_PREFIX", "sort_spans", "write_block"]
+
 TMP_PREFIX = ".tmp-"
 
 # integer columns that grow slowly inside a trace: delta encoding beats dictionaries there
@@ -50,24 +55,47 @@ def _distinct_sorted(words: np.ndarray) -> int:
     return int(changed.sum()) + 1
 
 
+def file_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_block(
-    blocks_dir: Path,
+    target: Path | Backend,
     tenant: str,
     table: pa.Table,
     cfg: BlockConfig,
     *,
     wal_through: int = -1,
     compaction_level: int = 0,
+    compacted_from: Sequence[str] = (),
+    staging_dir: Path | None = None,
+    crash_prefix: str = "upload",
+    file_cache: FileCache | None = None,
 ) -> BlockMeta:
-    """Write ``table`` (span rows of one tenant, any order) as a new block; returns its meta."""
+    """Write ``table`` (span rows of one tenant, any order) as a new block; returns its meta.
+
+    ``target`` is a backend, or a directory for the local backend. Remote blocks are staged
+    in ``staging_dir`` (a temporary directory by default); with ``file_cache`` the staged data
+    file is moved into that cache after the upload instead of being deleted.
+    """
+    backend = target if isinstance(target, Backend) else LocalBackend(Path(target))
     table = add_trace_columns(sort_spans(table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)))
     n = table.num_rows
     if n == 0:
         raise ValueError("refusing to write an empty block")
-    tenant_dir = blocks_dir / tenant
-    tenant_dir.mkdir(parents=True, exist_ok=True)
     block_id = str(uuid.uuid4())
-    tmp = tenant_dir / f"{TMP_PREFIX}{block_id}"
+    local_tenant_dir = backend.local_path(tenant)
+    if local_tenant_dir is not None:
+        # same file system as the block's final place: the upload is one rename
+        staging_root = local_tenant_dir
+    else:
+        staging_root = staging_dir or Path(tempfile.gettempdir()) / "threadline-staging"
+    staging_root.mkdir(parents=True, exist_ok=True)
+    tmp = staging_root / f"{TMP_PREFIX}{block_id}"
     tmp.mkdir()
     try:
         ids = table.column("trace_id")
@@ -125,13 +153,18 @@ def write_block(
             bloomHashes=bloom.hashes,
             rowGroups=row_groups,
             walThrough=wal_through,
+            checksums={
+                DATA_FILE: file_checksum(data_path),
+                BLOOM_FILE: file_checksum(tmp / BLOOM_FILE),
+            },
+            compactedFrom=list(compacted_from),
         )
         (tmp / META_FILE).write_bytes(meta.to_json())
         fsync_path(tmp / META_FILE)
         fsync_path(tmp)
-        os.rename(tmp, tenant_dir / block_id)
-        fsync_path(tenant_dir)
-    except BaseException:
+        backend.put_block(tenant, block_id, tmp, crash=f"{crash_prefix}:before_meta")
+        if tmp.exists() and file_cache is not None:
+            file_cache.add(f"{tenant}/{block_id}/{DATA_FILE}", tmp / DATA_FILE)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta

@@ -1,0 +1,307 @@
+"""The metrics generator: per-tenant processors fed by the distributor, and their upkeep.
+
+Owns: ``MetricsGenerator.consume`` (the distributor's ``BatchConsumer``: every durable batch of
+a tenant whose processors are on goes through that tenant's span-metrics and service-graphs
+processors, on the event loop, columnar; a processor error is logged and counted, never passed
+to the push), the background tasks (expiry sweep of pending service-graph edges, collection of
+every series into the remote-write queues each ``collection_interval`` with stale-series
+removal, one sending task per remote-write endpoint), the exposition of a tenant's series, and
+the generator's self-metrics on the server's ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Sequence
+
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from threadline.config import MetricsGeneratorConfig
+from threadline.generator.registry import Registry
+from threadline.generator.remote_write import RemoteWriter, cancel
+from threadline.generator.service_graphs import GraphStats, ServiceGraphsProcessor
+from threadline.generator.span_metrics import SpanMetricsProcessor
+
+log = logging.getLogger(__name__)
+
+INSTANCE_LABEL = "__metrics_gen_instance"
+SPAN_METRICS = "span-metrics"
+SERVICE_GRAPHS = "service-graphs"
+
+
+class GeneratorSelfMetrics:
+    """The generator's own counters, registered in the server's self-metrics registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.spans = Counter(
+            "threadline_generator_spans_received",
+            "Spans handed to the metrics generator.",
+            ["tenant"],
+            registry=r,
+        )
+        self.consume_seconds = Counter(
+            "threadline_generator_consume_seconds",
+            "Time spent in the generator's processors on the ingest path.",
+            ["tenant"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "threadline_generator_processor_errors",
+            "Batches a processor failed on (logged; the push itself succeeded).",
+            ["tenant"],
+            registry=r,
+        )
+        self.edges = Counter(
+            "threadline_generator_service_graph_edges",
+            "Edges opened in the pending store (one half waiting for the other).",
+            ["tenant"],
+            registry=r,
+        )
+        self.expired_edges = Counter(
+            "threadline_generator_service_graph_expired_edges",
+            "Pending edges that expired before their counterpart came, by the side present.",
+            ["tenant", "side"],
+            registry=r,
+        )
+        self.dropped_spans = Counter(
+            "threadline_generator_service_graph_dropped_spans",
+            "Spans dropped because the pending-edge store was full.",
+            ["tenant"],
+            registry=r,
+        )
+        self.active_series = Gauge(
+            "threadline_generator_active_series",
+            "Generated series held.",
+            ["tenant"],
+            registry=r,
+        )
+        self.removed_series = Counter(
+            "threadline_generator_stale_series_removed",
+            "Series removed after stale_duration without updates.",
+            ["tenant"],
+            registry=r,
+        )
+        self.rw_sent = Counter(
+            "threadline_generator_remote_write_samples_sent",
+            "Samples accepted by a remote-write endpoint.",
+            ["remote"],
+            registry=r,
+        )
+        self.rw_dropped = Counter(
+            "threadline_generator_remote_write_samples_dropped",
+            "Samples given up on: queue_full, retries_exhausted, rejected, shutdown.",
+            ["remote", "reason"],
+            registry=r,
+        )
+        self.rw_failed = Counter(
+            "threadline_generator_remote_write_failed_requests",
+            "Remote-write requests that failed (each attempt), by reason.",
+            ["remote", "reason"],
+            registry=r,
+        )
+        self.rw_queue = Gauge(
+            "threadline_generator_remote_write_queue_samples",
+            "Samples waiting in a remote-write queue.",
+            ["remote"],
+            registry=r,
+        )
+
+    # the WriterMetrics protocol
+    def sent(self, remote: str, samples: int) -> None:
+        self.rw_sent.labels(remote).inc(samples)
+
+    def dropped(self, remote: str, reason: str, samples: int) -> None:
+        self.rw_dropped.labels(remote, reason).inc(samples)
+
+    def failed_request(self, remote: str, reason: str) -> None:
+        self.rw_failed.labels(remote, reason).inc()
+
+    def queue_size(self, remote: str, samples: int) -> None:
+        self.rw_queue.labels(remote).set(samples)
+
+
+class TenantGenerator:
+    """One tenant's registry and processors."""
+
+    def __init__(
+        self,
+        tenant: str,
+        processors: Sequence[str],
+        cfg: MetricsGeneratorConfig,
+        metrics: GeneratorSelfMetrics,
+    ) -> None:
+        self.tenant = tenant
+        self.registry = Registry(cfg.registry.max_active_series)
+        self.span_metrics: SpanMetricsProcessor | None = None
+        self.service_graphs: ServiceGraphsProcessor | None = None
+        if SPAN_METRICS in processors:
+            self.span_metrics = SpanMetricsProcessor(cfg.processor.span_metrics, self.registry)
+        if SERVICE_GRAPHS in processors:
+            stats = GraphStats(
+                edges=metrics.edges.labels(tenant),
+                expired_client=metrics.expired_edges.labels(tenant, "client"),
+                expired_server=metrics.expired_edges.labels(tenant, "server"),
+                dropped_spans=metrics.dropped_spans.labels(tenant),
+            )
+            self.service_graphs = ServiceGraphsProcessor(
+                cfg.processor.service_graphs, self.registry, stats
+            )
+        self.spans = metrics.spans.labels(tenant)
+        self.consume_seconds = metrics.consume_seconds.labels(tenant)
+        self.errors = metrics.errors.labels(tenant)
+
+    def consume(self, batch: pa.RecordBatch) -> None:
+        t0 = time.perf_counter()
+        now = time.time()
+        for processor in (self.span_metrics, self.service_graphs):
+            if processor is None:
+                continue
+            try:
+                processor.consume(batch, now)
+            except Exception:
+                self.errors.inc()
+                log.exception("generator %s failed on a batch of tenant %s", processor, self.tenant)
+        self.spans.inc(batch.num_rows)
+        self.consume_seconds.inc(time.perf_counter() - t0)
+
+    def expire(self) -> None:
+        if self.service_graphs is not None:
+            try:
+                self.service_graphs.expire(time.time())
+            except Exception:
+                self.errors.inc()
+                log.exception("service-graph expiry failed for tenant %s", self.tenant)
+
+
+class MetricsGenerator:
+    """All tenants' generators; ``consume`` is the distributor's BatchConsumer."""
+
+    def __init__(
+        self,
+        cfg: MetricsGeneratorConfig,
+        self_registry: CollectorRegistry | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.instance = instance or socket.gethostname()
+        self.metrics = GeneratorSelfMetrics(self_registry)
+        self.tenants: dict[str, TenantGenerator] = {}
+        storage = cfg.storage
+        self.writers = [
+            RemoteWriter(rw, storage.remote_write_add_org_id_header, self.metrics)
+            for rw in storage.remote_write
+        ]
+        extra = {**cfg.registry.external_labels, INSTANCE_LABEL: self.instance}
+        self.extra_labels = tuple(sorted(extra.items()))
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writer_tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any tenant can have processors (else nothing needs to be registered)."""
+        return bool(self.cfg.processors) or any(o.processors for o in self.cfg.overrides.values())
+
+    def processors_for(self, tenant: str) -> list[str]:
+        override = self.cfg.overrides.get(tenant)
+        if override is not None and override.processors is not None:
+            return list(override.processors)
+        return list(self.cfg.processors)
+
+    def tenant(self, tenant: str) -> TenantGenerator | None:
+        """The tenant's generator, made on first use; None when its processors are off."""
+        gen = self.tenants.get(tenant)
+        if gen is None:
+            processors = self.processors_for(tenant)
+            if not processors:
+                return None
+            gen = self.tenants[tenant] = TenantGenerator(tenant, processors, self.cfg, self.metrics)
+        return gen
+
+    def consume(self, tenant: str, batch: pa.RecordBatch) -> None:
+        gen = self.tenants.get(tenant) or self.tenant(tenant)
+        if gen is not None:
+            gen.consume(batch)
+
+    def render(self, tenant: str, openmetrics: bool = False) -> str:
+        gen = self.tenants.get(tenant)
+        if gen is None:
+            return "# EOF\n" if openmetrics else ""
+        return gen.registry.render(openmetrics) or ("# EOF\n" if openmetrics else "")
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        for gen in list(self.tenants.values()):
+            gen.expire()
+
+    def collect(self) -> int:
+        """Drop stale series, then queue every series for remote write; returns series queued."""
+        now = time.time()
+        cutoff = now - self.cfg.registry.stale_duration
+        now_ms = int(now * 1000)
+        queued = 0
+        for tenant, gen in list(self.tenants.items()):
+            removed = gen.registry.purge(cutoff)
+            if removed:
+                self.metrics.removed_series.labels(tenant).inc(removed)
+            self.metrics.active_series.labels(tenant).set(gen.registry.active_series)
+            if not self.writers:
+                continue
+            series = gen.registry.collect(now_ms, self.extra_labels)
+            for writer in self.writers:
+                writer.enqueue(tenant, series)
+            queued += len(series)
+        return queued
+
+    async def _every(self, seconds: float, work: str) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+            if self._stopping.is_set():
+                return
+            try:
+                self.sweep() if work == "sweep" else self.collect()
+            except Exception:
+                log.exception("generator %s failed", work)
+
+    async def start(self) -> None:
+        if not self.enabled:
+            return
+        wait = self.cfg.processor.service_graphs.wait
+        sweep_every = min(2.0, max(wait / 2, 0.05))
+        self._tasks.append(asyncio.create_task(self._every(sweep_every, "sweep")))
+        self._tasks.append(
+            asyncio.create_task(self._every(self.cfg.registry.collection_interval, "collect"))
+        )
+        self._writer_tasks = [asyncio.create_task(w.run()) for w in self.writers]
+
+    async def stop(self) -> None:
+        """Stop the loops; queue a last collection and give the writers
+        ``remote_write_flush_deadline`` to send what is queued."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        for task in self._tasks:
+            await cancel(task)
+        if not self._writer_tasks:
+            return
+        try:
+            self.collect()
+        except Exception:
+            log.exception("generator final collection failed")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.storage.remote_write_flush_deadline
+        for writer in self.writers:
+            writer.stopping(deadline)
+        _, late = await asyncio.wait(
+            self._writer_tasks, timeout=self.cfg.storage.remote_write_flush_deadline + 1.0
+        )
+        for task in late:
+            await cancel(task)
