@@ -109,6 +109,30 @@ def test_second_stages_and_filters(srv: Server) -> None:
     assert query_range(srv, "{ status = error } | count_over_time() > 5") == []
 
 
+def test_arithmetic_between_queries(srv: Server) -> None:
+    (ratio,) = query_range(
+        srv, "({ status = error } | count_over_time()) / ({ } | count_over_time())"
+    )
+    assert points(ratio) == {AT_BASE: pytest.approx(1 / 3), AFTER: pytest.approx(1 / 8)}
+    (doubled,) = query_range(srv, "({ } | count_over_time()) * 2")
+    assert (points(doubled)[AT_BASE], points(doubled)[AFTER]) == (6.0, 16.0)
+    shares = {
+        label(s, "resource.service.name"): points(s)
+        for s in query_range(
+            srv,
+            "({ } | count_over_time() by (resource.service.name)) / ({ } | count_over_time())",
+        )
+    }
+    assert shares["frontend"][AT_BASE] == pytest.approx(2 / 3)
+    assert shares["payment"][AFTER] == pytest.approx(3 / 8)
+    by = "({ } | count_over_time() by (resource.service.name))"
+    top = query_range(srv, f"{by} + {by} | topk(1) > 0")
+    assert {label(s, "resource.service.name"): points(s) for s in top} == {
+        "frontend": {AT_BASE: 4.0},
+        "payment": {AFTER: 6.0},
+    }
+
+
 def test_instant_query(srv: Server) -> None:
     q = quote("{ } | count_over_time() by (resource.service.name)")
     r = srv.get(f"/api/metrics/query?q={q}&start={BASE_S - 5}&end={BASE_S + 5}")

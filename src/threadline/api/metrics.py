@@ -11,7 +11,7 @@ from threadline.api.common import tenant_of
 from threadline.api.trace_by_id import json_response
 from threadline.config import QuerierConfig, parse_duration
 from threadline.querier.metrics import MetricsEngine, series_json
-from threadline.traceql.metrics_plan import MetricsQueryError, compile_metrics
+from threadline.traceql.metrics_plan import MetricsExpression, MetricsQueryError, compile_metrics
 
 _STEPS_S = (3600, 300, 60, 15, 5, 1)
 MAX_INTERVALS = 10_000
@@ -78,7 +78,7 @@ class MetricsRoutes:
             )
         return start, end
 
-    def _plan(self, request: web.Request):  # type: ignore[no-untyped-def]
+    def _plan(self, request: web.Request) -> MetricsExpression:
         query = request.query.get("q") or request.query.get("query") or ""
         if not query.strip():
             raise web.HTTPBadRequest(text="missing q: a TraceQL metrics query")

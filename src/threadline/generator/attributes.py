@@ -43,15 +43,31 @@ def _scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
     return values.take(pa.array(pos, mask=pos < 0))
 
 
+class Found:
+    """Attribute values found in a batch, per scope and key (see ``lookup``)."""
+
+    def __init__(self, n: int, by_scope: dict[str, dict[str, pa.Array]]) -> None:
+        self.n = n
+        self.by_scope = by_scope
+
+    def get(self, key: str, scopes: Sequence[str] = ("resource", "span")) -> pa.Array:
+        """The value of ``key`` in each row, from the first of ``scopes`` that has it."""
+        columns = [c for s in scopes if (c := self.by_scope.get(s, {}).get(key)) is not None]
+        if not columns:
+            return pa.nulls(self.n, pa.string())
+        return columns[0] if len(columns) == 1 else pc.coalesce(*columns)
+
+
 def lookup(
     batch: pa.RecordBatch, keys: Sequence[str], scopes: Sequence[str] = ("resource", "span")
-) -> dict[str, pa.Array]:
-    """Per key, the attribute's value in each row as text (null where absent or empty)."""
+) -> Found:
+    """Find ``keys`` in the attribute maps of ``scopes``: one pass over each typed map column
+    for all keys. Values are text; absent and empty values are null."""
     n = batch.num_rows
-    found: dict[str, pa.Array] = {}
     wanted = list(dict.fromkeys(keys))
+    by_scope: dict[str, dict[str, pa.Array]] = {}
     if not wanted or n == 0:
-        return {k: pa.nulls(n, pa.string()) for k in wanted}
+        return Found(n, by_scope)
     value_set = pa.array(wanted, pa.string())
     names = batch.schema.names
     for scope in scopes:
@@ -84,11 +100,11 @@ def lookup(
                 key = wanted[key_index]
                 prev = in_scope.get(key)
                 in_scope[key] = column if prev is None else pc.coalesce(prev, column)
-        for key, column in in_scope.items():
-            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
-            prev = found.get(key)
-            found[key] = column if prev is None else pc.coalesce(prev, column)
-    return {k: found.get(k, pa.nulls(n, pa.string())) for k in wanted}
+        by_scope[scope] = {
+            key: pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+            for key, column in in_scope.items()
+        }
+    return Found(n, by_scope)
 
 
 def first_of(columns: Sequence[pa.Array], n: int) -> pa.Array:

@@ -81,6 +81,20 @@ def group_rows(columns: Sequence[LabelColumn], n: int) -> Groups:
     return Groups(gid.reshape(-1), list(zip(*picked, strict=True)))
 
 
+def fixed_width_bytes(arr: pa.Array, width: int) -> np.ndarray:
+    """A fixed-size binary column as an (n, width) uint8 array (zero-copy; zeros where null)."""
+    n = len(arr)
+    buf = arr.buffers()[1]
+    if buf is None:
+        return np.zeros((n, width), dtype=np.uint8)
+    data = np.frombuffer(buf, dtype=np.uint8)[arr.offset * width : (arr.offset + n) * width]
+    out = data.reshape(n, width)
+    if arr.null_count:
+        out = out.copy()
+        out[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+    return out
+
+
 def trace_id_hex(trace_id: bytes) -> str:
     """Tempo's exemplar form: lower-case hex with leading zeros stripped ("0" for all zero)."""
     return trace_id.hex().lstrip("0") or "0"
@@ -263,14 +277,14 @@ class Histogram(_Family):
         super()._alloc(capacity)
         self.counts = np.zeros((capacity, self.nb), dtype=np.int64)  # per bucket, not cumulative
         self.sums = np.zeros(capacity, dtype=np.float64)
-        self.ex_trace = np.full((capacity, self.nb), None, dtype=object)
+        self.ex_trace = np.zeros((capacity, self.nb, 16), dtype=np.uint8)
         self.ex_value = np.zeros((capacity, self.nb), dtype=np.float64)
         self.ex_ts = np.zeros((capacity, self.nb), dtype=np.int64)  # unix ms, 0: none
 
     def _reset(self, slot: int) -> None:
         self.counts[slot] = 0
         self.sums[slot] = 0.0
-        self.ex_trace[slot] = None
+        self.ex_trace[slot] = 0
         self.ex_value[slot] = 0.0
         self.ex_ts[slot] = 0
 
@@ -278,11 +292,11 @@ class Histogram(_Family):
         self,
         groups: Groups,
         values: np.ndarray,
-        trace_ids: pa.Array | None,
+        trace_ids: np.ndarray | None,
         now: float,
     ) -> None:
         """Observe ``values[row]`` into the series of the row's group; the last row of each
-        (series, bucket) becomes that bucket's exemplar."""
+        (series, bucket) becomes that bucket's exemplar (``trace_ids``: (n, 16) uint8)."""
         n = len(values)
         if n == 0:
             return
@@ -307,8 +321,7 @@ class Histogram(_Family):
         if len(rows) == 0:
             return
         b = cells % self.nb
-        hexes = [trace_id_hex(t) for t in trace_ids.take(pa.array(rows)).to_pylist()]
-        self.ex_trace[target, b] = np.array(hexes, dtype=object)
+        self.ex_trace[target, b] = trace_ids[rows]
         self.ex_value[target, b] = values[rows]
         self.ex_ts[target, b] = int(now * 1000)
 
@@ -329,8 +342,8 @@ class Histogram(_Family):
             cum = np.cumsum(self.counts[slot]).tolist()
             for i, le in enumerate(self.le):
                 line = f"{self.name}_bucket{_label_text(names, (*key, le))} {cum[i]}"
-                trace = self.ex_trace[slot, i]
-                if openmetrics and trace is not None:
+                if openmetrics and self.ex_ts[slot, i]:
+                    trace = trace_id_hex(self.ex_trace[slot, i].tobytes())
                     line += (
                         f' # {{{TRACE_ID_LABEL}="{trace}"}} '
                         f"{format_value(float(self.ex_value[slot, i]))} "
@@ -352,8 +365,9 @@ class Histogram(_Family):
             for i, le in enumerate(self.le):
                 exemplars: tuple[Exemplar, ...] = ()
                 ts = int(self.ex_ts[slot, i])
-                if ts > exemplars_since and self.ex_trace[slot, i] is not None:
-                    exemplars = ((self.ex_trace[slot, i], float(self.ex_value[slot, i]), ts),)
+                if ts > exemplars_since:
+                    trace = trace_id_hex(self.ex_trace[slot, i].tobytes())
+                    exemplars = ((trace, float(self.ex_value[slot, i]), ts),)
                 labels = tuple(sorted([*base, ("__name__", bucket_name), ("le", le)]))
                 out.append((labels, _samples(float(cum[i]), now_ms, fresh), exemplars))
             labels = tuple(sorted([*base, ("__name__", sum_name)]))

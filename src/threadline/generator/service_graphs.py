@@ -32,8 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from threadline.config import ServiceGraphsProcessorConfig
-from threadline.generator.attributes import dimension_label, first_of, lookup
-from threadline.generator.registry import Groups, Registry, group_rows
+from threadline.generator.attributes import Found, dimension_label, first_of, lookup
+from threadline.generator.registry import Groups, Registry, fixed_width_bytes, group_rows
 
 REQUEST_TOTAL = "traces_service_graph_request_total"
 REQUEST_FAILED_TOTAL = "traces_service_graph_request_failed_total"
@@ -137,7 +137,7 @@ class _EdgeArrays:
     failed: np.ndarray
     client_latency: np.ndarray
     server_latency: np.ndarray
-    trace_id: pa.Array
+    trace_id: np.ndarray  # (n, 16) uint8
 
     @staticmethod
     def from_rows(rows: _EdgeRows, ndims: int) -> _EdgeArrays:
@@ -150,7 +150,7 @@ class _EdgeArrays:
             np.asarray(rows.failed, dtype=bool),
             np.asarray(rows.client_latency, dtype=np.float64),
             np.asarray(rows.server_latency, dtype=np.float64),
-            pa.array(rows.trace_id, pa.binary(16)),
+            np.frombuffer(b"".join(rows.trace_id), dtype=np.uint8).reshape(-1, 16),
         )
 
     @staticmethod
@@ -165,22 +165,8 @@ class _EdgeArrays:
             np.concatenate([p.failed for p in parts]),
             np.concatenate([p.client_latency for p in parts]),
             np.concatenate([p.server_latency for p in parts]),
-            pa.concat_arrays([p.trace_id for p in parts]),
+            np.concatenate([p.trace_id for p in parts]),
         )
-
-
-def _fixed_bytes(arr: pa.Array, width: int) -> np.ndarray:
-    """A fixed-size binary column as an (n, width) uint8 view (zeros where null)."""
-    n = len(arr)
-    buf = arr.buffers()[1]
-    if buf is None:
-        return np.zeros((n, width), dtype=np.uint8)
-    data = np.frombuffer(buf, dtype=np.uint8)[arr.offset * width : (arr.offset + n) * width]
-    out = data.reshape(n, width)
-    if arr.null_count:
-        out = out.copy()
-        out[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
-    return out
 
 
 def _edge_keys(trace: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -194,6 +180,7 @@ class _Side:
     def __init__(
         self,
         batch: pa.RecordBatch,
+        trace: np.ndarray,
         rows: np.ndarray,
         keys: np.ndarray,
         dims: Sequence[pa.Array],
@@ -204,7 +191,7 @@ class _Side:
         self.keys = keys
         sub = pa.array(rows)
         self.service = batch.column("service_name").take(sub)
-        self.trace_id = batch.column("trace_id").take(sub)
+        self.trace_id = trace[rows]
         durations = batch.column("duration_nano").to_numpy(zero_copy_only=False)[rows]
         self.latency = np.maximum(durations, 0) / 1e9
         self.failed = batch.column("status_code").to_numpy(zero_copy_only=False)[rows] == 2
@@ -217,7 +204,7 @@ class _Side:
         """Python objects for a few rows (store inserts and store hits only)."""
         sel = pa.array(positions)
         services = self.service.take(sel).to_pylist()
-        traces = self.trace_id.take(sel).to_pylist()
+        traces = [bytes(t) for t in self.trace_id[positions]]
         peers = self.peer.take(sel).to_pylist()
         dims = [d.take(sel).to_pylist() for d in self.dims]
         dim_rows = list(zip(*dims, strict=True)) if dims else [()] * len(positions)
@@ -269,7 +256,8 @@ class ServiceGraphsProcessor:
         self.pending: dict[bytes, Half] = {}
         self._deadlines: deque[tuple[float, bytes]] = deque()
         self._db_keys = list(dict.fromkeys(cfg.database_name_attributes))
-        self._server_name_keys = [PEER_SERVICE, SERVER_ADDRESS, NET_PEER_ADDRESS, NET_PEER_PORT]
+        server_names = [PEER_SERVICE, SERVER_ADDRESS, NET_PEER_ADDRESS, NET_PEER_PORT]
+        self._lookup_keys = [*self.dimensions, *self._db_keys, *server_names, *cfg.peer_attributes]
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -283,11 +271,24 @@ class ServiceGraphsProcessor:
         server_rows = np.flatnonzero(((kind == KIND_SERVER) | (kind == KIND_CONSUMER)) & named)
         if len(client_rows) == 0 and len(server_rows) == 0:
             return
-        trace = _fixed_bytes(batch.column("trace_id"), 16)
+        trace = fixed_width_bytes(batch.column("trace_id"), 16)
+        found = lookup(batch, self._lookup_keys)
+        peer = first_of([found.get(k, ("span",)) for k in self.cfg.peer_attributes], n)
+        dims = [found.get(d) for d in self.dimensions]
         parts: list[_EdgeArrays] = []
 
-        clients = self._clients(batch, client_rows, trace, kind, parts)
-        servers = self._servers(batch, server_rows, trace, kind)
+        clients = self._clients(batch, client_rows, trace, kind, found, peer, dims, parts)
+        parents = fixed_width_bytes(batch.column("parent_span_id"), 8)[server_rows]
+        take = pa.array(server_rows)
+        servers = _Side(
+            batch,
+            trace,
+            server_rows,
+            _edge_keys(trace[server_rows], parents),
+            [d.take(take) for d in dims],
+            peer.take(take),
+            kind[server_rows] == KIND_CONSUMER,
+        )
 
         # pairs within the batch (the first span of a repeated key pairs; the others go on)
         _, ci, si = np.intersect1d(clients.keys, servers.keys, return_indices=True)
@@ -312,28 +313,28 @@ class ServiceGraphsProcessor:
         rows: np.ndarray,
         trace: np.ndarray,
         kind: np.ndarray,
+        found: Found,
+        peer_all: pa.Array,
+        dims_all: list[pa.Array],
         parts: list[_EdgeArrays],
     ) -> _Side:
         """The batch's client/producer spans; database ones become edges in ``parts`` at once
         and are left out of the returned side."""
-        ndims = len(self.dimensions)
-        sub = batch.select(_LOOKUP_COLUMNS).take(pa.array(rows))
-        found = lookup(sub, [*self.dimensions, *self._db_keys, *self._server_name_keys])
-        peers = lookup(sub, self.cfg.peer_attributes, ("span",))
         n = len(rows)
-        peer = first_of([peers[k] for k in self.cfg.peer_attributes], n)
-        dims = [found[d] for d in self.dimensions]
-        db_name = first_of([found[k] for k in self._db_keys], n)
+        take = pa.array(rows)
+        peer = peer_all.take(take)
+        dims = [d.take(take) for d in dims_all]
+        db_name = first_of([found.get(k) for k in self._db_keys], batch.num_rows).take(take)
         is_db = db_name.is_valid().to_numpy(zero_copy_only=False)
-        span_ids = _fixed_bytes(batch.column("span_id"), 8)[rows]
+        span_ids = fixed_width_bytes(batch.column("span_id"), 8)[rows]
         messaging = kind[rows] == KIND_PRODUCER
         if is_db.any():
-            address = found[NET_PEER_ADDRESS]
-            host_port = pc.binary_join_element_wise(address, found[NET_PEER_PORT], ":")
-            server = first_of(
-                [found[PEER_SERVICE], found[SERVER_ADDRESS], host_port, address, db_name], n
-            )
-            db = _Side(batch, rows, np.empty(0, "S24"), dims, peer, messaging)
+            address = found.get(NET_PEER_ADDRESS).take(take)
+            port = found.get(NET_PEER_PORT).take(take)
+            host_port = pc.binary_join_element_wise(address, port, ":")
+            names = [found.get(PEER_SERVICE).take(take), found.get(SERVER_ADDRESS).take(take)]
+            server = first_of([*names, host_port, address, db_name], n)
+            db = _Side(batch, trace, rows, np.empty(0, "S24"), dims, peer, messaging)
             pick = pa.array(np.flatnonzero(is_db))
             latency = db.latency[is_db]
             parts.append(
@@ -341,11 +342,11 @@ class ServiceGraphsProcessor:
                     db.service.take(pick),
                     server.take(pick),
                     pa.array([DATABASE] * len(pick), pa.string()),
-                    [d.take(pick) for d in dims] if ndims else [],
+                    [d.take(pick) for d in dims],
                     db.failed[is_db],
                     latency,
                     latency,
-                    db.trace_id.take(pick),
+                    db.trace_id[is_db],
                 )
             )
             keep = np.flatnonzero(~is_db)
@@ -356,23 +357,7 @@ class ServiceGraphsProcessor:
             span_ids = span_ids[keep]
             messaging = messaging[keep]
         keys = _edge_keys(trace[rows], span_ids)
-        return _Side(batch, rows, keys, dims, peer, messaging)
-
-    def _servers(
-        self, batch: pa.RecordBatch, rows: np.ndarray, trace: np.ndarray, kind: np.ndarray
-    ) -> _Side:
-        n = len(rows)
-        if n and (self.dimensions or self.cfg.peer_attributes):
-            sub = batch.select(_LOOKUP_COLUMNS).take(pa.array(rows))
-            found = lookup(sub, self.dimensions) if self.dimensions else {}
-            peers = lookup(sub, self.cfg.peer_attributes, ("span",))
-            peer = first_of([peers[k] for k in self.cfg.peer_attributes], n)
-            dims = [found[d] for d in self.dimensions]
-        else:
-            peer, dims = pa.nulls(n, pa.string()), []
-        parents = _fixed_bytes(batch.column("parent_span_id"), 8)[rows]
-        keys = _edge_keys(trace[rows], parents)
-        return _Side(batch, rows, keys, dims, peer, kind[rows] == KIND_CONSUMER)
+        return _Side(batch, trace, rows, keys, dims, peer, messaging)
 
     def _pairs(self, clients: _Side, servers: _Side, ci: np.ndarray, si: np.ndarray) -> _EdgeArrays:
         c, s = pa.array(ci), pa.array(si)
@@ -390,7 +375,7 @@ class ServiceGraphsProcessor:
             clients.failed[ci] | servers.failed[si],
             clients.latency[ci],
             servers.latency[si],
-            clients.trace_id.take(c),
+            clients.trace_id[ci],
         )
 
     def _against_store(
@@ -427,16 +412,13 @@ class ServiceGraphsProcessor:
         room = max(self.cfg.max_items - len(pending), 0)
         admitted, refused = left[:room], left[room:]
         if len(admitted):
-            deadlines = self._deadlines
-            for key, half in zip(
-                side.keys[admitted].tolist(),
-                side.halves(admitted, is_client, deadline),
-                strict=True,
-            ):
-                if key not in pending:
-                    self.stats.edges.inc()
-                pending[key] = half
-                deadlines.append((deadline, key))
+            admitted_keys = side.keys[admitted].tolist()
+            opened = len(set(admitted_keys) - pending.keys())
+            pending.update(
+                zip(admitted_keys, side.halves(admitted, is_client, deadline), strict=True)
+            )
+            self._deadlines.extend((deadline, key) for key in admitted_keys)
+            self.stats.edges.inc(opened)
         if len(refused):
             self.stats.dropped_spans.inc(len(refused))
             services = side.service.take(pa.array(refused))
@@ -497,10 +479,3 @@ class ServiceGraphsProcessor:
         if rows.client:
             self._observe(_EdgeArrays.from_rows(rows, len(self.dimensions)), now)
         return expired_client + expired_server
-
-
-_LOOKUP_COLUMNS = [
-    f"{scope}_attrs_{vtype}"
-    for scope in ("resource", "span")
-    for vtype in ("str", "int", "float", "bool")
-]

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from threadline.config import SpanMetricsProcessorConfig
 from threadline.generator.attributes import dimension_label, lookup
-from threadline.generator.registry import EnumColumn, Registry, group_rows
+from threadline.generator.registry import EnumColumn, Registry, fixed_width_bytes, group_rows
 from threadline.model.schema import SPAN_KIND_NAMES, STATUS_CODE_NAMES
 
 CALLS = "traces_spanmetrics_calls_total"
@@ -48,18 +48,22 @@ KIND_NAMES = _enum_names(SPAN_KIND_NAMES)
 STATUS_NAMES = _enum_names(STATUS_CODE_NAMES)
 
 
+_VARINT_LIMITS = np.array([1 << bits for bits in range(7, 64, 7)], dtype=np.uint64)
+
+
 def _varint_len(values: np.ndarray) -> np.ndarray:
-    """Bytes of the protobuf varint of each (non-negative) value."""
-    v = values.astype(np.uint64, copy=False)
-    size = np.ones(len(v), dtype=np.int64)
-    for bits in range(7, 64, 7):
-        size += v >= np.uint64(1 << bits)
-    return size
+    """Bytes of the protobuf varint of each value (negative int64: 10)."""
+    return np.searchsorted(_VARINT_LIMITS, values.view(np.uint64), side="right") + 1
+
+
+def _len_varint_len(lengths: np.ndarray) -> np.ndarray:
+    """Bytes of the varint of each length (lengths stay below 2**28)."""
+    return 1 + (lengths >= 128) + (lengths >= 16384) + (lengths >= 2097152)
 
 
 def _framed(payload: np.ndarray) -> np.ndarray:
     """A length-delimited field: tag (1 byte) + length varint + payload."""
-    return 1 + _varint_len(payload) + payload
+    return 1 + _len_varint_len(payload) + payload
 
 
 def _lengths(arr: pa.Array) -> np.ndarray:
@@ -78,8 +82,7 @@ def _map_sizes(col: pa.Array, vtype: str, n: int) -> np.ndarray:
         value = _lengths(items)
         any_value = _framed(value) if vtype == "str" else value  # raw is a whole AnyValue
     elif vtype == "int":
-        ints = items.to_numpy(zero_copy_only=False)
-        any_value = 1 + np.where(ints < 0, 10, _varint_len(np.abs(ints)))
+        any_value = 1 + _varint_len(items.to_numpy(zero_copy_only=False))
     elif vtype == "float":
         any_value = np.full(end - start, 9, dtype=np.int64)
     else:
@@ -111,7 +114,7 @@ def span_sizes(batch: pa.RecordBatch) -> np.ndarray:
         size += np.where(batch.column("flags").to_numpy(zero_copy_only=False) != 0, 6, 0)
     if "dropped_attributes_count" in names:
         dropped = batch.column("dropped_attributes_count").to_numpy(zero_copy_only=False)
-        size += np.where(dropped != 0, 1 + _varint_len(dropped), 0)
+        size += np.where(dropped != 0, 1 + _varint_len(dropped.astype(np.uint64)), 0)
     for vtype in ("str", "int", "float", "bool", "raw"):
         name_ = f"span_attrs_{vtype}"
         if name_ in names:
@@ -144,12 +147,13 @@ class SpanMetricsProcessor:
         ]
         if self.dimensions:
             found = lookup(batch, self.dimensions)
-            columns.extend(found[d] for d in self.dimensions)
+            columns.extend(found.get(d) for d in self.dimensions)
         groups = group_rows(columns, n)
         durations = batch.column("duration_nano").to_numpy(zero_copy_only=False)
         seconds = np.maximum(durations, 0) / 1e9
         calls = np.bincount(groups.gid, minlength=groups.count).astype(np.float64)
         self.calls.add(groups, calls, now)
-        self.latency.observe(groups, seconds, batch.column("trace_id"), now)
+        trace_ids = fixed_width_bytes(batch.column("trace_id"), 16)
+        self.latency.observe(groups, seconds, trace_ids, now)
         sizes = np.bincount(groups.gid, weights=span_sizes(batch), minlength=groups.count)
         self.size.add(groups, sizes, now)

@@ -19,7 +19,7 @@ import orjson
 from threadline.querier.histogram import quantile
 from threadline.querier.sources import ROW_NUMBER, DataSources
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
-from threadline.traceql.metrics_plan import MetricsPlan
+from threadline.traceql.metrics_plan import MetricsExpression, MetricsPlan, StagesPlan
 
 _COMPARE = {
     BinaryOperator.EQ: operator.eq,
@@ -147,16 +147,98 @@ class MetricsEngine:
         return None
 
     def _run(
-        self, tenant: str, plan: MetricsPlan, start_ns: int, end_ns: int, step_ns: int
-    ) -> tuple[list[Series], int]:
-        states, inspected = self._states(tenant, plan, start_ns, end_ns, step_ns)
-        return self._series(plan, states, start_ns, end_ns, step_ns), inspected
+        self, tenant: str, expr: MetricsExpression, start_ns: int, end_ns: int, step_ns: int
+    ) -> tuple[list[Series] | float, int]:
+        if isinstance(expr, float):
+            return expr, 0
+        if isinstance(expr, MetricsPlan):
+            states, inspected = self._states(tenant, expr, start_ns, end_ns, step_ns)
+            return self._series(expr, states, start_ns, end_ns, step_ns), inspected
+        if isinstance(expr, StagesPlan):
+            value, inspected = self._run(tenant, expr.expr, start_ns, end_ns, step_ns)
+            series = value if isinstance(value, list) else []
+            for stage in expr.stages:
+                series = _apply_stage(stage, series)
+            return series, inspected
+        lhs, a = self._run(tenant, expr.lhs, start_ns, end_ns, step_ns)
+        rhs, b = self._run(tenant, expr.rhs, start_ns, end_ns, step_ns)
+        return combine(expr.op, lhs, rhs), a + b
 
     async def query_range(
-        self, tenant: str, plan: MetricsPlan, start_ns: int, end_ns: int, step_ns: int
+        self, tenant: str, expr: MetricsExpression, start_ns: int, end_ns: int, step_ns: int
     ) -> tuple[list[Series], int]:
         """Series over ``(start, end]`` in buckets of ``step``, and the bytes inspected."""
-        return await asyncio.to_thread(self._run, tenant, plan, start_ns, end_ns, step_ns)
+        value, inspected = await asyncio.to_thread(
+            self._run, tenant, expr, start_ns, end_ns, step_ns
+        )
+        return (value if isinstance(value, list) else []), inspected
+
+
+_ARITHMETIC = {
+    BinaryOperator.ADD: operator.add,
+    BinaryOperator.SUB: operator.sub,
+    BinaryOperator.MUL: operator.mul,
+    BinaryOperator.DIV: operator.truediv,
+}
+
+
+def _label_key(series: Series) -> tuple[str, ...]:
+    return tuple(sorted(orjson.dumps(lbl).decode() for lbl in series.labels))
+
+
+def _unlabeled(series: list[Series]) -> bool:
+    return len(series) == 1 and [lbl["key"] for lbl in series[0].labels] == ["__name__"]
+
+
+def combine(
+    op: BinaryOperator, lhs: list[Series] | float, rhs: list[Series] | float
+) -> list[Series] | float:
+    """``lhs op rhs`` per timestamp: series with identical labels are matched, an unlabeled
+    side (or a number) applies to every series of the other; a missing point or a division
+    by zero gives no point."""
+    fn = _ARITHMETIC[op]
+
+    def apply(x: float, y: float) -> float | None:
+        try:
+            return fn(x, y)
+        except ZeroDivisionError:
+            return None
+
+    if isinstance(lhs, float) and isinstance(rhs, float):
+        result = apply(lhs, rhs)
+        return math.nan if result is None else result
+    if isinstance(rhs, float) or isinstance(lhs, float):
+        series, number = (lhs, rhs) if isinstance(rhs, float) else (rhs, lhs)
+        assert isinstance(series, list) and isinstance(number, float)
+        out = []
+        for s in series:
+            pts = {}
+            for t, v in s.points.items():
+                r = apply(v, number) if series is lhs else apply(number, v)
+                if r is not None and not math.isnan(r):
+                    pts[t] = r
+            if pts:
+                out.append(Series(s.labels, pts, s.exemplars))
+        return out
+    pairs: list[tuple[Series, Series, Series]] = []  # (left, right, labels from)
+    if _unlabeled(rhs):
+        pairs = [(s, rhs[0], s) for s in lhs]
+    elif _unlabeled(lhs):
+        pairs = [(lhs[0], s, s) for s in rhs]
+    else:
+        by_key = {_label_key(s): s for s in rhs}
+        pairs = [(s, by_key[_label_key(s)], s) for s in lhs if _label_key(s) in by_key]
+    out = []
+    for left, right, labelled in pairs:
+        pts = {}
+        for t, v in left.points.items():
+            if t in right.points:
+                r = apply(v, right.points[t])
+                if r is not None and not math.isnan(r):
+                    pts[t] = r
+        if pts:
+            out.append(Series(labelled.labels, pts, left.exemplars))
+    return out
 
 
 def _variants(

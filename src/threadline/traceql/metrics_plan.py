@@ -16,12 +16,16 @@ from threadline.querier.histogram import bucket_sql
 from threadline.traceql import parse_and_validate
 from threadline.traceql.ast import (
     Attribute,
+    BinaryOperator,
     Intrinsic,
     MetricsAggregate,
+    MetricsMath,
     MetricsOp,
     MetricsPipeline,
+    MetricsStages,
     Node,
     SecondStage,
+    Static,
     Type,
     type_of,
 )
@@ -98,18 +102,27 @@ def _numeric(node: Node) -> tuple[str, bool]:
     return (parts[0] if len(parts) == 1 else f"coalesce({doubles})"), False
 
 
-def compile_metrics(query: str) -> MetricsPlan:
-    try:
-        root = parse_and_validate(query)
-    except TraceQLError as e:
-        raise MetricsQueryError(str(e)) from None
-    expr = root.expr
-    if not root.is_metrics:
-        raise MetricsQueryError(
-            "not a metrics query: end the pipeline with a function such as | rate()"
-        )
-    if not isinstance(expr, MetricsPipeline):
-        raise MetricsQueryError("arithmetic between metrics queries is not supported yet")
+@dataclass(frozen=True, slots=True)
+class MathPlan:
+    """``lhs op rhs`` between metrics expressions (or a number), matched by labels."""
+
+    op: BinaryOperator
+    lhs: MetricsExpression
+    rhs: MetricsExpression
+
+
+@dataclass(frozen=True, slots=True)
+class StagesPlan:
+    """Second stages (topk, filters) applied after arithmetic."""
+
+    expr: MetricsExpression
+    stages: tuple[SecondStage, ...]
+
+
+MetricsExpression = MetricsPlan | MathPlan | StagesPlan | float
+
+
+def _pipeline_plan(expr: MetricsPipeline, query: str) -> MetricsPlan:
     fn = expr.function
     if not isinstance(fn, MetricsAggregate):
         raise MetricsQueryError("compare() is not supported yet")
@@ -127,6 +140,31 @@ def compile_metrics(query: str) -> MetricsPlan:
     return MetricsPlan(
         spans, fn.op, value_sql, is_duration, label_keys, label_sql, fn.quantiles, expr.stages
     )
+
+
+def _plan(node: Node, query: str) -> MetricsExpression:
+    if isinstance(node, MetricsPipeline):
+        return _pipeline_plan(node, query)
+    if isinstance(node, MetricsMath):
+        return MathPlan(node.op, _plan(node.lhs, query), _plan(node.rhs, query))
+    if isinstance(node, MetricsStages):
+        return StagesPlan(_plan(node.expr, query), node.stages)
+    if isinstance(node, Static):
+        return float(node.value)  # type: ignore[arg-type]
+    raise MetricsQueryError(f"unexpected metrics expression {type(node).__name__}")
+
+
+def compile_metrics(query: str) -> MetricsExpression:
+    """The plan of a TraceQL metrics query; raises MetricsQueryError with a usable message."""
+    try:
+        root = parse_and_validate(query)
+    except TraceQLError as e:
+        raise MetricsQueryError(str(e)) from None
+    if not root.is_metrics:
+        raise MetricsQueryError(
+            "not a metrics query: end the pipeline with a function such as | rate()"
+        )
+    return _plan(root.expr, query)
 
 
 def _label_key(node: Attribute | Intrinsic) -> str:

@@ -1,0 +1,147 @@
+"""The storage backend interface: the local directory backend and the block protocol on top of
+it (``meta.json`` last, unfinished blocks invisible, remote-style reads through range caches)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from otlp_requests import trace_request
+from threadline.config import BlockConfig
+from threadline.model.otlp_decode import decode_export_request
+from threadline.storage.backend import Backend, LocalBackend
+from threadline.storage.block_reader import Block, BlockCaches
+from threadline.storage.block_writer import write_block
+from threadline.storage.blocklist import Blocklist
+from threadline.storage.bloom import probe_hashes
+from threadline.storage.cache import FileCache, RangeCache
+
+
+def spans(first: int, n_traces: int) -> tuple[pa.Table, list[bytes]]:
+    tables, ids = [], []
+    for n in range(first, first + n_traces):
+        body, trace = trace_request(n)
+        tables.append(pa.Table.from_batches([decode_export_request(body).batch]))
+        ids.append(bytes.fromhex(trace))
+    return pa.concat_tables(tables), ids
+
+
+def backend_contract(backend: Backend) -> None:
+    """What every backend must do; run against local, S3 and Azure."""
+    backend.write("t1/b1/meta.json", b"{}")
+    backend.write("t1/b1/data.parquet", b"0123456789")
+    backend.write("t2/b9/x", b"x")
+    assert backend.read("t1/b1/data.parquet") == b"0123456789"
+    assert backend.read_range("t1/b1/data.parquet", 2, 3) == b"234"
+    assert backend.read_ranges("t1/b1/data.parquet", [(0, 2), (8, 2)]) == [b"01", b"89"]
+    assert backend.size("t1/b1/data.parquet") == 10
+    assert backend.exists("t1/b1/meta.json")
+    assert not backend.exists("t1/b1/nothing")
+    with pytest.raises(FileNotFoundError):
+        backend.read("t1/b1/nothing")
+    assert sorted(o.key for o in backend.list("t1/")) == ["t1/b1/data.parquet", "t1/b1/meta.json"]
+    assert backend.list_dirs("") == ["t1", "t2"]
+    assert backend.list_dirs("t1/") == ["b1"]
+    backend.write("t1/b1/meta.json", b'{"v": 2}')  # overwrite
+    assert backend.read("t1/b1/meta.json") == b'{"v": 2}'
+    backend.delete("t1/b1/meta.json")
+    backend.delete("t1/b1/meta.json")  # a missing object is fine
+    assert not backend.exists("t1/b1/meta.json")
+    backend.delete_block("t1", "b1")
+    backend.delete_block("t2", "b9")
+    assert backend.list("t1/") == []
+
+
+def blocks_roundtrip(backend: Backend, tmp_path: Path) -> None:
+    """Blocks written to ``backend`` are found by a fresh block list and read back."""
+    table, ids = spans(0, 60)
+    cfg = BlockConfig(row_group_spans=256)
+    meta = write_block(backend, "t1", table, cfg, staging_dir=tmp_path / "staging")
+    assert meta.checksums.keys() == {"data.parquet", "bloom"}
+    caches = BlockCaches(RangeCache(2**20, 4096), FileCache(tmp_path / "cache", 2**30))
+    blocklist = Blocklist(backend, caches)
+    blocklist.load()
+    (block,) = blocklist.blocks("t1")
+    assert block.id == meta.block_id
+    for tid in ids[::7]:
+        rows = block.find_trace(tid, probe_hashes(tid))
+        assert rows is not None and rows.num_rows == 8
+    missing = os.urandom(16)
+    assert block.find_trace(missing, probe_hashes(missing)) is None
+    assert block.read_table().num_rows == table.num_rows
+    assert block.data_path().exists()
+
+
+def test_local_backend_contract(tmp_path: Path) -> None:
+    backend_contract(LocalBackend(tmp_path / "blocks"))
+
+
+def test_local_blocks_roundtrip(tmp_path: Path) -> None:
+    blocks_roundtrip(LocalBackend(tmp_path / "blocks"), tmp_path)
+
+
+def test_local_write_is_atomic_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    backend.write("t/b/f", b"a" * 1000)
+    backend.write("t/b/f", b"b" * 10)
+    assert [p.name for p in (tmp_path / "t" / "b").iterdir()] == ["f"]
+    with pytest.raises(ValueError):
+        backend.read("../etc/passwd")
+
+
+class _RecordingBackend(LocalBackend):
+    """A local backend that does not rename: it uploads file by file, recording the order."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.written: list[str] = []
+
+    def local_path(self, key: str) -> Path | None:
+        return None  # look remote: stage elsewhere, upload file by file, read by ranges
+
+    def write_file(self, key: str, path: Path) -> None:
+        self.written.append(key)
+        super().write_file(key, path)
+
+
+def test_upload_writes_meta_last_and_remote_reads_use_ranges(tmp_path: Path) -> None:
+    backend = _RecordingBackend(tmp_path / "bucket")
+    table, ids = spans(0, 1500)
+    cfg = BlockConfig(row_group_spans=256)
+    meta = write_block(backend, "t1", table, cfg, staging_dir=tmp_path / "staging")
+    assert backend.written[-1] == f"t1/{meta.block_id}/meta.json"
+    assert len(backend.written) == 3
+    assert not any((tmp_path / "staging").iterdir()), "staging directory not cleaned up"
+    ranges = RangeCache(2**20, 1024)
+    block = Block(backend, meta, BlockCaches(ranges))
+    assert block.remote
+    rows = block.find_trace(ids[3], probe_hashes(ids[3]))
+    assert rows is not None and rows.num_rows == 8
+    # the footer and one row group, not the whole file
+    assert ranges.nbytes < meta.footer_size + meta.size / 8, (ranges.nbytes, meta.size)
+
+
+def test_unfinished_upload_is_invisible(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    table, _ = spans(0, 5)
+    meta = write_block(backend, "t1", table, BlockConfig())
+    # an upload that stopped before meta.json: data only
+    backend.write("t1/half-done/data.parquet", b"PAR1 half")
+    blocklist = Blocklist(backend)
+    blocklist.load()
+    assert [b.id for b in blocklist.blocks("t1")] == [meta.block_id]
+    assert "half-done" in blocklist.orphans("t1")
+
+
+def test_file_cache_is_bounded(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "src")
+    for i in range(5):
+        backend.write(f"t/b{i}/data.parquet", bytes(1000))
+    cache = FileCache(tmp_path / "cache", 2500, pin_seconds=0)
+    for i in range(5):
+        assert cache.path(backend, f"t/b{i}/data.parquet").read_bytes() == bytes(1000)
+    assert cache.nbytes <= 2500
+    assert len(list((tmp_path / "cache").iterdir())) <= 2
