@@ -106,13 +106,17 @@ def _trace_spans(rng: random.Random, start_ns: int) -> list[tuple[str, Span]]:
     return spans
 
 
-def build_request(rng: random.Random, spans_per_request: int) -> ExportTraceServiceRequest:
-    """Whole traces until ``spans_per_request`` is reached, grouped by service (resource)."""
+def build_request(
+    rng: random.Random, spans_per_request: int, spread_seconds: int = 60
+) -> ExportTraceServiceRequest:
+    """Whole traces until ``spans_per_request`` is reached, grouped by service (resource);
+    traces start at random times within the last ``spread_seconds``."""
     by_service: dict[str, list[Span]] = {}
     count = 0
-    start = time.time_ns() - 60 * 10**9
+    spread = spread_seconds * 10**9
+    start = time.time_ns() - spread
     while count < spans_per_request:
-        for service, span in _trace_spans(rng, start + rng.randint(0, 60 * 10**9)):
+        for service, span in _trace_spans(rng, start + rng.randint(0, spread)):
             if count >= spans_per_request:
                 break
             by_service.setdefault(service, []).append(span)
@@ -179,6 +183,8 @@ class Template:
         return out.tobytes(), [row.tobytes() for row in distinct ^ salt]
 
 
-def templates(count: int, spans_per_request: int = 1000, seed: int = 7) -> list[Template]:
+def templates(
+    count: int, spans_per_request: int = 1000, seed: int = 7, spread_seconds: int = 60
+) -> list[Template]:
     rng = random.Random(seed)
-    return [Template(build_request(rng, spans_per_request)) for _ in range(count)]
+    return [Template(build_request(rng, spans_per_request, spread_seconds)) for _ in range(count)]

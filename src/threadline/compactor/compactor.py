@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from prometheus_client import Counter, CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from threadline.compactor.dedupe import drop_duplicate_spans
 from threadline.config import Config
@@ -77,7 +77,10 @@ class CycleReport:
 class _Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.compactions = Counter(
-            "threadline_compactor_compactions", "Compaction jobs done.", ["tenant"], registry=registry
+            "threadline_compactor_compactions",
+            "Compaction jobs done.",
+            ["tenant"],
+            registry=registry,
         )
         self.blocks_compacted = Counter(
             "threadline_compactor_blocks_compacted",
@@ -86,7 +89,9 @@ class _Metrics:
             registry=registry,
         )
         self.spans_merged = Counter(
-            "threadline_compactor_spans_merged", "Spans read by compactions.", ["tenant"],
+            "threadline_compactor_spans_merged",
+            "Spans read by compactions.",
+            ["tenant"],
             registry=registry,
         )
         self.duplicates = Counter(
@@ -108,7 +113,8 @@ class _Metrics:
             registry=registry,
         )
         self.failures = Counter(
-            "threadline_compactor_failures", "Compactor cycles or jobs that failed.",
+            "threadline_compactor_failures",
+            "Compactor cycles or jobs that failed.",
             registry=registry,
         )
 

@@ -8,6 +8,7 @@ uploaded with ``meta.json`` last. Either way ``meta.json`` is what makes it a bl
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 import uuid
@@ -95,7 +96,8 @@ def write_block(
     else:
         staging_root = staging_dir or Path(tempfile.gettempdir()) / "threadline-staging"
     staging_root.mkdir(parents=True, exist_ok=True)
-    tmp = staging_root / f"{TMP_PREFIX}{block_id}"
+    # the writer's pid in the name: a process sharing the directory leaves it alone while alive
+    tmp = staging_root / f"{TMP_PREFIX}{os.getpid()}-{block_id}"
     tmp.mkdir()
     try:
         ids = table.column("trace_id")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import shutil
 import threading
 import time
@@ -52,6 +53,20 @@ log = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
 # how long a block this process added (or marked compacted) overrides what polls say
 PENDING_TTL = 3600.0
+
+
+def _writer_alive(tmp_dir: Path) -> bool:
+    """Whether another live process is writing this ``.tmp-<pid>-<block>`` directory."""
+    pid_text = tmp_dir.name[len(TMP_PREFIX) :].split("-", 1)[0]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(slots=True)
@@ -126,7 +141,7 @@ class Blocklist:
         if remove_unfinished and root is not None and root.is_dir():
             for tenant_dir in (p for p in root.iterdir() if p.is_dir()):
                 for block_dir in tenant_dir.iterdir():
-                    if block_dir.name.startswith(TMP_PREFIX):
+                    if block_dir.name.startswith(TMP_PREFIX) and not _writer_alive(block_dir):
                         log.warning("removing unfinished block %s", block_dir)
                         shutil.rmtree(block_dir, ignore_errors=True)
         self.poll()
