@@ -22,7 +22,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -201,12 +200,6 @@ def _load_process(
     q.put(asyncio.run(_load(url, tpls, until, inflight)))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20)
@@ -220,16 +213,10 @@ def main() -> None:
     batch_bytes = round(sum(len(t.data) for t in sample) / len(sample))
     translate = translate_rate(sample)
 
-    port = _free_port()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tl-bench-")) / "data"
-    # only the Jaeger HTTP receiver (the others on their defaults could clash with other runs)
-    jaeger = {"thrift_http_port": port, "grpc_port": 0}
-    jaeger.update(thrift_compact_port=0, thrift_binary_port=0)
-    receivers = {"jaeger": jaeger, "zipkin": {"port": 0}}
-    config = {"distributor": {"receivers": receivers}, "sampling": {"port": 0}}
-    server = BenchServer(data_dir, config).start()
+    server = BenchServer(data_dir).start()  # every receiver port is a free one
     proc = server.process()
-    url = f"http://127.0.0.1:{port}/api/traces"
+    url = f"http://127.0.0.1:{server.jaeger_http_port}/api/traces"
     q: mp.Queue = mp.Queue()
     start_at = time.time() + 20  # time for the load processes to build their templates
     loaders = [

@@ -17,8 +17,8 @@ import yaml
 HOST = "127.0.0.1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
@@ -27,6 +27,7 @@ class BenchServer:
     def __init__(self, data_dir: Path, config: dict[str, Any] | None = None) -> None:
         self.data_dir = data_dir
         self.http_port, self.grpc_port, self.otlp_http_port = free_port(), free_port(), free_port()
+        self.zipkin_port, self.jaeger_http_port = free_port(), free_port()
         self.config = config or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = urllib3.PoolManager(retries=False, timeout=120)
@@ -55,6 +56,19 @@ class BenchServer:
             str(self.grpc_port),
             "--otlp-http-port",
             str(self.otlp_http_port),
+            "--zipkin-port",
+            str(self.zipkin_port),
+            "--jaeger-thrift-http-port",
+            str(self.jaeger_http_port),
+            # receivers no benchmark uses are off, so fixed default ports never collide
+            "--jaeger-grpc-port",
+            "0",
+            "--jaeger-agent-compact-port",
+            "0",
+            "--jaeger-agent-binary-port",
+            "0",
+            "--sampling-port",
+            "0",
             "--log-level",
             "warning",
         ]

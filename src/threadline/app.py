@@ -18,6 +18,7 @@ from threadline.api.service_graph import ServiceGraphRoutes
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
 from threadline.api.zipkin_query import ZipkinQueryRoutes
+from threadline.compactor.compactor import Compactor
 from threadline.config import Config
 from threadline.distributor.distributor import Distributor
 from threadline.ingester.ingester import Ingester
@@ -30,7 +31,7 @@ from threadline.querier.trace_by_id import TraceFinder
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
 from threadline.receivers.otlp_http import OTLPHttpReceiver
 from threadline.selfmetrics import SelfMetrics
-from threadline.storage.blocklist import Blocklist
+from threadline.storage.blocklist import Blocklist, poll_forever
 from threadline.storage.factory import make_backend, make_caches
 from threadline.traceql.plan import compile_search
 
@@ -63,6 +64,9 @@ class App:
             index_builder=cfg.compactor.enabled,
             stale_index=cfg.storage.trace.blocklist_poll_stale_tenant_index,
         )
+        self.compactor: Compactor | None = None
+        if cfg.compactor.enabled:
+            self.compactor = Compactor(cfg, self.blocklist, self.metrics.registry)
         self.ingester = Ingester(cfg, self.blocklist, self.metrics, data / "wal")
         self.distributor = Distributor(self.ingester, self.metrics)
         self.finder = TraceFinder(self.ingester, self.blocklist)
@@ -150,6 +154,13 @@ class App:
             self._stoppers.append(grpc_receiver.stop)
             self.urls["otlp_grpc"] = f"{host}:{port}"
         # --- zipkin receiver ---
+        if receivers.zipkin.port:
+            from threadline.receivers.zipkin import ZipkinReceiver
+
+            zipkin_receiver = ZipkinReceiver(self.distributor, mt, limit)
+            port = await self._serve_receiver(zipkin_receiver.routes(), receivers.zipkin.port)
+            self._stoppers.append(zipkin_receiver.close)
+            self.urls["zipkin"] = f"http://{host}:{port}/api/v2/spans"
         # --- jaeger receivers ---
         jaeger_cfg = receivers.jaeger
         if jaeger_cfg.thrift_http_port:
@@ -184,7 +195,18 @@ class App:
         await self.generator.start()
         self._stoppers.append(self.generator.stop)
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
+        # --- compactor (start): it also polls the block list and builds the tenant index ---
+        if self.compactor is not None:
+            self._compactor_task = asyncio.create_task(self.compactor.run(self.stop_event))
+            self._stoppers.append(self._stop_compactor)
+        else:
+            poll = poll_forever(self.blocklist, cfg.storage.trace.blocklist_poll, self.stop_event)
+            self._background.append(asyncio.create_task(poll))
         self._ready = True
+
+    async def _stop_compactor(self) -> None:
+        self.stop_event.set()
+        await self._compactor_task
 
     async def stop(self) -> None:
         self._ready = False
@@ -200,6 +222,11 @@ class App:
 
 async def serve(cfg: Config) -> None:
     """Run until SIGINT/SIGTERM."""
+    if cfg.target == "compactor":
+        from threadline.compactor.service import serve_compactor
+
+        await serve_compactor(cfg)
+        return
     app = App(cfg)
     await app.start()
     print("threadline is running", flush=True)

@@ -36,6 +36,12 @@ def main() -> None:
 @click.option(
     "--multitenancy/--no-multitenancy", default=None, help="Require X-Scope-OrgID on requests."
 )
+@click.option(
+    "--target",
+    type=click.Choice(["all", "compactor"]),
+    default=None,
+    help="What to run: all (default) or only the compactor over the shared storage.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     config_path: Path | None,
@@ -51,10 +57,13 @@ def serve(
     jaeger_agent_binary_port: int | None,
     sampling_port: int | None,
     multitenancy: bool | None,
+    target: str | None,
     log_level: str,
 ) -> None:
-    """Run the whole system in one process."""
+    """Run the whole system in one process (or one target of it)."""
     overrides: dict[str, Any] = {}
+    if target is not None:
+        overrides["target"] = target
     if data_dir is not None:
         overrides["data_dir"] = str(data_dir)
     if multitenancy is not None:
@@ -136,6 +145,15 @@ def query(
         click.echo(f"threadline: {e}", err=True)
         sys.exit(1)
     click.echo(json.dumps(doc, indent=2) if as_json else format_table(doc))
+
+
+def _add_blocks_group() -> None:
+    from threadline.storage.blocks_cli import blocks
+
+    main.add_command(blocks)
+
+
+_add_blocks_group()
 
 
 if __name__ == "__main__":

@@ -399,6 +399,8 @@ class MetricsGeneratorConfig(_Section):
 
 
 class Config(_Section):
+    # what this process runs: everything (the monolith) or only the compactor
+    target: Literal["all", "compactor"] = "all"
     data_dir: Path = Path("./data")
     multitenancy_enabled: bool = False
     server: ServerConfig = ServerConfig()

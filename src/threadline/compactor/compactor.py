@@ -302,21 +302,31 @@ class Compactor:
         except OSError:
             log.exception("tenant %s: writing the tenant index failed", tenant)
 
-    def run_cycle(self, now: float | None = None, *, compact: bool = True) -> CycleReport:
+    def run_cycle(
+        self,
+        now: float | None = None,
+        *,
+        compact: bool = True,
+        retention: bool = True,
+        cleanup: bool = True,
+        tenants: list[str] | None = None,
+    ) -> CycleReport:
         """One full cycle over every tenant (blocking: run it in a thread)."""
         started = time.monotonic()
         report = CycleReport()
         self.blocklist.poll()
-        for tenant in self.blocklist.tenants_in_backend():
+        for tenant in tenants or self.blocklist.tenants_in_backend():
             t_now = time.time() if now is None else now
             before = (len(self.blocklist.all_live(tenant)), len(self.blocklist.compacted(tenant)))
             report.finished += self.finish_interrupted(tenant, t_now)
-            report.expired += self.apply_retention(tenant, t_now)
+            if retention:
+                report.expired += self.apply_retention(tenant, t_now)
             if compact:
                 self.compact_tenant(tenant, t_now, report)
-            deleted, orphans = self.cleanup(tenant, t_now)
-            report.deleted += deleted
-            report.orphans_deleted += orphans
+            if cleanup:
+                deleted, orphans = self.cleanup(tenant, t_now)
+                report.deleted += deleted
+                report.orphans_deleted += orphans
             after = (len(self.blocklist.all_live(tenant)), len(self.blocklist.compacted(tenant)))
             if self.blocklist.index_builder and (before != after or report.outputs):
                 self._write_index(tenant)

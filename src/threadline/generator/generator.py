@@ -3,10 +3,15 @@
 Owns: ``MetricsGenerator.consume`` (the distributor's ``BatchConsumer``: every durable batch of
 a tenant whose processors are on goes through that tenant's span-metrics and service-graphs
 processors, on the event loop, columnar; a processor error is logged and counted, never passed
-to the push), the background tasks (expiry sweep of pending service-graph edges, collection of
-every series into the remote-write queues each ``collection_interval`` with stale-series
-removal, one sending task per remote-write endpoint), the exposition of a tenant's series, and
-the generator's self-metrics on the server's ``/metrics``.
+to the push). Batches are not processed one by one: a tenant's batches are held until they
+reach ``batch_rows`` spans or ``max_delay`` has passed, then the columns the processors read
+are concatenated and processed at once, so the fixed cost of each Arrow/numpy call is shared
+by many spans (series are at most ``max_delay`` late; exposition, collection and the expiry
+sweep process what is held first). Also owns the background tasks (expiry sweep of pending
+service-graph edges; collection of every series into the remote-write queues each
+``collection_interval``, with stale-series removal; one sending task per remote-write
+endpoint), the exposition of a tenant's series, and the generator's self-metrics on the
+server's ``/metrics``.
 """
 
 from __future__ import annotations
@@ -126,8 +131,59 @@ class GeneratorSelfMetrics:
         self.rw_queue.labels(remote).set(samples)
 
 
+# the columns the processors read (batches held together are concatenated on these only)
+_SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "trace_state",
+    "name",
+    "kind",
+    "flags",
+    "duration_nano",
+    "status_code",
+    "status_message",
+    "service_name",
+    "dropped_attributes_count",
+)
+_ATTR_COLUMNS = tuple(
+    f"{scope}_attrs_{vtype}"
+    for scope in ("resource", "span")
+    for vtype in ("str", "int", "float", "bool", "raw")
+)
+
+
+def combine(batches: Sequence[pa.RecordBatch]) -> list[pa.RecordBatch]:
+    """The processors' columns of ``batches`` as one batch (per schema, should they differ)."""
+    if len(batches) == 1:
+        return list(batches)
+    out: list[pa.RecordBatch] = []
+    group: list[pa.RecordBatch] = []
+    for batch in batches:
+        if group and not batch.schema.equals(group[0].schema):
+            out.append(_concat(group))
+            group = []
+        group.append(batch)
+    out.append(_concat(group))
+    return out
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    names = [c for c in (*_SPAN_COLUMNS, *_ATTR_COLUMNS) if c in batches[0].schema.names]
+    table = pa.Table.from_batches([b.select(names) for b in batches]).combine_chunks()
+    return pa.RecordBatch.from_arrays(
+        [
+            col.chunk(0) if col.num_chunks == 1 else pa.concat_arrays(col.chunks)
+            for col in table.columns
+        ],
+        names=names,
+    )
+
+
 class TenantGenerator:
-    """One tenant's registry and processors."""
+    """One tenant's registry and processors, and the batches held for them."""
 
     def __init__(
         self,
@@ -135,8 +191,12 @@ class TenantGenerator:
         processors: Sequence[str],
         cfg: MetricsGeneratorConfig,
         metrics: GeneratorSelfMetrics,
+        batch_rows: int = 8192,
     ) -> None:
         self.tenant = tenant
+        self.batch_rows = batch_rows
+        self.held: list[pa.RecordBatch] = []
+        self.held_rows = 0
         self.registry = Registry(cfg.registry.max_active_series)
         self.span_metrics: SpanMetricsProcessor | None = None
         self.service_graphs: ServiceGraphsProcessor | None = None
@@ -156,21 +216,43 @@ class TenantGenerator:
         self.consume_seconds = metrics.consume_seconds.labels(tenant)
         self.errors = metrics.errors.labels(tenant)
 
-    def consume(self, batch: pa.RecordBatch) -> None:
+    def consume(self, batch: pa.RecordBatch) -> bool:
+        """Hold ``batch``; process what is held once it reaches ``batch_rows`` spans. Returns
+        whether batches are still held (then the caller arranges a later ``flush``)."""
+        self.held.append(batch)
+        self.held_rows += batch.num_rows
+        if self.held_rows >= self.batch_rows:
+            self.flush()
+        return bool(self.held)
+
+    def flush(self) -> None:
+        """Process the held batches."""
+        if not self.held:
+            return
         t0 = time.perf_counter()
+        held, rows = self.held, self.held_rows
+        self.held, self.held_rows = [], 0
         now = time.time()
-        for processor in (self.span_metrics, self.service_graphs):
-            if processor is None:
-                continue
-            try:
-                processor.consume(batch, now)
-            except Exception:
-                self.errors.inc()
-                log.exception("generator %s failed on a batch of tenant %s", processor, self.tenant)
-        self.spans.inc(batch.num_rows)
+        try:
+            batches = combine(held)
+        except Exception:
+            self.errors.inc()
+            log.exception("generator could not combine batches of tenant %s", self.tenant)
+            batches = held
+        for batch in batches:
+            for processor in (self.span_metrics, self.service_graphs):
+                if processor is None:
+                    continue
+                try:
+                    processor.consume(batch, now)
+                except Exception:
+                    self.errors.inc()
+                    log.exception("generator %s failed on tenant %s", processor, self.tenant)
+        self.spans.inc(rows)
         self.consume_seconds.inc(time.perf_counter() - t0)
 
     def expire(self) -> None:
+        self.flush()
         if self.service_graphs is not None:
             try:
                 self.service_graphs.expire(time.time())
@@ -187,8 +269,13 @@ class MetricsGenerator:
         cfg: MetricsGeneratorConfig,
         self_registry: CollectorRegistry | None = None,
         instance: str | None = None,
+        batch_rows: int = 8192,
+        max_delay: float = 0.1,
     ) -> None:
         self.cfg = cfg
+        self.batch_rows = batch_rows
+        self.max_delay = max_delay
+        self._flush_timers: dict[str, asyncio.TimerHandle] = {}
         self.instance = instance or socket.gethostname()
         self.metrics = GeneratorSelfMetrics(self_registry)
         self.tenants: dict[str, TenantGenerator] = {}
@@ -221,18 +308,39 @@ class MetricsGenerator:
             processors = self.processors_for(tenant)
             if not processors:
                 return None
-            gen = self.tenants[tenant] = TenantGenerator(tenant, processors, self.cfg, self.metrics)
+            gen = TenantGenerator(tenant, processors, self.cfg, self.metrics, self.batch_rows)
+            self.tenants[tenant] = gen
         return gen
 
     def consume(self, tenant: str, batch: pa.RecordBatch) -> None:
         gen = self.tenants.get(tenant) or self.tenant(tenant)
+        if gen is None or not gen.consume(batch) or tenant in self._flush_timers:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (direct use): held until flush() or render()
+            return
+        self._flush_timers[tenant] = loop.call_later(self.max_delay, self._timed_flush, tenant)
+
+    def _timed_flush(self, tenant: str) -> None:
+        self._flush_timers.pop(tenant, None)
+        gen = self.tenants.get(tenant)
         if gen is not None:
-            gen.consume(batch)
+            gen.flush()
+
+    def flush(self) -> None:
+        """Process every tenant's held batches now."""
+        for timer in self._flush_timers.values():
+            timer.cancel()
+        self._flush_timers.clear()
+        for gen in list(self.tenants.values()):
+            gen.flush()
 
     def render(self, tenant: str, openmetrics: bool = False) -> str:
         gen = self.tenants.get(tenant)
         if gen is None:
             return "# EOF\n" if openmetrics else ""
+        gen.flush()
         return gen.registry.render(openmetrics) or ("# EOF\n" if openmetrics else "")
 
     # -- upkeep ----------------------------------------------------------------------------
@@ -248,6 +356,7 @@ class MetricsGenerator:
         now_ms = int(now * 1000)
         queued = 0
         for tenant, gen in list(self.tenants.items()):
+            gen.flush()
             removed = gen.registry.purge(cutoff)
             if removed:
                 self.metrics.removed_series.labels(tenant).inc(removed)
@@ -290,6 +399,7 @@ class MetricsGenerator:
         self._stopping.set()
         for task in self._tasks:
             await cancel(task)
+        self.flush()
         if not self._writer_tasks:
             return
         try:

@@ -54,31 +54,48 @@ class Groups:
 
 
 def group_rows(columns: Sequence[LabelColumn], n: int) -> Groups:
-    """Group ``n`` rows by the tuple of their values in ``columns`` (nulls count as "")."""
-    code = np.zeros(n, dtype=np.int64)
-    card = 1
-    per_column: list[tuple[np.ndarray, Sequence[str]]] = []
+    """Group ``n`` rows by the tuple of their values in ``columns`` (nulls count as "").
+
+    Each column is turned into small integer codes (dictionary encoding); the codes combine
+    into one mixed-radix code per row, and the occupied codes (found with ``bincount`` when
+    the code space is small, else a sort) are the groups."""
+    if n == 0:
+        return Groups(np.zeros(0, dtype=np.int64), [])
+    per_column: list[tuple[np.ndarray, Sequence[str], int]] = []
     for col in columns:
         if isinstance(col, EnumColumn):
             idx = col.codes.astype(np.int64, copy=False)
-            values: Sequence[str] = col.names
-        else:
-            arr = col.fill_null("") if col.null_count else col
-            enc = pc.dictionary_encode(arr)
-            idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-            values = enc.dictionary.to_pylist()
-        size = max(len(values), 1)
-        if card * size >= _MAX_CODE:  # keep the combined code dense enough for int64
+            per_column.append((idx, col.names, int(idx.max()) + 1))
+            continue
+        arr = col.fill_null("") if col.null_count else col
+        enc = pc.dictionary_encode(arr)
+        idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        values = enc.dictionary.to_pylist()
+        per_column.append((idx, values, max(len(values), 1)))
+    code = np.zeros(n, dtype=np.int64)
+    card = 1
+    dense = True
+    for idx, _, size in per_column:
+        if card * size >= _MAX_CODE:  # keep the combined code within int64
             uniq, code = np.unique(code, return_inverse=True)
-            card = len(uniq)
+            card, dense = len(uniq), False
         code = code * size + idx
         card *= size
-        per_column.append((idx, values))
-    if n == 0:
-        return Groups(code, [])
+    if dense and card <= max(4 * n, 65536):
+        occupied = np.flatnonzero(np.bincount(code, minlength=card))
+        remap = np.zeros(card, dtype=np.int64)
+        remap[occupied] = np.arange(len(occupied), dtype=np.int64)
+        gid = remap[code]
+        picked: list[list[str]] = []
+        rest = occupied
+        for _, values, size in reversed(per_column):  # undo the mixed radix, last column first
+            rest, digit = np.divmod(rest, size)
+            picked.append([values[i] for i in digit.tolist()])
+        picked.reverse()
+        return Groups(gid, list(zip(*picked, strict=True)))
     _, first, gid = np.unique(code, return_index=True, return_inverse=True)
-    picked = [[values[i] for i in idx[first].tolist()] for idx, values in per_column]
-    return Groups(gid.reshape(-1), list(zip(*picked, strict=True)))
+    chosen = [[values[i] for i in idx[first].tolist()] for idx, values, _ in per_column]
+    return Groups(gid.reshape(-1), list(zip(*chosen, strict=True)))
 
 
 def fixed_width_bytes(arr: pa.Array, width: int) -> np.ndarray:

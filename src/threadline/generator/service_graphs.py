@@ -169,29 +169,37 @@ class _EdgeArrays:
         )
 
 
-def _edge_keys(trace: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """24-byte keys (trace id + span or parent id) as a numpy bytes array."""
-    return np.ascontiguousarray(np.concatenate([trace, other], axis=1)).view("S24").reshape(-1)
+_MIX_A = np.uint64(0x9E3779B97F4A7C15)
+_MIX_B = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
 class _Side:
-    """The client or the server spans of a batch, with what pairing needs, column-wise."""
+    """The client (or server) spans of a batch with what pairing needs, column-wise. ``ids``
+    holds each span's own id (clients) or its parent's id (servers); ``hashes`` mixes them with
+    the trace id into one uint64 for the in-batch join."""
 
     def __init__(
         self,
         batch: pa.RecordBatch,
         trace: np.ndarray,
         rows: np.ndarray,
-        keys: np.ndarray,
+        ids: np.ndarray,
         dims: Sequence[pa.Array],
         peer: pa.Array,
         messaging: np.ndarray,
     ) -> None:
         self.rows = rows
-        self.keys = keys
-        sub = pa.array(rows)
-        self.service = batch.column("service_name").take(sub)
         self.trace_id = trace[rows]
+        self.ids = np.ascontiguousarray(ids)
+        words = np.ascontiguousarray(self.trace_id).view(np.uint64)
+        with np.errstate(over="ignore"):
+            self.hashes = (
+                self.ids.view(np.uint64).reshape(-1)
+                ^ (words[:, 0] * _MIX_A)
+                ^ (words[:, 1] * _MIX_B)
+            )
+        take = pa.array(rows)
+        self.service = batch.column("service_name").take(take)
         durations = batch.column("duration_nano").to_numpy(zero_copy_only=False)[rows]
         self.latency = np.maximum(durations, 0) / 1e9
         self.failed = batch.column("status_code").to_numpy(zero_copy_only=False)[rows] == 2
@@ -200,11 +208,21 @@ class _Side:
         self.messaging = messaging
         self.root = ~batch.column("parent_span_id").is_valid().to_numpy(zero_copy_only=False)[rows]
 
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def keys(self, positions: np.ndarray) -> list[bytes]:
+        """The store keys (trace id + span or parent id) of some rows. Made through numpy's
+        fixed-width bytes, which drop trailing zero bytes: still one key per 24-byte value."""
+        joined = np.concatenate([self.trace_id[positions], self.ids[positions]], axis=1)
+        keys: list[bytes] = np.ascontiguousarray(joined).view("S24").reshape(-1).tolist()
+        return keys
+
     def halves(self, positions: np.ndarray, is_client: bool, deadline: float) -> list[Half]:
         """Python objects for a few rows (store inserts and store hits only)."""
         sel = pa.array(positions)
         services = self.service.take(sel).to_pylist()
-        traces = [bytes(t) for t in self.trace_id[positions]]
+        traces = [self.trace_id[i].tobytes() for i in positions.tolist()]
         peers = self.peer.take(sel).to_pylist()
         dims = [d.take(sel).to_pylist() for d in self.dims]
         dim_rows = list(zip(*dims, strict=True)) if dims else [()] * len(positions)
@@ -218,6 +236,28 @@ class _Side:
                 services, latency, failed, messaging, dim_rows, peers, traces, root, strict=True
             )
         ]
+
+
+def _pair_within(clients: _Side, servers: _Side) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (client, server) of the pairs inside one batch: a server whose parent is the
+    client (same trace). A client pairs once, with the first such server; the first of
+    repeated client keys is the one that pairs."""
+    if len(clients) == 0 or len(servers) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    order = np.argsort(clients.hashes, kind="stable")
+    ordered = clients.hashes[order]
+    at = np.minimum(np.searchsorted(ordered, servers.hashes), len(ordered) - 1)
+    si = np.flatnonzero(ordered[at] == servers.hashes)
+    ci = order[at[si]]
+    same = (clients.trace_id[ci] == servers.trace_id[si]).all(axis=1) & (
+        clients.ids[ci] == servers.ids[si]
+    ).all(axis=1)
+    ci, si = ci[same], si[same]
+    if len(ci) > 1:
+        ci, first = np.unique(ci, return_index=True)  # servers come in order: first one wins
+        si = si[first]
+    return ci, si
 
 
 class ServiceGraphsProcessor:
@@ -278,24 +318,22 @@ class ServiceGraphsProcessor:
         parts: list[_EdgeArrays] = []
 
         clients = self._clients(batch, client_rows, trace, kind, found, peer, dims, parts)
-        parents = fixed_width_bytes(batch.column("parent_span_id"), 8)[server_rows]
         take = pa.array(server_rows)
         servers = _Side(
             batch,
             trace,
             server_rows,
-            _edge_keys(trace[server_rows], parents),
+            fixed_width_bytes(batch.column("parent_span_id"), 8)[server_rows],
             [d.take(take) for d in dims],
             peer.take(take),
             kind[server_rows] == KIND_CONSUMER,
         )
 
-        # pairs within the batch (the first span of a repeated key pairs; the others go on)
-        _, ci, si = np.intersect1d(clients.keys, servers.keys, return_indices=True)
+        ci, si = _pair_within(clients, servers)
         if len(ci):
             parts.append(self._pairs(clients, servers, ci, si))
-        left_c = np.setdiff1d(np.arange(len(clients.keys)), ci, assume_unique=True)
-        left_s = np.setdiff1d(np.arange(len(servers.keys)), si, assume_unique=True)
+        left_c = np.setdiff1d(np.arange(len(clients)), ci, assume_unique=True)
+        left_s = np.setdiff1d(np.arange(len(servers)), si, assume_unique=True)
 
         rows = _EdgeRows()
         deadline = self.clock() + self.cfg.wait
@@ -334,7 +372,7 @@ class ServiceGraphsProcessor:
             host_port = pc.binary_join_element_wise(address, port, ":")
             names = [found.get(PEER_SERVICE).take(take), found.get(SERVER_ADDRESS).take(take)]
             server = first_of([*names, host_port, address, db_name], n)
-            db = _Side(batch, trace, rows, np.empty(0, "S24"), dims, peer, messaging)
+            db = _Side(batch, trace, rows, span_ids, dims, peer, messaging)
             pick = pa.array(np.flatnonzero(is_db))
             latency = db.latency[is_db]
             parts.append(
@@ -356,8 +394,7 @@ class ServiceGraphsProcessor:
             peer = peer.take(take)
             span_ids = span_ids[keep]
             messaging = messaging[keep]
-        keys = _edge_keys(trace[rows], span_ids)
-        return _Side(batch, trace, rows, keys, dims, peer, messaging)
+        return _Side(batch, trace, rows, span_ids, dims, peer, messaging)
 
     def _pairs(self, clients: _Side, servers: _Side, ci: np.ndarray, si: np.ndarray) -> _EdgeArrays:
         c, s = pa.array(ci), pa.array(si)
@@ -390,14 +427,14 @@ class ServiceGraphsProcessor:
         """Pair the leftovers of one side with pending halves of the other side; add the rest
         to the store while it has room, and drop (count) what does not fit."""
         pending = self.pending
-        keys: list[bytes] = side.keys[left].tolist()
+        keys = side.keys(left)
         hits = pending.keys() & set(keys) if pending else set()
         if hits:
             hit_at = np.array([k in hits for k in keys], dtype=bool)
             pos = left[hit_at]
             new_halves = side.halves(pos, is_client, deadline)
             unmatched: list[int] = []
-            for i, (key, half) in enumerate(zip(side.keys[pos].tolist(), new_halves, strict=True)):
+            for i, (key, half) in enumerate(zip(side.keys(pos), new_halves, strict=True)):
                 stored = pending[key]
                 if stored.is_client == is_client:  # the same side again: it replaces the old
                     unmatched.append(i)
@@ -412,7 +449,7 @@ class ServiceGraphsProcessor:
         room = max(self.cfg.max_items - len(pending), 0)
         admitted, refused = left[:room], left[room:]
         if len(admitted):
-            admitted_keys = side.keys[admitted].tolist()
+            admitted_keys = keys[: len(admitted)] if not hits else side.keys(admitted)
             opened = len(set(admitted_keys) - pending.keys())
             pending.update(
                 zip(admitted_keys, side.halves(admitted, is_client, deadline), strict=True)

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from threadline.config import SpanMetricsProcessorConfig
 from threadline.generator.attributes import dimension_label, lookup
@@ -66,32 +65,70 @@ def _framed(payload: np.ndarray) -> np.ndarray:
     return 1 + _len_varint_len(payload) + payload
 
 
+def _offsets(arr: pa.Array) -> np.ndarray:
+    """The value offsets of a (possibly sliced) string/binary array, zero-copy."""
+    dtype = (
+        np.int64
+        if pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type)
+        else np.int32
+    )
+    buf = arr.buffers()[1]
+    return np.frombuffer(buf, dtype=dtype)[arr.offset : arr.offset + len(arr) + 1]
+
+
 def _lengths(arr: pa.Array) -> np.ndarray:
-    return pc.binary_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    """Byte length of each string of a (possibly sliced) string/binary array."""
+    return np.diff(_offsets(arr)).astype(np.int64, copy=False)
 
 
-def _map_sizes(col: pa.Array, vtype: str, n: int) -> np.ndarray:
-    """Per row, the encoded bytes of the span attributes held in one typed map column."""
-    offsets = col.offsets.to_numpy().astype(np.int64)
+def _per_row(offsets: np.ndarray, child_offsets: np.ndarray) -> np.ndarray:
+    """Per row, the bytes of the strings a map column's rows hold in one child (keys or
+    values), from the offsets alone."""
+    return (child_offsets[offsets[1:]] - child_offsets[offsets[:-1]]).astype(np.int64)
+
+
+def _map_sizes(col: pa.Array, vtype: str) -> np.ndarray:
+    """Per row, the encoded bytes of the span attributes held in one typed map column.
+
+    Each ``KeyValue`` is framed as tag + length + (key field) + (value field, an ``AnyValue``);
+    with lengths below 128 every length prefix is one byte, so a row's total follows from the
+    summed key/value bytes and the entry count. The few long entries get their exact varint
+    lengths added separately."""
+    offsets = col.offsets.to_numpy().astype(np.int64, copy=False)
     start, end = int(offsets[0]), int(offsets[-1])
     if end == start:
-        return np.zeros(n, dtype=np.int64)
-    keys = col.keys.slice(start, end - start)
-    items = col.items.slice(start, end - start)
-    if vtype == "str" or vtype == "raw":
-        value = _lengths(items)
-        any_value = _framed(value) if vtype == "str" else value  # raw is a whole AnyValue
-    elif vtype == "int":
-        any_value = 1 + _varint_len(items.to_numpy(zero_copy_only=False))
-    elif vtype == "float":
-        any_value = np.full(end - start, 9, dtype=np.int64)
-    else:
-        any_value = np.full(end - start, 2, dtype=np.int64)
-    key_value = _framed(_lengths(keys)) + _framed(any_value)
-    entry = _framed(key_value)
-    cumulative = np.concatenate(([0], np.cumsum(entry)))
-    rel = offsets - start
-    return cumulative[rel[1:]] - cumulative[rel[:-1]]
+        return np.zeros(len(offsets) - 1, dtype=np.int64)
+    count = np.diff(offsets)
+    key_offsets = _offsets(col.keys)
+    size = _per_row(offsets, key_offsets)
+    items = col.items
+    if vtype == "float":  # key field 2, AnyValue field 2, double 9, KeyValue frame 2
+        return size + 15 * count
+    if vtype == "bool":
+        return size + 8 * count
+    if vtype == "int":
+        varint = _varint_len(items.to_numpy(zero_copy_only=False)[start:end])
+        cumulative = np.zeros(end - start + 1, dtype=np.int64)
+        np.cumsum(varint, out=cumulative[1:])
+        rel = offsets - start
+        return size + 7 * count + cumulative[rel[1:]] - cumulative[rel[:-1]]
+    value_offsets = _offsets(items)
+    size += _per_row(offsets, value_offsets)
+    # strings: 2 (frame) + 2 (key field) + 2 (AnyValue field) + 2 (string field); raw values
+    # are a serialized AnyValue already
+    size += (8 if vtype == "str" else 6) * count
+    key_len = np.diff(key_offsets[start : end + 1])
+    value_len = np.diff(value_offsets[start : end + 1])
+    long = np.flatnonzero(key_len + value_len >= 100)
+    if len(long):
+        k = key_len[long].astype(np.int64)
+        v = value_len[long].astype(np.int64)
+        any_value = _framed(v) if vtype == "str" else v
+        exact = _framed(_framed(k) + _framed(any_value))
+        short = k + v + (8 if vtype == "str" else 6)
+        rows = np.searchsorted(offsets, long + start, side="right") - 1
+        np.add.at(size, rows, exact - short)
+    return size
 
 
 def span_sizes(batch: pa.RecordBatch) -> np.ndarray:
@@ -118,7 +155,7 @@ def span_sizes(batch: pa.RecordBatch) -> np.ndarray:
     for vtype in ("str", "int", "float", "bool", "raw"):
         name_ = f"span_attrs_{vtype}"
         if name_ in names:
-            size += _map_sizes(batch.column(name_), vtype, n)
+            size += _map_sizes(batch.column(name_), vtype)
     return size
 
 

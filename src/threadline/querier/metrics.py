@@ -19,6 +19,7 @@ import orjson
 from threadline.querier.histogram import quantile
 from threadline.querier.sources import ROW_NUMBER, DataSources
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
+from threadline.traceql.field_sql import label_value
 from threadline.traceql.metrics_plan import MetricsExpression, MetricsPlan, StagesPlan
 
 _COMPARE = {
@@ -74,7 +75,11 @@ class MetricsEngine:
                 inspected += source.nbytes
                 n_labels = len(plan.label_sql)
                 for row in con.sql(query).fetchall():
-                    k, labels, hb = row[0], row[1 : 1 + n_labels], row[1 + n_labels]
+                    k, hb = row[0], row[1 + n_labels]
+                    # label structs come back as dicts: frozen to (key, value) pairs to hash
+                    labels = tuple(
+                        tuple(sorted(v.items())) if v else None for v in row[1 : 1 + n_labels]
+                    )
                     n, s, lo, hi, ex = row[2 + n_labels :]
                     state = states.setdefault((labels, k), _State())
                     state.add(n, s, lo, hi)
@@ -102,7 +107,7 @@ class MetricsEngine:
         out: list[Series] = []
         for labels, per_bucket in sorted(by_labels.items(), key=lambda kv: str(kv[0])):
             base_labels = [
-                {"key": key, "value": orjson.loads(v) if v else {}}
+                {"key": key, "value": label_value(dict(v) if v else None)}
                 for key, v in zip(plan.label_keys, labels, strict=True)
             ] or [{"key": "__name__", "value": {"stringValue": fn.value}}]
             dense = fn in (MetricsOp.RATE, MetricsOp.COUNT_OVER_TIME)
@@ -260,8 +265,8 @@ def _variants(
 def _exemplar_json(ex: dict[str, Any]) -> dict[str, Any]:
     return {
         "labels": [
-            {"key": "trace:id", "value": {"stringValue": ex["t"]}},
-            {"key": "span:id", "value": {"stringValue": ex["sp"]}},
+            {"key": "trace:id", "value": {"stringValue": ex["t"].hex()}},
+            {"key": "span:id", "value": {"stringValue": ex["sp"].hex()}},
         ],
         "value": ex["v"],
         "timestampMs": str(ex["ts"] // 10**6),

@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from threadline.distributor.distributor import Distributor, InvalidInput
+from threadline.ingester.ingester import IngesterBacklogFull
 from threadline.model.otlp_json import otlp_json_to_protobuf
 from threadline.model.protowire import bytes_field, varint_field
 from threadline.receivers.http_body import BodyError, read_body
@@ -20,7 +21,7 @@ from threadline.tenancy import HEADER, TenantError, resolve_tenant
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # google.rpc.Code values used in error bodies
-_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13}
+_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 
 
 def _status_body(content_type: str, status: int, message: str) -> bytes:
@@ -83,6 +84,9 @@ class OTLPHttpReceiver:
             return web.Response(
                 status=400, body=_status_body(content_type, 400, str(e)), content_type=content_type
             )
+        except IngesterBacklogFull as e:
+            # retryable: OTLP clients retry 503 with backoff
+            return self._error(content_type, 503, str(e), "backlog_full")
         response = ExportTraceServiceResponse()
         if result.rejected:
             response.partial_success.rejected_spans = result.rejected

@@ -23,6 +23,8 @@ state (e.g. an index built by another process) catches up with them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import logging
 import os
@@ -110,6 +112,7 @@ class Blocklist:
         *,
         index_builder: bool = False,
         stale_index: float = 0.0,
+        use_index: bool = True,
     ) -> None:
         self.backend = backend if isinstance(backend, Backend) else LocalBackend(Path(backend))
         # the blocks directory of a local backend (None for object storage)
@@ -119,6 +122,8 @@ class Blocklist:
         self.caches = caches
         self.index_builder = index_builder
         self.stale_index = stale_index
+        # False: always list (tools that must see the backend as it is right now)
+        self.use_index = use_index
         self._live: dict[str, dict[str, Block]] = {}
         self._hidden: dict[str, set[str]] = {}
         self._compacted: dict[str, dict[str, CompactedBlockMeta]] = {}
@@ -219,7 +224,7 @@ class Blocklist:
 
     def poll_tenant(self, tenant: str) -> TenantPoll:
         now = time.time()
-        if not self.index_builder:
+        if not self.index_builder and self.use_index:
             got = self.read_index(tenant)
             if got is not None:
                 created, poll = got
@@ -361,3 +366,16 @@ class Blocklist:
         for tenant in self.tenants():
             every.extend(self.blocks(tenant))
         return iter(every)
+
+
+async def poll_forever(blocklist: Blocklist, interval: float, stop: asyncio.Event) -> None:
+    """Refresh ``blocklist`` every ``interval`` seconds until ``stop`` is set."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        if stop.is_set():
+            break
+        try:
+            await asyncio.to_thread(blocklist.poll)
+        except Exception:
+            log.exception("polling the block list failed")

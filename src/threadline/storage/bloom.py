@@ -74,6 +74,12 @@ class BloomFilter:
             self.data, pos >> np.uint64(3), (1 << (pos & np.uint64(7))).astype(np.uint8)
         )
 
+    def contains_all(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """For each id, whether the filter may hold it (vectorised ``may_contain``)."""
+        pos = _positions(trace_id_words(ids), self.bits, self.hashes)
+        bits = (self.data[pos >> np.uint64(3)] >> (pos & np.uint64(7)).astype(np.uint8)) & 1
+        return np.all(bits == 1, axis=1)
+
     def may_contain(self, probe: tuple[int, int]) -> bool:
         """``probe`` is ``probe_hashes(trace_id)``, computed once per lookup for all blocks."""
         h1, h2 = probe

@@ -99,6 +99,16 @@ def make_backend(cfg: Config) -> Backend:
     trace = cfg.storage.trace
     if trace.backend == "local":
         return LocalBackend(trace.local.path or cfg.data_dir / "blocks")
+    try:
+        return _object_backend(trace)
+    except ConfigError:
+        raise
+    except Exception as e:  # the client refused its configuration (credentials file, URL, ...)
+        first = str(e).split("\n", 1)[0]
+        raise ConfigError(f"storage.trace.{trace.backend}: {first}") from None
+
+
+def _object_backend(trace: TraceStorageConfig) -> Backend:
     from obstore.store import AzureStore, GCSStore, S3Store
 
     if trace.backend == "s3":

@@ -25,12 +25,14 @@ from threadline.traceql.ast import (
     MetricsStages,
     Node,
     SecondStage,
+    SpansetFilter,
     Static,
     Type,
     type_of,
 )
 from threadline.traceql.errors import TraceQLError
-from threadline.traceql.field_sql import CompileError, channels, value_json
+from threadline.traceql.field_sql import CompileError, channels, condition
+from threadline.traceql.field_sql import label_sql as group_sql
 from threadline.traceql.plan import SearchQueryError, spanset_sql
 from threadline.traceql.printer import unparse
 
@@ -43,12 +45,15 @@ class MetricsQueryError(SearchQueryError):
 
 @dataclass(frozen=True, slots=True)
 class MetricsPlan:
-    spans_sql: str  # matched spans over ``base``
+    # the matched spans: a condition on ``base`` rows for a lone ``{ ... }`` (no join needed),
+    # else SQL of the matched relation over ``base``
+    span_filter: str | None
+    spans_sql: str | None
     function: MetricsOp
     value_sql: str | None  # per-span numeric value, None for rate/count_over_time
     is_duration: bool  # the value is a duration: buckets in ns, reported in seconds
     label_keys: tuple[str, ...]
-    label_sql: tuple[str, ...]  # OTLP JSON AnyValue text per label
+    label_sql: tuple[str, ...]  # per label, a struct to group by (see field_sql.label_sql)
     quantiles: tuple[float, ...]
     stages: tuple[SecondStage, ...]
 
@@ -62,23 +67,28 @@ class MetricsPlan:
         bucket = bucket_sql("raw_v") if histogram else "NULL::INTEGER"
         keep = "v IS NOT NULL" if self.value_sql else "true"
         start, end, step = int(start_ns), int(end_ns), int(step_ns)
+        if self.span_filter is not None:
+            spans, rows = "", f"base WHERE {self.span_filter}"
+        else:
+            spans = (
+                f"matched AS ({self.spans_sql}),\npicked AS (SELECT DISTINCT rid FROM matched),\n"
+            )
+            rows = "picked JOIN base USING (rid)"
         return f"""
 WITH base AS NOT MATERIALIZED (
   SELECT *, {row_number} AS rid FROM {relation}
   WHERE start_unix_nano > {start} AND start_unix_nano <= {end}
 ),
-matched AS ({self.spans_sql}),
-picked AS (SELECT DISTINCT rid FROM matched),
-v AS (
+{spans}v AS (
   SELECT ((start_unix_nano - {start}) + {step} - 1) // {step} AS k,
          CAST({self.value_sql or "NULL"} AS DOUBLE) AS v,
          CAST({self.raw_value_sql()} AS DOUBLE) AS raw_v,
          trace_id, span_id, start_unix_nano, duration_nano{labels}
-  FROM picked JOIN base USING (rid)
+  FROM {rows}
 )
 SELECT k{label_cols}, {bucket} AS hb, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi,
-       arg_max(struct_pack(t := lower(hex(trace_id)), sp := lower(hex(span_id)),
-                           ts := start_unix_nano, v := coalesce(v, duration_nano / 1e9)),
+       arg_max(struct_pack(t := trace_id, sp := span_id, ts := start_unix_nano,
+                           v := coalesce(v, duration_nano / 1e9)),
                duration_nano) AS ex
 FROM v WHERE {keep} GROUP BY ALL
 """
@@ -127,18 +137,31 @@ def _pipeline_plan(expr: MetricsPipeline, query: str) -> MetricsPlan:
     if not isinstance(fn, MetricsAggregate):
         raise MetricsQueryError("compare() is not supported yet")
     try:
-        spans = spanset_sql(expr.pipeline, query)
+        stages = expr.pipeline.stages
+        span_filter = spans = None
+        if len(stages) == 1 and isinstance(stages[0], SpansetFilter):
+            span_filter = condition(stages[0].expr)
+        else:
+            spans = spanset_sql(expr.pipeline, query)
         value_sql, is_duration = (None, False)
         if fn.attribute is not None:
             value_sql, is_duration = _numeric(fn.attribute)
             if type_of(fn.attribute) is Type.DURATION:
                 is_duration = True
         label_keys = tuple(_label_key(a) for a in fn.by)
-        label_sql = tuple(value_json(a) for a in fn.by)
+        label_sql = tuple(group_sql(a)[0] for a in fn.by)
     except CompileError as e:
         raise MetricsQueryError(f"unsupported query: {e}") from None
     return MetricsPlan(
-        spans, fn.op, value_sql, is_duration, label_keys, label_sql, fn.quantiles, expr.stages
+        span_filter,
+        spans,
+        fn.op,
+        value_sql,
+        is_duration,
+        label_keys,
+        label_sql,
+        fn.quantiles,
+        expr.stages,
     )
 
 

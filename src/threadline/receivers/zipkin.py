@@ -1,0 +1,161 @@
+"""Zipkin receiver: ``POST /api/v2/spans`` (JSON or proto3) and ``POST /api/v1/spans`` (v1 JSON).
+
+Bodies are translated to OTLP at the door (``threadline.model.zipkin``) and handed to the
+distributor like any OTLP push. Answers as zipkin-server does: ``202 Accepted`` with an empty
+body once the spans are durable; errors in plain text naming the problem (400 bad body, 401 no
+tenant, 413 too large, 415 unsupported content type or encoding), each counted by protocol.
+A request without ``Content-Type`` is read as JSON, as zipkin-server reads it.
+
+The translation is pure Python, so bodies over 64 KiB are translated in worker processes (one
+per spare core, started on first use) while this process's core serves HTTP, the distributor
+and the WAL; small bodies are translated in place. (Measured on 2 cores with 1,000-span JSON
+requests: about 1.5x the throughput of translating in this process, where the GIL serialises
+translation with everything else; letting this process also translate when the workers are
+busy was slower.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from aiohttp import web
+
+from threadline.distributor.distributor import Distributor, InvalidInput
+from threadline.model.zipkin import (
+    zipkin_v1_json_to_otlp,
+    zipkin_v2_json_to_otlp,
+    zipkin_v2_proto_to_otlp,
+)
+from threadline.receivers.http_body import BodyError, read_body
+from threadline.tenancy import HEADER, TenantError, resolve_tenant
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+_PROTOBUF_TYPES = (PROTOBUF, "application/protobuf")
+V2_JSON, V2_PROTO, V1_JSON = "zipkin_json", "zipkin_proto", "zipkin_v1_json"
+# bodies up to this size are translated on the event loop, larger ones in worker processes
+_INLINE_BYTES = 64 * 1024
+
+log = logging.getLogger(__name__)
+
+
+def _default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+class ZipkinReceiver:
+    """``translate_workers``: processes for large bodies (None: one per spare core, at most 4;
+    0: translate everything in this process, in a thread for large bodies)."""
+
+    def __init__(
+        self,
+        distributor: Distributor,
+        multitenancy_enabled: bool,
+        max_request_bytes: int,
+        translate_workers: int | None = None,
+    ) -> None:
+        self.distributor = distributor
+        self.multitenancy_enabled = multitenancy_enabled
+        self.max_request_bytes = max_request_bytes
+        self.translate_workers = (
+            _default_workers() if translate_workers is None else translate_workers
+        )
+        self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
+
+    async def close(self) -> None:
+        """Stop the translation workers, if any were started."""
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+
+    async def _translate(self, translate: Callable[[bytes], bytes], body: bytes) -> bytes:
+        if len(body) <= _INLINE_BYTES:
+            return translate(body)
+        if not self.translate_workers or self._closed:
+            return await asyncio.to_thread(translate, body)
+        if self._pool is None:
+            # spawn, not fork: this process runs threads (gRPC, the WAL)
+            self._pool = ProcessPoolExecutor(
+                self.translate_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        pool = self._pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, translate, body)
+        except BrokenProcessPool:
+            log.warning("a Zipkin translation worker died; starting new ones")
+            if self._pool is pool:
+                self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            return await asyncio.to_thread(translate, body)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/v2/spans", self.spans_v2),
+            web.post("/api/v1/spans", self.spans_v1),
+        ]
+
+    def _error(self, protocol: str, status: int, message: str, reason: str) -> web.Response:
+        self.distributor.refuse(protocol, reason)
+        return web.Response(status=status, text=message + "\n")
+
+    async def spans_v2(self, request: web.Request) -> web.Response:
+        content_type = request.content_type if "Content-Type" in request.headers else JSON
+        if content_type == JSON:
+            return await self._ingest(request, V2_JSON, zipkin_v2_json_to_otlp, "invalid_json")
+        if content_type in _PROTOBUF_TYPES:
+            return await self._ingest(
+                request, V2_PROTO, zipkin_v2_proto_to_otlp, "invalid_protobuf"
+            )
+        return self._error(
+            V2_JSON,
+            415,
+            f"unsupported Content-Type {content_type!r}: use {JSON} or {PROTOBUF}",
+            "bad_content_type",
+        )
+
+    async def spans_v1(self, request: web.Request) -> web.Response:
+        content_type = request.content_type if "Content-Type" in request.headers else JSON
+        if content_type == JSON:
+            return await self._ingest(request, V1_JSON, zipkin_v1_json_to_otlp, "invalid_json")
+        hint = " (Zipkin v1 thrift is not supported)" if "thrift" in content_type else ""
+        return self._error(
+            V1_JSON,
+            415,
+            f"unsupported Content-Type {content_type!r}{hint}: use {JSON}",
+            "bad_content_type",
+        )
+
+    async def _ingest(
+        self,
+        request: web.Request,
+        protocol: str,
+        translate: Callable[[bytes], bytes],
+        invalid_reason: str,
+    ) -> web.Response:
+        try:
+            tenant = resolve_tenant(request.headers.get(HEADER), self.multitenancy_enabled)
+        except TenantError as e:
+            return self._error(protocol, e.status, e.message, "invalid_tenant")
+        try:
+            body = await read_body(request, self.max_request_bytes)
+        except BodyError as e:
+            return self._error(protocol, e.status, e.message, e.reason)
+        try:
+            otlp = await self._translate(translate, body)
+        except ValueError as e:
+            return self._error(protocol, 400, str(e), invalid_reason)
+        try:
+            await self.distributor.push_otlp(tenant, otlp, protocol)
+        except InvalidInput as e:
+            # counted by the distributor already
+            return web.Response(status=400, text=f"{e}\n")
+        # Zipkin has no partial success: spans the distributor rejected are counted there
+        return web.Response(status=202)
