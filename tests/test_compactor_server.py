@@ -44,7 +44,8 @@ def search_count(server: Server) -> int:
 
 
 def metas(data_dir: Path) -> list[Path]:
-    return list((data_dir / "blocks" / "single-tenant").glob("*/meta.json"))
+    found = (data_dir / "blocks" / "single-tenant").glob("*/meta.json")
+    return [m for m in found if not m.parent.name.startswith(".")]
 
 
 def write_split_blocks(server: Server) -> int:

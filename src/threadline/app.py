@@ -195,13 +195,13 @@ class App:
         await self.generator.start()
         self._stoppers.append(self.generator.stop)
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
-        # --- compactor (start): it also polls the block list and builds the tenant index ---
+        # --- compactor (start); the block list is polled (and, with a compactor, the tenant
+        # index rebuilt) every blocklist_poll, and at every compaction cycle ---
         if self.compactor is not None:
             self._compactor_task = asyncio.create_task(self.compactor.run(self.stop_event))
             self._stoppers.append(self._stop_compactor)
-        else:
-            poll = poll_forever(self.blocklist, cfg.storage.trace.blocklist_poll, self.stop_event)
-            self._background.append(asyncio.create_task(poll))
+        poll = poll_forever(self.blocklist, cfg.storage.trace.blocklist_poll, self.stop_event)
+        self._background.append(asyncio.create_task(poll))
         self._ready = True
 
     async def _stop_compactor(self) -> None:

@@ -330,6 +330,8 @@ class Compactor:
             after = (len(self.blocklist.all_live(tenant)), len(self.blocklist.compacted(tenant)))
             if self.blocklist.index_builder and (before != after or report.outputs):
                 self._write_index(tenant)
+        if cleanup:
+            report.orphans_deleted += self.blocklist.remove_unfinished()
         self.cycles += 1
         report.seconds = time.monotonic() - started
         return report

@@ -142,14 +142,23 @@ class Blocklist:
     def load(self, remove_unfinished: bool = True) -> None:
         """First poll; a process that owns a local directory removes unfinished block writes
         (a reader that must not write passes ``False``)."""
-        root = self.blocks_dir
-        if remove_unfinished and root is not None and root.is_dir():
-            for tenant_dir in (p for p in root.iterdir() if p.is_dir()):
-                for block_dir in tenant_dir.iterdir():
-                    if block_dir.name.startswith(TMP_PREFIX) and not _writer_alive(block_dir):
-                        log.warning("removing unfinished block %s", block_dir)
-                        shutil.rmtree(block_dir, ignore_errors=True)
+        if remove_unfinished:
+            self.remove_unfinished()
         self.poll()
+
+    def remove_unfinished(self) -> int:
+        """Remove staging directories of dead writers in a local blocks directory."""
+        root = self.blocks_dir
+        removed = 0
+        if root is None or not root.is_dir():
+            return removed
+        for tenant_dir in (p for p in root.iterdir() if p.is_dir()):
+            for block_dir in tenant_dir.iterdir():
+                if block_dir.name.startswith(TMP_PREFIX) and not _writer_alive(block_dir):
+                    log.warning("removing unfinished block %s", block_dir)
+                    shutil.rmtree(block_dir, ignore_errors=True)
+                    removed += 1
+        return removed
 
     def tenants_in_backend(self) -> list[str]:
         return [t for t in self.backend.list_dirs("") if not t.startswith(".")]
@@ -295,6 +304,10 @@ class Blocklist:
         return Block(self.backend, meta, self.caches)
 
     def add(self, block: Block) -> None:
+        """A block this process just wrote: visible at once; its bloom filter is read now, so
+        lookups of other traces need no backend round trip (nor a reachable backend)."""
+        with contextlib.suppress(OSError):
+            _ = block.bloom
         with self._lock:
             self._live.setdefault(block.tenant, {})[block.id] = block
             self._added[block.id] = (block, time.monotonic())
