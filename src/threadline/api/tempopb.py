@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-F = descriptor_pb2.FieldDescriptorProto
-_OPTIONAL, _REPEATED = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+from threadline.model.protodesc import OPTIONAL, REPEATED, F, declare
+
+_OPTIONAL, _REPEATED = OPTIONAL, REPEATED
 
 # message name -> [(field name, number, type, label, type name)]
 _MESSAGES: dict[str, list[tuple[str, int, int, int, str]]] = {
@@ -66,31 +67,14 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str]]] = {
 }  # fmt: skip
 
 
-def _build() -> dict[str, Any]:
-    pool = descriptor_pool.Default()
-    fdp = descriptor_pb2.FileDescriptorProto(
-        name="threadline/tempopb_subset.proto",
-        package="tempopb",
-        syntax="proto3",
-        dependency=[common_pb2.DESCRIPTOR.name, trace_pb2.DESCRIPTOR.name],
-    )
-    for name, fields in _MESSAGES.items():
-        msg = fdp.message_type.add(name=name)
-        for fname, number, ftype, label, type_name in fields:
-            f = msg.field.add(name=fname, json_name=fname, number=number, type=ftype, label=label)
-            if type_name:
-                f.type_name = type_name
-    try:
-        file_desc = pool.FindFileByName(fdp.name)  # already built (module reloaded)
-    except KeyError:
-        file_desc = pool.Add(fdp)
-    return {
-        name: message_factory.GetMessageClass(file_desc.message_types_by_name[name])
-        for name in _MESSAGES
-    }
-
-
-_CLASSES = _build()
+_CLASSES = declare(
+    "threadline/tempopb_subset.proto",
+    "tempopb",
+    _MESSAGES,
+    dependencies=(common_pb2, trace_pb2),
+    private=False,  # it refers to OTLP's messages, which live in the default pool
+    json_names=True,
+)
 SearchResponse = _CLASSES["SearchResponse"]
 TraceByIDResponse = _CLASSES["TraceByIDResponse"]
 

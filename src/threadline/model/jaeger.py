@@ -61,12 +61,12 @@ from typing import Any, Literal
 
 from google.protobuf import (
     descriptor_pb2,
-    descriptor_pool,
     duration_pb2,
-    message_factory,
     timestamp_pb2,
 )
 from google.protobuf.message import DecodeError
+
+from threadline.model.protodesc import OPTIONAL, REPEATED, F, add_enum, add_message, build
 
 IDL_DIR = Path(__file__).parent / "idl"
 """Our thrift IDL (documentation of what the decoder reads; tests encode with it)."""
@@ -732,8 +732,8 @@ def decode_agent_message(data: bytes, protocol: ThriftProtocol) -> list[JaegerSp
 # ----------------------------------------------------------------------------------------------
 # api_v2 protobuf (gRPC collector): message classes built from descriptors at import
 
-_PF = descriptor_pb2.FieldDescriptorProto
-_OPT, _REP = _PF.LABEL_OPTIONAL, _PF.LABEL_REPEATED
+_PF = F
+_OPT, _REP = OPTIONAL, REPEATED
 _API = ".jaeger.api_v2."
 
 # message -> [(field name, number, type, label, type name)], from the documented model.proto and
@@ -792,37 +792,21 @@ COLLECTOR_SERVICE = "jaeger.api_v2.CollectorService"
 
 
 def _build_api_v2() -> dict[str, Any]:
-    # a private pool: the jaeger.api_v2 names cannot clash with anything else in the process
-    pool = descriptor_pool.DescriptorPool()
-    for dep in (timestamp_pb2, duration_pb2):
-        pool.Add(descriptor_pb2.FileDescriptorProto.FromString(dep.DESCRIPTOR.serialized_pb))
     fdp = descriptor_pb2.FileDescriptorProto(
-        name="threadline/jaeger_api_v2.proto",
-        package="jaeger.api_v2",
-        syntax="proto3",
-        dependency=[timestamp_pb2.DESCRIPTOR.name, duration_pb2.DESCRIPTOR.name],
+        name="threadline/jaeger_api_v2.proto", package="jaeger.api_v2", syntax="proto3"
     )
     for name, values in _API_V2_ENUMS.items():
-        enum = fdp.enum_type.add(name=name)
-        for number, value in enumerate(values):
-            enum.value.add(name=value, number=number)
+        add_enum(fdp.enum_type, name, values)
     for name, fields in _API_V2_MESSAGES.items():
-        msg = fdp.message_type.add(name=name)
-        for fname, number, ftype, label, type_name in fields:
-            f = msg.field.add(name=fname, number=number, type=ftype, label=label)
-            if type_name:
-                f.type_name = type_name
+        add_message(fdp.message_type, name, fields)
     service = fdp.service.add(name="CollectorService")
     service.method.add(
         name="PostSpans",
         input_type=_API + "PostSpansRequest",
         output_type=_API + "PostSpansResponse",
     )
-    file_desc = pool.Add(fdp)
-    return {
-        name: message_factory.GetMessageClass(file_desc.message_types_by_name[name])
-        for name in _API_V2_MESSAGES
-    }
+    # a private pool: the jaeger.api_v2 names cannot clash with anything else in the process
+    return build(fdp, _API_V2_MESSAGES, dependencies=(timestamp_pb2, duration_pb2))
 
 
 API_V2 = _build_api_v2()

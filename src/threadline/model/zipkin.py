@@ -69,11 +69,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
+
+from threadline.model.protodesc import OPTIONAL, REPEATED, F, add_enum, add_message, build
 
 __all__ = [
     "RESOURCE_TAGS",
@@ -190,22 +192,11 @@ def _zipkin_proto_classes() -> dict[str, Any]:
     Built in a private descriptor pool, so they never clash with a generated ``zipkin_pb2``
     that a client library registers in the default pool of the same process.
     """
-    F = descriptor_pb2.FieldDescriptorProto
-    opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+    opt, rep = OPTIONAL, REPEATED
     fdp = descriptor_pb2.FileDescriptorProto(
         name="threadline/zipkin.proto", package="zipkin.proto3", syntax="proto3"
     )
-
-    def message(
-        parent: Any, name: str, fields: list[tuple[str, int, int, int, str]]
-    ) -> descriptor_pb2.DescriptorProto:
-        msg = parent.add(name=name)
-        for fname, number, ftype, label, type_name in fields:
-            field = msg.field.add(name=fname, number=number, type=ftype, label=label)
-            if type_name:
-                field.type_name = type_name
-        return msg
-
+    message = add_message
     message(
         fdp.message_type,
         "Endpoint",
@@ -246,21 +237,17 @@ def _zipkin_proto_classes() -> dict[str, Any]:
         [("key", 1, F.TYPE_STRING, opt, ""), ("value", 2, F.TYPE_STRING, opt, "")],
     )
     entry.options.map_entry = True
-    kind = span.enum_type.add(name="Kind")
-    for number, name in enumerate(("SPAN_KIND_UNSPECIFIED", "CLIENT", "SERVER", "PRODUCER")):
-        kind.value.add(name=name, number=number)
-    kind.value.add(name="CONSUMER", number=4)
+    add_enum(
+        span.enum_type,
+        "Kind",
+        ("SPAN_KIND_UNSPECIFIED", "CLIENT", "SERVER", "PRODUCER", "CONSUMER"),
+    )
     message(
         fdp.message_type,
         "ListOfSpans",
         [("spans", 1, F.TYPE_MESSAGE, rep, ".zipkin.proto3.Span")],
     )
-    pool = descriptor_pool.DescriptorPool()
-    file_desc = pool.Add(fdp)
-    return {
-        name: message_factory.GetMessageClass(file_desc.message_types_by_name[name])
-        for name in ("Endpoint", "Annotation", "Span", "ListOfSpans")
-    }
+    return build(fdp, ("Endpoint", "Annotation", "Span", "ListOfSpans"))
 
 
 _PROTO = _zipkin_proto_classes()
