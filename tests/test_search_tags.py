@@ -53,6 +53,10 @@ def test_tag_values(loaded: Server) -> None:
     tiers = get(loaded, "/api/v2/search/tag/.app.tier/values")["tagValues"]
     assert {"type": "string", "value": "gold"} in tiers
     assert {"type": "string", "value": "silver"} in tiers
+    # Grafana encodes the tag twice: the path arrives with %25-escapes
+    twice = quote(quote('span."http.status_code"', safe=""), safe="")
+    assert "%2522" in twice
+    assert get(loaded, f"/api/v2/search/tag/{twice}/values")["tagValues"] == typed
     status = get(loaded, "/api/v2/search/tag/status/values")["tagValues"]
     assert {"type": "keyword", "value": "error"} in status
     names = get(loaded, "/api/v2/search/tag/name/values")["tagValues"]

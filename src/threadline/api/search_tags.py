@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from aiohttp import web
 
 from threadline.api.common import parse_unix_seconds, tenant_of
@@ -29,6 +31,12 @@ def _scope(request: web.Request) -> str:
     if scope not in _SCOPES:
         raise web.HTTPBadRequest(text=f"invalid scope: {scope}")
     return scope
+
+
+def _tag_path(request: web.Request) -> str:
+    """The tag name in the path; Grafana encodes it twice, so percent-escapes left after the
+    router's decoding are decoded once more."""
+    return unquote(request.match_info["name"])
 
 
 def _narrowing(request: web.Request) -> str:
@@ -98,7 +106,7 @@ class SearchTagRoutes:
 
     async def values_v1(self, request: web.Request) -> web.Response:
         tenant = tenant_of(request, self.multitenancy_enabled)
-        name = request.match_info["name"]
+        name = _tag_path(request)
         if name == "status.code":
             return json_response({"tagValues": ["unset", "ok", "error"], "metrics": {}})
         values = await self.tags.values(tenant, None, name, *_window(request))
@@ -107,7 +115,7 @@ class SearchTagRoutes:
     async def values_v2(self, request: web.Request) -> web.Response:
         tenant = tenant_of(request, self.multitenancy_enabled)
         try:
-            scope, name = parse_tag_name(request.match_info["name"])
+            scope, name = parse_tag_name(_tag_path(request))
         except ValueError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
         where = _narrowing(request)
