@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
 
 from threadline.querier.histogram import bucket_sql
-from threadline.querier.sources import DataSources
+from threadline.querier.sources import DataSources, Source
 
 
 @dataclass(slots=True)
@@ -43,44 +46,44 @@ class DependencyFinder:
         self.sources = sources
 
     def _graph(self, tenant: str, start_ns: int, end_ns: int, nodes: bool) -> ServiceGraph:
-        con = self.sources.connect()
+        def rows_of(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[list[Any], list[Any]]:
+            spans = (
+                "SELECT trace_id, span_id, parent_span_id, service_name, status_code, kind, "
+                f"duration_nano FROM {source.relation} WHERE {_window(start_ns, end_ns)}"
+            )
+            edge_rows = con.sql(
+                f"""
+                WITH s AS NOT MATERIALIZED ({spans})
+                SELECT p.service_name, c.service_name, {bucket_sql("c.duration_nano")},
+                       count(*), count(*) FILTER (WHERE c.status_code = 2)
+                FROM s c JOIN s p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
+                WHERE p.service_name <> c.service_name
+                GROUP BY ALL
+                """
+            ).fetchall()
+            if not nodes:
+                return edge_rows, []
+            node_rows = con.sql(
+                f"""
+                SELECT service_name, {bucket_sql("duration_nano")}, count(*),
+                       count(*) FILTER (WHERE status_code = 2)
+                FROM ({spans}) WHERE kind IN (2, 5) OR parent_span_id IS NULL
+                GROUP BY ALL
+                """
+            ).fetchall()
+            return edge_rows, node_rows
+
         graph = ServiceGraph({}, {})
-        try:
-            for source in self.sources.open(con, tenant, start_ns, end_ns):
-                spans = (
-                    "SELECT trace_id, span_id, parent_span_id, service_name, status_code, kind, "
-                    f"duration_nano FROM {source.relation} WHERE {_window(start_ns, end_ns)}"
-                )
-                edge_rows = con.sql(
-                    f"""
-                    WITH s AS NOT MATERIALIZED ({spans})
-                    SELECT p.service_name, c.service_name, {bucket_sql("c.duration_nano")},
-                           count(*), count(*) FILTER (WHERE c.status_code = 2)
-                    FROM s c JOIN s p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
-                    WHERE p.service_name <> c.service_name
-                    GROUP BY ALL
-                    """
-                ).fetchall()
-                for parent, child, bucket, calls, errors in edge_rows:
-                    graph.edges.setdefault((parent, child), Stats()).add(calls, errors, bucket)
-                if not nodes:
-                    continue
-                node_rows = con.sql(
-                    f"""
-                    SELECT service_name, {bucket_sql("duration_nano")}, count(*),
-                           count(*) FILTER (WHERE status_code = 2)
-                    FROM ({spans}) WHERE kind IN (2, 5) OR parent_span_id IS NULL
-                    GROUP BY ALL
-                    """
-                ).fetchall()
-                for service, bucket, calls, errors in node_rows:
-                    graph.nodes.setdefault(service, Stats()).add(calls, errors, bucket)
+        for _, (edge_rows, node_rows) in self.sources.each(tenant, start_ns, end_ns, rows_of):
+            for parent, child, bucket, calls, errors in edge_rows:
+                graph.edges.setdefault((parent, child), Stats()).add(calls, errors, bucket)
+            for service, bucket, calls, errors in node_rows:
+                graph.nodes.setdefault(service, Stats()).add(calls, errors, bucket)
+        if nodes:
             for parent, child in graph.edges:  # every service on an edge is a node
                 graph.nodes.setdefault(parent, Stats())
                 graph.nodes.setdefault(child, Stats())
-            return graph
-        finally:
-            con.close()
+        return graph
 
     async def edges(self, tenant: str, start_ns: int, end_ns: int) -> dict[tuple[str, str], Stats]:
         """(parent service, child service) → calls, failed calls and latency in the window."""

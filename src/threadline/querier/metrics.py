@@ -14,10 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import orjson
 
 from threadline.querier.histogram import quantile
-from threadline.querier.sources import ROW_NUMBER, DataSources
+from threadline.querier.sources import ROW_NUMBER, DataSources, Source
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
 from threadline.traceql.field_sql import label_value
 from threadline.traceql.metrics_plan import MetricsExpression, MetricsPlan, StagesPlan
@@ -66,30 +67,29 @@ class MetricsEngine:
     def _states(
         self, tenant: str, plan: MetricsPlan, start_ns: int, end_ns: int, step_ns: int
     ) -> tuple[dict[tuple[Any, ...], _State], int]:
-        con = self.sources.connect()
-        try:
-            states: dict[tuple[Any, ...], _State] = {}
-            inspected = 0
-            for source in self.sources.open(con, tenant, start_ns, end_ns):
-                query = plan.source_sql(source.relation, ROW_NUMBER, start_ns, end_ns, step_ns)
-                inspected += source.nbytes
-                n_labels = len(plan.label_sql)
-                for row in con.sql(query).fetchall():
-                    k, hb = row[0], row[1 + n_labels]
-                    # label structs come back as dicts: frozen to (key, value) pairs to hash
-                    labels = tuple(
-                        tuple(sorted(v.items())) if v else None for v in row[1 : 1 + n_labels]
-                    )
-                    n, s, lo, hi, ex = row[2 + n_labels :]
-                    state = states.setdefault((labels, k), _State())
-                    state.add(n, s, lo, hi)
-                    if hb is not None:
-                        state.histogram[hb] += n
-                    if ex is not None and (state.exemplar is None or ex["v"] > state.exemplar["v"]):
-                        state.exemplar = ex
-            return states, inspected
-        finally:
-            con.close()
+        def rows_of(con: duckdb.DuckDBPyConnection, source: Source) -> list[tuple[Any, ...]]:
+            query = plan.source_sql(source.relation, ROW_NUMBER, start_ns, end_ns, step_ns)
+            return con.sql(query).fetchall()
+
+        states: dict[tuple[Any, ...], _State] = {}
+        inspected = 0
+        n_labels = len(plan.label_sql)
+        for source, rows in self.sources.each(tenant, start_ns, end_ns, rows_of):
+            inspected += source.nbytes
+            for row in rows:
+                k, hb = row[0], row[1 + n_labels]
+                # label structs come back as dicts: frozen to (key, value) pairs to hash
+                labels = tuple(
+                    tuple(sorted(v.items())) if v else None for v in row[1 : 1 + n_labels]
+                )
+                n, s, lo, hi, ex = row[2 + n_labels :]
+                state = states.setdefault((labels, k), _State())
+                state.add(n, s, lo, hi)
+                if hb is not None:
+                    state.histogram[hb] += n
+                if ex is not None and (state.exemplar is None or ex["v"] > state.exemplar["v"]):
+                    state.exemplar = ex
+        return states, inspected
 
     def _series(
         self,

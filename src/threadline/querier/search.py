@@ -165,33 +165,30 @@ class SearchEngine:
     def _search(
         self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
     ) -> SearchResult:
-        con = self.sources.connect()
-        try:
-            found: dict[bytes, TraceResult] = {}
-            sources = self.sources.open(con, tenant, window.start_ns, window.end_ns)
-            inspected_bytes = inspected_spans = 0
-            for source in sources:
-                try:
-                    rows = con.sql(source_sql(source, plan, window, limit, spss)).fetchall()
-                except duckdb.Error as e:
-                    raise SearchError(f"query failed: {e}") from None
-                inspected_bytes += source.nbytes
-                if source.block is not None:
-                    inspected_spans += source.block.meta.total_spans
-                for trace in _rows_to_traces(rows, len(plan.attributes), plan):
-                    if trace.trace_id in found:
-                        found[trace.trace_id].merge(trace)
-                    else:
-                        found[trace.trace_id] = trace
-            newest = sorted(found.values(), key=lambda t: t.start_ns, reverse=True)[:limit]
-            for trace in newest:
-                for ss in trace.spansets.values():
-                    ss.spans.sort(key=lambda s: int(s["startTimeUnixNano"]))
-                    del ss.spans[spss:]
-            blocks = sum(1 for s in sources if s.block is not None)
-            return SearchResult(newest, inspected_bytes, inspected_spans, blocks)
-        finally:
-            con.close()
+        def rows_of(con: duckdb.DuckDBPyConnection, source: Source) -> list[tuple[Any, ...]]:
+            try:
+                return con.sql(source_sql(source, plan, window, limit, spss)).fetchall()
+            except duckdb.Error as e:
+                raise SearchError(f"query failed: {e}") from None
+
+        found: dict[bytes, TraceResult] = {}
+        inspected_bytes = inspected_spans = blocks = 0
+        for source, rows in self.sources.each(tenant, window.start_ns, window.end_ns, rows_of):
+            inspected_bytes += source.nbytes
+            if source.block is not None:
+                blocks += 1
+                inspected_spans += source.block.meta.total_spans
+            for trace in _rows_to_traces(rows, len(plan.attributes), plan):
+                if trace.trace_id in found:
+                    found[trace.trace_id].merge(trace)
+                else:
+                    found[trace.trace_id] = trace
+        newest = sorted(found.values(), key=lambda t: t.start_ns, reverse=True)[:limit]
+        for trace in newest:
+            for ss in trace.spansets.values():
+                ss.spans.sort(key=lambda s: int(s["startTimeUnixNano"]))
+                del ss.spans[spss:]
+        return SearchResult(newest, inspected_bytes, inspected_spans, blocks)
 
     async def search(
         self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int

@@ -7,7 +7,10 @@ table. Queries are written once against the block schema and run unchanged over 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -19,6 +22,8 @@ from threadline.storage.block_reader import Block
 from threadline.storage.block_writer import sort_spans
 from threadline.storage.blocklist import Blocklist
 
+T = TypeVar("T")
+LIVE = "live_spans"  # the name live data is registered under
 # every source has this column: the row's number within the source (DuckDB's name for Parquet)
 ROW_NUMBER = "file_row_number"
 
@@ -50,31 +55,6 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def open_sources(
-    con: duckdb.DuckDBPyConnection,
-    ingester: Ingester | None,
-    blocklist: Blocklist,
-    tenant: str,
-    start_ns: int | None = None,
-    end_ns: int | None = None,
-) -> list[Source]:
-    """Sources overlapping the window, newest first; live data is registered on ``con``."""
-    sources = []
-    live = live_table(ingester, tenant)
-    if live is not None:
-        con.register("live_spans", live)
-        sources.append(Source("live_spans", None, live.nbytes, 2**63 - 1))
-    for block in sorted(
-        blocklist.blocks(tenant, start_ns, end_ns),
-        key=lambda b: b.meta.end_unix_nano,
-        reverse=True,
-    ):
-        # local blocks are read in place; remote ones from a bounded local cache of the file
-        relation = f"read_parquet({_quote(str(block.data_path()))}, file_row_number=true)"
-        sources.append(Source(relation, block, block.meta.size, block.meta.end_unix_nano))
-    return sources
-
-
 @dataclass(frozen=True, slots=True)
 class QueryResources:
     """What one query may use: DuckDB threads, memory, and where it may spill."""
@@ -96,7 +76,8 @@ def connect(resources: QueryResources) -> duckdb.DuckDBPyConnection:
 
 class DataSources:
     """A tenant's data for queries: the ingester's live rows and the block list, plus the
-    resources each query connection gets."""
+    resources a query gets. ``each`` runs a piece of work on every source, blocks in
+    parallel, each worker with its own DuckDB connection."""
 
     def __init__(
         self,
@@ -108,14 +89,50 @@ class DataSources:
         self.blocklist = blocklist
         self.resources = resources or QueryResources()
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        return connect(self.resources)
-
-    def open(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        tenant: str,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
+    def _sources(
+        self, live: pa.Table | None, tenant: str, start_ns: int | None, end_ns: int | None
     ) -> list[Source]:
-        return open_sources(con, self.ingester, self.blocklist, tenant, start_ns, end_ns)
+        """Sources overlapping the window, newest first (live data first of all)."""
+        sources = []
+        if live is not None:
+            sources.append(Source(LIVE, None, live.nbytes, 2**63 - 1))
+        for block in sorted(
+            self.blocklist.blocks(tenant, start_ns, end_ns),
+            key=lambda b: b.meta.end_unix_nano,
+            reverse=True,
+        ):
+            # local blocks are read in place; remote ones from a bounded local cache of the file
+            relation = f"read_parquet({_quote(str(block.data_path()))}, file_row_number=true)"
+            sources.append(Source(relation, block, block.meta.size, block.meta.end_unix_nano))
+        return sources
+
+    def each(
+        self,
+        tenant: str,
+        start_ns: int | None,
+        end_ns: int | None,
+        work: Callable[[duckdb.DuckDBPyConnection, Source], T],
+    ) -> list[tuple[Source, T]]:
+        """``work(connection, source)`` for every source in the window, in source order."""
+        live = live_table(self.ingester, tenant)
+        sources = self._sources(live, tenant, start_ns, end_ns)
+        workers = max(1, min(len(sources), self.resources.threads))
+        each_gets = replace(
+            self.resources,
+            memory_limit=self.resources.memory_limit // workers,
+            threads=max(1, self.resources.threads // workers),
+        )
+
+        def run(source: Source) -> tuple[Source, T]:
+            con = connect(each_gets)
+            try:
+                if source.block is None:
+                    con.register(LIVE, live)
+                return source, work(con, source)
+            finally:
+                con.close()
+
+        if workers == 1:
+            return [run(s) for s in sources]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query") as pool:
+            return list(pool.map(run, sources))

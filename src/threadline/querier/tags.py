@@ -141,22 +141,21 @@ class TagFinder:
         compute: Callable[[duckdb.DuckDBPyConnection, Source], frozenset[Any]],
     ) -> set[Any]:
         """The union of ``compute`` over every source; block answers come from the cache."""
-        con = self.sources.connect()
-        try:
-            out: set[Any] = set()
-            for source in self.sources.open(con, tenant, *window):
-                if source.block is None:
-                    out |= compute(con, source)
-                    continue
-                key = (source.block.id, question)
-                hit = self._cache.get(key)
-                if hit is None:
-                    hit = compute(con, source)
-                    self._cache.put(key, hit)
-                out |= hit  # type: ignore[arg-type]
-            return out
-        finally:
-            con.close()
+
+        def answer(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+            if source.block is None:
+                return compute(con, source)
+            key = (source.block.id, question)
+            hit = self._cache.get(key)
+            if hit is None:
+                hit = compute(con, source)
+                self._cache.put(key, hit)
+            return hit  # type: ignore[return-value]
+
+        out: set[Any] = set()
+        for _, found in self.sources.each(tenant, *window, answer):
+            out |= found
+        return out
 
     async def names(
         self,
