@@ -25,6 +25,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
 class Server:
     """One server process; ``start`` waits for /ready, ``kill`` sends SIGKILL."""
 
@@ -90,16 +94,18 @@ class Server:
             str(self.sampling_port),
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        offset = log.tell()
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                output = self.log_path.read_bytes()[offset:].decode(errors="replace")
+                if "address already in use" in output:
+                    raise PortTaken(output)
                 raise RuntimeError(f"server exited {self.proc.returncode}: {self.log()}")
-            try:
-                if self.get("/ready").status == 200:
-                    return self
-            except urllib3.exceptions.HTTPError:
-                pass
+            # our own process's word, not just any server answering on the port
+            if b"threadline is running" in self.log_path.read_bytes()[offset:]:
+                return self
             time.sleep(0.05)
         raise RuntimeError(f"server not ready in {timeout}s: {self.log()}")
 

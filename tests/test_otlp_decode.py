@@ -2,7 +2,8 @@
 
 The oracle is the protobuf library's own parse of the same bytes: every decoded row is
 compared with values computed from the parsed ``ExportTraceServiceRequest`` by the small
-reference decoder below, and bytes the protobuf library rejects must be rejected too.
+reference decoder below, and bytes the protobuf library rejects must be rejected too. The
+reference keeps the first occurrence of a key in each attribute list and counts the others.
 """
 
 from __future__ import annotations
@@ -100,9 +101,22 @@ def fbits(x: float) -> int:
     return struct.unpack("<Q", struct.pack("<d", x))[0]
 
 
-def ref_attrs(kvs: Any) -> dict[str, list[tuple[str, Any]]]:
+class RefCounter:
+    """Attributes the reference left out for repeating a key of their list."""
+
+    def __init__(self) -> None:
+        self.duplicates = 0
+
+
+def ref_attrs(kvs: Any, counter: RefCounter) -> dict[str, list[tuple[str, Any]]]:
+    """Typed maps of an attribute list: the first occurrence of each key, whatever its type."""
     out: dict[str, list[tuple[str, Any]]] = {t: [] for t in ATTR_TYPES}
+    seen: set[str] = set()
     for kv in kvs:
+        if kv.key in seen:
+            counter.duplicates += 1
+            continue
+        seen.add(kv.key)
         which = kv.value.WhichOneof("value")
         if which == "string_value":
             out["str"].append((kv.key, kv.value.string_value))
@@ -117,9 +131,9 @@ def ref_attrs(kvs: Any) -> dict[str, list[tuple[str, Any]]]:
     return out
 
 
-def ref_nested_attrs(kvs: Any) -> dict[str, list[tuple[str, Any]]]:
+def ref_nested_attrs(kvs: Any, counter: RefCounter) -> dict[str, list[tuple[str, Any]]]:
     """An event's or link's attributes: the fields ``attrs_str`` ... ``attrs_raw``."""
-    return {f"attrs_{t}": v for t, v in ref_attrs(kvs).items()}
+    return {f"attrs_{t}": v for t, v in ref_attrs(kvs, counter).items()}
 
 
 def ref_rejection(sp: Span) -> tuple[str, str] | None:
@@ -145,29 +159,24 @@ def ref_rejection(sp: Span) -> tuple[str, str] | None:
 
 def reference_decode(
     req: ExportTraceServiceRequest,
-) -> tuple[list[dict[str, Any]], dict[str, int], str | None]:
+) -> tuple[list[dict[str, Any]], dict[str, int], str | None, int]:
+    """Rows, rejections, first error and the number of attributes left out as duplicates."""
     rows: list[dict[str, Any]] = []
     rejected: dict[str, int] = {}
     first_error = None
+    counter = RefCounter()  # resource and scope lists count once, spans only when accepted
     for rs in req.resource_spans:
-        res = ref_attrs(rs.resource.attributes)
-        service = next(
-            (
-                kv.value.string_value
-                for kv in rs.resource.attributes
-                if kv.key == "service.name" and kv.value.WhichOneof("value") == "string_value"
-            ),
-            "",
-        )
+        res = ref_attrs(rs.resource.attributes, counter)
+        service = dict(res["str"]).get("service.name", "")  # the first one, if a string
         for ss in rs.scope_spans:
-            scope = ref_attrs(ss.scope.attributes)
+            scope = ref_attrs(ss.scope.attributes, counter)
             for sp in ss.spans:
                 bad = ref_rejection(sp)
                 if bad:
                     rejected[bad[0]] = rejected.get(bad[0], 0) + 1
                     first_error = first_error or bad[1]
                     continue
-                span_attrs = ref_attrs(sp.attributes)
+                span_attrs = ref_attrs(sp.attributes, counter)
                 parent = sp.parent_span_id
                 row = {
                     "trace_id": sp.trace_id,
@@ -192,7 +201,7 @@ def reference_decode(
                         {
                             "time_unix_nano": wrap(ev.time_unix_nano, 64),
                             "name": ev.name,
-                            **ref_nested_attrs(ev.attributes),
+                            **ref_nested_attrs(ev.attributes, counter),
                             "dropped_attributes_count": ev.dropped_attributes_count,
                         }
                         for ev in sp.events
@@ -203,7 +212,7 @@ def reference_decode(
                             "trace_id": ln.trace_id if len(ln.trace_id) == 16 else bytes(16),
                             "span_id": ln.span_id if len(ln.span_id) == 8 else bytes(8),
                             "trace_state": ln.trace_state,
-                            **ref_nested_attrs(ln.attributes),
+                            **ref_nested_attrs(ln.attributes, counter),
                             "dropped_attributes_count": ln.dropped_attributes_count,
                             "flags": ln.flags,
                         }
@@ -212,7 +221,7 @@ def reference_decode(
                     "dropped_links_count": sp.dropped_links_count,
                 }
                 rows.append(row)
-    return rows, rejected, first_error
+    return rows, rejected, first_error, counter.duplicates
 
 
 def normalize_attrs(source: dict[str, Any], stem: str) -> dict[str, Any]:
@@ -250,7 +259,7 @@ def assert_matches_oracle(data: bytes) -> DecodedSpans | None:
     got = decode_export_request(data)
     assert got.batch.schema.equals(SPAN_SCHEMA, check_metadata=True)
     got.batch.validate(full=True)
-    rows, rejected, first_error = reference_decode(req)
+    rows, rejected, first_error, duplicates = reference_decode(req)
     ours = got.batch.to_pylist()
     assert len(ours) == len(rows)
     for i, (mine, ref) in enumerate(zip(ours, rows, strict=True)):
@@ -258,6 +267,7 @@ def assert_matches_oracle(data: bytes) -> DecodedSpans | None:
     assert got.rejected == rejected
     assert got.rejected_count == sum(rejected.values())
     assert got.first_error == first_error
+    assert got.duplicate_attributes == duplicates
     return got
 
 
@@ -463,8 +473,12 @@ def test_rich_request_matches_oracle() -> None:
     assert root["parent_span_id"] is None
     assert rows[1]["parent_span_id"] == root["span_id"]
     assert [r["kind"] for r in rows[1:7]] == [0, 1, 2, 3, 4, 5]
-    assert root["span_attrs_str"][-2:] == [("str", "repeated key"), ("", "empty key")]
-    assert ("str", "hello") in root["span_attrs_str"]
+    # the repeated key: only its first occurrence is kept
+    assert root["span_attrs_str"][-2:] == [("str.empty", ""), ("", "empty key")]
+    assert [v for k, v in root["span_attrs_str"] if k == "str"] == ["hello"]
+    # one in each list of every_attr_type() (resource, scope, span, event, link), two more
+    # service.name in resource 2 (each list counted once, not once per span)
+    assert got.duplicate_attributes == 7
     assert dict(root["span_attrs_bool"]) == {"bool.t": True, "bool.f": False}
     assert [k for k, _ in root["span_attrs_raw"]] == [
         "array",
@@ -478,8 +492,10 @@ def test_rich_request_matches_oracle() -> None:
     assert root["links"][1]["span_id"] == bytes(8)
     assert rows[7]["scope_name"] == "sqlalchemy" and rows[7]["scope_version"] == ""
     assert rows[8]["parent_span_id"] is None  # parent of 8 zero bytes
-    # service.name: the first string-valued one
-    assert [r["service_name"] for r in rows[9:12]] == ["second"] * 3
+    # service.name first as an int: that one is kept, so there is no service name
+    assert [r["service_name"] for r in rows[9:12]] == [""] * 3
+    assert [r["resource_attrs_int"] for r in rows[9:12]] == [[("service.name", 5)]] * 3
+    assert [r["resource_attrs_str"] for r in rows[9:12]] == [[("host.name", "h1")]] * 3
     assert rows[-2]["service_name"] == "" and rows[-2]["scope_version"] == "v only"
     assert rows[-2]["start_unix_nano"] == -1
     assert rows[-1]["service_name"] == "x"
@@ -521,7 +537,7 @@ def test_event_link_and_scope_attrs_are_typed() -> None:
         + kv2
         + f_bytes(3, kv3)
         + f_bytes(3, kv4)
-        + f_bytes(3, kv1)  # repeated key: kept
+        + f_bytes(3, kv1)  # repeated key: left out
         + f_varint(4, 2)
     )
     link = f_bytes(4, kv5) + f_bytes(1, b"L" * 16) + f_bytes(4, kv3) + f_bytes(2, b"l" * 8)
@@ -549,7 +565,8 @@ def test_event_link_and_scope_attrs_are_typed() -> None:
     row = rows[0]
     ev, empty = row["events"]
     assert (ev["time_unix_nano"], ev["dropped_attributes_count"]) == (9, 2)
-    assert ev["attrs_str"] == [("a", "x"), ("a", "x")]
+    assert ev["attrs_str"] == [("a", "x")]
+    assert got.duplicate_attributes == 2  # in the event of each of the two spans
     assert ev["attrs_int"] == [("n", 5)]
     assert ev["attrs_float"] == [("f", 0.0)] and fbits(ev["attrs_float"][0][1]) == fbits(-0.0)
     assert ev["attrs_bool"] == []
@@ -594,8 +611,9 @@ def test_scope_attributes_belong_to_their_scope() -> None:
 
 
 def test_event_link_and_scope_attributes_are_queryable_in_duckdb(tmp_path: Path) -> None:
-    # DuckDB maps need unique keys (an Arrow map with a repeated key fails the whole scan)
-    unique = [a for a in every_attr_type() if a.value.string_value != "repeated key"]
+    # DuckDB maps need unique keys (an Arrow map with a repeated key fails the whole scan):
+    # every_attr_type() repeats a key, which the decoder leaves out
+    unique = every_attr_type()
     req = ExportTraceServiceRequest()
     ss = req.resource_spans.add().scope_spans.add(scope=InstrumentationScope(name="lib"))
     ss.scope.attributes.extend(unique)

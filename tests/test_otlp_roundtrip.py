@@ -6,18 +6,20 @@ trace_state), the ``TracesData`` rebuilt from the decoded rows must equal the re
 ``resource_spans`` as protobuf messages: same resources, scopes and spans, in the same order and
 grouping, compared field by field (text format) and byte for byte (deterministic
 serialization). The requests avoid what the row model documents as not stored (schema URLs,
-resource/scope dropped counts, entity refs, unknown fields, ids of the wrong width, timestamps
-of 2**63 and more); no resource and no scope repeats within a request, so the grouping by
-resource and scope is the request's own.
+resource/scope dropped counts, entity refs, unknown fields, ids of the wrong width); no resource
+and no scope repeats within a request, so the grouping by resource and scope is the request's
+own. Timestamps of 2**63 ns and later (stored as negative int64) come back as they were sent.
 
-Both sides are normalised for exactly two things the rows legitimately lose, and nothing else:
+Both sides are normalised for exactly three things the rows legitimately lose, and nothing else:
 
-1. The order of attributes across value types within one attribute list. Rows keep one map per
+1. Repeated keys within one attribute list: OTLP forbids them and rows keep only the first
+   occurrence of a key (whatever its value type), so later occurrences are removed.
+2. The order of attributes across value types within one attribute list. Rows keep one map per
    type, so every attribute list (resource, scope, span, event and link attributes) is stably
    sorted by the type of its values in the order string, int, double, bool, other (array,
-   kvlist, bytes, no value). The order of attributes of the same type, repeated keys and the
-   values themselves (also the exact bytes of non-scalar values) are compared as they are.
-2. Empty versus absent sub-messages. Proto3 rows do not record whether an empty message was
+   kvlist, bytes, no value). The order of attributes of the same type and the values
+   themselves (also the exact bytes of non-scalar values) are compared as they are.
+3. Empty versus absent sub-messages. Proto3 rows do not record whether an empty message was
    present, so ``ResourceSpans.resource``, ``ScopeSpans.scope``, ``Span.status`` and, in those
    attribute lists, ``KeyValue.value`` are cleared when present but empty.
 """
@@ -58,9 +60,20 @@ def _type_rank(kv: KeyValue) -> int:
     return _TYPE_RANK.get(kv.value.WhichOneof("value"), 4)  # type: ignore[arg-type]
 
 
+def _first_of_each_key(attrs: Any) -> list[KeyValue]:
+    seen: set[str] = set()
+    out = []
+    for kv in attrs:
+        if kv.key not in seen:
+            seen.add(kv.key)
+            out.append(kv)
+    return out
+
+
 def _normalise_attrs(attrs: Any) -> None:
-    """Attribute list grouped by value type (stable); present-but-empty values cleared."""
-    ordered = sorted(attrs, key=_type_rank)  # sorted() is stable
+    """Attribute list without repeated keys, grouped by value type (stable); present-but-empty
+    values cleared."""
+    ordered = sorted(_first_of_each_key(attrs), key=_type_rank)  # sorted() is stable
     copies = [KeyValue() for _ in ordered]
     for copy, kv in zip(copies, ordered, strict=True):
         copy.CopyFrom(kv)
@@ -265,6 +278,8 @@ def random_request(seed: int) -> ExportTraceServiceRequest:
             parent = b""
             for _ in range(rnd.randrange(1, 6)):
                 start = T0 + rnd.randrange(10**12)
+                if rnd.random() < 0.1:  # 2**63 ns and later: negative as stored
+                    start = rnd.randrange(2**63 - 10**9, 2**64 - 2 * 10**9)
                 sp = ss.spans.add(
                     trace_id=trace_id,
                     span_id=rnd.randbytes(8),
@@ -390,6 +405,60 @@ def test_resources_with_nan_attributes_are_grouped() -> None:
     )
     assert [len(rs.scope_spans) for rs in got.resource_spans] == [1]
     assert len(got.resource_spans[0].scope_spans[0].spans) == 3
+
+
+def test_repeated_keys_come_back_once_with_the_first_value() -> None:
+    req = ExportTraceServiceRequest()
+    sp = req.resource_spans.add().scope_spans.add().spans.add(trace_id=b"T" * 16, span_id=b"S" * 8)
+    sp.attributes.extend(
+        [
+            kv("k", int_value=1),
+            kv("s", string_value="a"),
+            kv("k", string_value="x"),
+            kv("s", string_value="b"),
+            kv("k", int_value=2),
+        ]
+    )
+    assert_round_trip(req)
+    got = rows_to_traces_data(
+        pa.Table.from_batches([decode_export_request(req.SerializeToString()).batch])
+    )
+    attrs = got.resource_spans[0].scope_spans[0].spans[0].attributes
+    assert [(a.key, a.value.WhichOneof("value")) for a in attrs] == [
+        ("s", "string_value"),
+        ("k", "int_value"),
+    ]
+    assert (attrs[0].value.string_value, attrs[1].value.int_value) == ("a", 1)
+
+
+@pytest.mark.parametrize("via_parquet", [False, True], ids=["arrow", "parquet"])
+def test_timestamps_of_2_63_and_later_round_trip(via_parquet: bool, tmp_path: Any) -> None:
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    cases = [
+        (2**63, 2**63),  # the first negative int64
+        (2**63 + 5, 2**64 - 1),  # both negative as stored, the largest uint64 end
+        (2**63 - 1, 2**63 + 10),  # starts before 2**63, ends after it
+        (2**64 - 1, 2**64 - 1),
+        (0, 2**64 - 1),  # a duration of 2**64 - 1: stored as -1
+    ]
+    for i, (start, end) in enumerate(cases):
+        sp = ss.spans.add(
+            trace_id=b"T" * 16,
+            span_id=bytes([i + 1]) * 8,
+            name=f"s{i}",
+            start_time_unix_nano=start,
+            end_time_unix_nano=end,
+        )
+        sp.events.add(name="at end", time_unix_nano=end)
+        sp.events.add(name="max", time_unix_nano=2**64 - 1)
+        sp.events.add(name="2**63", time_unix_nano=2**63)
+    table = pa.Table.from_batches([decode_export_request(req.SerializeToString()).batch])
+    assert min(table.column("start_unix_nano").to_pylist()) < 0  # stored negative
+    assert_round_trip(req, via_parquet, tmp_path)
+    got = rows_to_traces_data(table).resource_spans[0].scope_spans[0].spans
+    assert [(s.start_time_unix_nano, s.end_time_unix_nano) for s in got] == cases
+    assert [e.time_unix_nano for e in got[1].events] == [2**64 - 1, 2**64 - 1, 2**63]
 
 
 def test_float_bits_distinguish_resources() -> None:

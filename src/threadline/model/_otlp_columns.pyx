@@ -21,12 +21,21 @@ typed map columns each. Resource and scope attributes are parsed once into a tem
 copied onto each span; event and link maps are nested in the ``events`` / ``links`` list
 columns (list offsets per span, then map offsets per event or link, then the map entries). Every read is bounds-checked
 against the end of the enclosing message; malformed input sets an error and unwinds.
+
+Within one attribute list only the first occurrence of a key is stored (over all five typed
+maps of the list): OTLP forbids repeated keys, and a map with a repeated key makes DuckDB
+refuse the whole column, i.e. every query over the batch. Later occurrences are still fully
+checked, then counted and left out. The check is a linear search of the list's keys while the
+list is short (the usual case) and a hash set of them once it is long, so that no request
+costs quadratic time.
 """
 
 from cpython.buffer cimport PyBuffer_FillInfo
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, realloc
-from libc.string cimport memcmp, memcpy
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memset
+
+import os
 
 import pyarrow as pa
 
@@ -124,12 +133,36 @@ cdef enum:
     B_SCOPE_TMPL = 186
     N_BUFS = 211
 
+    # attribute lists, each with its own set of keys seen (see key_seen)
+    L_RES = 0                # the resource template
+    L_SCOPE = 1              # the scope template
+    L_SPAN = 2
+    L_EV = 3
+    L_LK = 4
+    N_LISTS = 5
+    LINEAR_MAX = 16          # lists shorter than this are searched linearly, longer ones hashed
+    KS_MIN_CAP = 64          # smallest hash table (slots, a power of two)
+
     # rejection reasons
     R_TRACE_ID = 0
     R_SPAN_ID = 1
     R_PARENT_ID = 2
     R_END_BEFORE_START = 3
     N_REASONS = 4
+
+
+cdef struct Slot:
+    uint64_t h               # hash of the key
+    uint64_t ref             # 0: free, else (entry index << 3 | value type) + 1
+
+
+# the keys of the current (long) attribute list of one kind: an open-addressing hash set
+cdef struct KeySet:
+    Slot* slots
+    size_t cap               # slots in use: a power of two, at most ``alloc``
+    size_t alloc
+    size_t n
+    bint on                  # holds every key of the current list (else: not built yet)
 
 
 cdef struct Ctx:
@@ -160,6 +193,10 @@ cdef struct Ctx:
     size_t scope_name_len
     cptr scope_ver
     size_t scope_ver_len
+    # attribute entries left out because their key was already in their list
+    uint64_t dup
+    uint64_t dup_snap        # ``dup`` at the start of the current span (rolled back with it)
+    KeySet ks[N_LISTS]
 
 
 cdef struct AnyState:
@@ -171,6 +208,8 @@ cdef struct AnyState:
 
 cdef unsigned char ZEROS[16]        # static storage: all zeros
 cdef const char* SERVICE_NAME = "service.name"
+# hash seed, random per process: key collisions cannot be planned by a sender
+cdef uint64_t HASH_SEED = int.from_bytes(os.urandom(8), "little")
 
 
 cdef inline int fail(Ctx* c, cptr at, const char* msg) noexcept nogil:
@@ -550,9 +589,180 @@ cdef int check_keyvalue(Ctx* c, cptr p, cptr end, int depth) noexcept nogil:
     return 0
 
 
-cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int mb, int depth,
-                      bint is_resource) noexcept nogil:
-    """Parse a KeyValue at level ``depth`` and append it to the map columns at ``mb``."""
+# ---------------------------------------------------------------------------------------
+# repeated attribute keys
+# ---------------------------------------------------------------------------------------
+
+cdef inline int list_map(int lst) noexcept nogil:
+    """The first buffer of the five map columns that attribute list ``lst`` is written to."""
+    if lst == L_SPAN:
+        return B_SPAN_MAP
+    if lst == L_EV:
+        return B_EV_MAP
+    if lst == L_LK:
+        return B_LK_MAP
+    if lst == L_RES:
+        return B_RES_TMPL
+    return B_SCOPE_TMPL
+
+
+cdef inline size_t list_start(Ctx* c, int lst, int mbt) noexcept nogil:
+    """Index of the current list's first entry in the map column (one type) at ``mbt``.
+
+    A template holds one list; the span, event and link columns hold one list per row, and
+    the current one starts where the last row closed ends.
+    """
+    cdef Buf* ro
+    if lst == L_RES or lst == L_SCOPE:
+        return 0
+    ro = &c.b[mbt + F_ROW_OFF]
+    return <size_t>(<int32_t*>ro.data)[ro.len // 4 - 1]
+
+
+cdef inline cptr entry_key(Ctx* c, int mbt, size_t i, size_t* n) noexcept nogil:
+    """Key of entry ``i`` of the map column (one type) at ``mbt``."""
+    cdef int32_t* ko = <int32_t*>c.b[mbt + F_KEY_OFF].data
+    n[0] = <size_t>(ko[i + 1] - ko[i])
+    return c.b[mbt + F_KEY_DATA].data + ko[i]
+
+
+cdef inline uint64_t mix64(uint64_t h) noexcept nogil:
+    h ^= h >> 33
+    h *= <uint64_t>0xFF51AFD7ED558CCD
+    h ^= h >> 33
+    h *= <uint64_t>0xC4CEB9FE1A85EC53
+    h ^= h >> 33
+    return h
+
+
+cdef uint64_t key_hash(cptr s, size_t n) noexcept nogil:
+    cdef uint64_t h = HASH_SEED ^ (<uint64_t>n * <uint64_t>0x9E3779B97F4A7C15)
+    cdef uint64_t w
+    while n >= 8:
+        memcpy(&w, s, 8)
+        h = mix64(h ^ w)
+        s += 8
+        n -= 8
+    w = 0
+    memcpy(&w, s, n)
+    return mix64(h ^ w ^ (<uint64_t>1 << 63))
+
+
+cdef inline void ks_put(Slot* slots, size_t mask, uint64_t h, uint64_t ref) noexcept nogil:
+    cdef size_t i = <size_t>h & mask
+    while slots[i].ref:
+        i = (i + 1) & mask
+    slots[i].h = h
+    slots[i].ref = ref
+
+
+cdef int ks_add(Ctx* c, KeySet* ks, uint64_t h, uint64_t ref) noexcept nogil:
+    """Add an entry (``ref``: see Slot) to the set, doubling the table past half full."""
+    cdef size_t cap
+    cdef size_t i
+    cdef Slot* nd
+    if (ks.n + 1) * 2 > ks.cap:
+        cap = ks.cap * 2
+        nd = <Slot*>calloc(cap, sizeof(Slot))
+        if nd == NULL:
+            c.oom = True
+            return fail(c, c.base, "out of memory")
+        for i in range(ks.cap):
+            if ks.slots[i].ref:
+                ks_put(nd, cap - 1, ks.slots[i].h, ks.slots[i].ref)
+        free(ks.slots)
+        ks.slots = nd
+        ks.cap = cap
+        ks.alloc = cap
+    ks_put(ks.slots, ks.cap - 1, h, ref)
+    ks.n += 1
+    return 0
+
+
+cdef int ks_build(Ctx* c, KeySet* ks, int mb, size_t* start, size_t count) noexcept nogil:
+    """Fill the set of list kind ``ks`` with the ``count`` keys of the current list."""
+    cdef size_t cap = KS_MIN_CAP
+    cdef int t
+    cdef size_t i
+    cdef size_t ne
+    cdef size_t n = 0
+    cdef cptr k
+    while cap < count * 4:
+        cap *= 2
+    if cap > ks.alloc:
+        free(ks.slots)
+        ks.slots = <Slot*>malloc(cap * sizeof(Slot))
+        ks.alloc = cap if ks.slots != NULL else 0
+        if ks.slots == NULL:
+            c.oom = True
+            return fail(c, c.base, "out of memory")
+    memset(ks.slots, 0, cap * sizeof(Slot))
+    ks.cap = cap
+    ks.n = 0
+    for t in range(N_TYPES):
+        ne = n_offs(&c.b[mb + t * MAP_STRIDE + F_KEY_OFF])
+        for i in range(start[t], ne):
+            k = entry_key(c, mb + t * MAP_STRIDE, i, &n)
+            if ks_add(c, ks, key_hash(k, n), ((<uint64_t>i << 3) | <uint64_t>t) + 1) < 0:
+                return -1
+    ks.on = True
+    return 0
+
+
+cdef int key_seen(Ctx* c, int lst, cptr key, size_t key_len, uint64_t* h) noexcept nogil:
+    """1 if ``key`` is already in the current attribute list ``lst``, 0 if not, -1 on error.
+
+    Sets ``h`` to the key's hash when the list's key set is on (it then takes the new key).
+    """
+    cdef KeySet* ks = &c.ks[lst]
+    cdef int mb = list_map(lst)
+    cdef size_t start[N_TYPES]
+    cdef size_t count = 0
+    cdef size_t ne
+    cdef size_t i
+    cdef size_t n = 0
+    cdef size_t mask
+    cdef int t
+    cdef int32_t* ko
+    cdef cptr kd
+    cdef uint64_t ref
+    cdef cptr k
+    if not ks.on:
+        for t in range(N_TYPES):
+            start[t] = list_start(c, lst, mb + t * MAP_STRIDE)
+            count += n_offs(&c.b[mb + t * MAP_STRIDE + F_KEY_OFF]) - start[t]
+        if count < LINEAR_MAX:
+            if count == 0:
+                return 0
+            for t in range(N_TYPES):
+                ko = <int32_t*>c.b[mb + t * MAP_STRIDE + F_KEY_OFF].data
+                kd = c.b[mb + t * MAP_STRIDE + F_KEY_DATA].data
+                ne = n_offs(&c.b[mb + t * MAP_STRIDE + F_KEY_OFF])
+                for i in range(start[t], ne):
+                    if (<size_t>(ko[i + 1] - ko[i]) == key_len
+                            and memcmp(kd + ko[i], key, key_len) == 0):
+                        return 1
+            return 0
+        if ks_build(c, ks, mb, start, count) < 0:
+            return -1
+    h[0] = key_hash(key, key_len)
+    mask = ks.cap - 1
+    i = <size_t>h[0] & mask
+    while ks.slots[i].ref:
+        if ks.slots[i].h == h[0]:
+            ref = ks.slots[i].ref - 1
+            k = entry_key(c, mb + <int>(ref & 7) * MAP_STRIDE, <size_t>(ref >> 3), &n)
+            if n == key_len and memcmp(k, key, key_len) == 0:
+                return 1
+        i = (i + 1) & mask
+    return 0
+
+
+cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int lst, int depth) noexcept nogil:
+    """Parse a KeyValue at level ``depth`` and append it to attribute list ``lst``.
+
+    Left out (and counted) when its key is already in the list.
+    """
     cdef uint32_t tag = 0
     cdef uint64_t v
     cdef cptr s = NULL
@@ -565,6 +775,9 @@ cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int mb, int depth,
     cdef cptr q = p
     cdef AnyState st
     cdef int t
+    cdef int seen
+    cdef int mb = list_map(lst)
+    cdef uint64_t h = 0
     cdef Buf* vb
     st.kind = -1
     while q < end:
@@ -588,15 +801,25 @@ cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int mb, int depth,
         elif skip_field(c, &q, end, tag, depth) < 0:
             return -1
 
+    seen = key_seen(c, lst, key, key_len, &h)
+    if seen:
+        if seen < 0:
+            return -1
+        c.dup += 1
+        return 0
     t = st.kind if st.kind >= 0 else T_RAW
     mb += t * MAP_STRIDE
     if put_str(c, &c.b[mb + F_KEY_OFF], &c.b[mb + F_KEY_DATA], key, key_len) < 0:
         return -1
+    if c.ks[lst].on:
+        if ks_add(c, &c.ks[lst], h,
+                  ((<uint64_t>n_offs(&c.b[mb + F_KEY_OFF]) - 1) << 3 | <uint64_t>t) + 1) < 0:
+            return -1
     vb = &c.b[mb + F_VAL]
     if t == T_STR:
         if put_str(c, vb, &c.b[mb + F_VAL_DATA], st.s, st.n) < 0:
             return -1
-        if (is_resource and not c.have_svc and key_len == 12
+        if (lst == L_RES and not c.have_svc and key_len == 12
                 and memcmp(key, SERVICE_NAME, 12) == 0):
             c.have_svc = True
             c.svc = st.s
@@ -653,6 +876,7 @@ cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef cptr name = NULL
     cdef size_t name_len = 0
     cdef uint32_t dropped = 0
+    c.ks[L_EV].on = False
     while p < end:
         if rd_tag(c, &p, end, &tag) < 0:
             return -1
@@ -665,7 +889,7 @@ cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
         elif tag == 0x1A:                     # attributes
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if add_keyvalue(c, s, s + n, B_EV_MAP, 5, False) < 0:
+            if add_keyvalue(c, s, s + n, L_EV, 5) < 0:
                 return -1
         elif tag == 0x20:                     # dropped_attributes_count
             if rd_varint(c, &p, end, &v) < 0:
@@ -696,6 +920,7 @@ cdef int parse_link(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef size_t ts_len = 0
     cdef uint32_t dropped = 0
     cdef uint32_t flags = 0
+    c.ks[L_LK].on = False
     while p < end:
         if rd_tag(c, &p, end, &tag) < 0:
             return -1
@@ -711,7 +936,7 @@ cdef int parse_link(Ctx* c, cptr p, cptr end) noexcept nogil:
         elif tag == 0x22:                     # attributes
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if add_keyvalue(c, s, s + n, B_LK_MAP, 5, False) < 0:
+            if add_keyvalue(c, s, s + n, L_LK, 5) < 0:
                 return -1
         elif tag == 0x28:                     # dropped_attributes_count
             if rd_varint(c, &p, end, &v) < 0:
@@ -801,6 +1026,7 @@ cdef inline void restore(Ctx* c, int lo, int hi) noexcept nogil:
 cdef int reject(Ctx* c, int reason, int detail, cptr name, size_t name_len,
                 uint64_t a, uint64_t b) noexcept nogil:
     restore(c, B_SPAN_MAP, EV_GROUP)
+    c.dup = c.dup_snap                  # repeated keys of a rejected span are not counted
     if c.snap_ev:
         restore(c, EV_GROUP, LK_GROUP)
     if c.snap_lk:
@@ -848,6 +1074,8 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
     snapshot(c, B_SPAN_MAP, EV_GROUP)
     c.snap_ev = False
     c.snap_lk = False
+    c.dup_snap = c.dup
+    c.ks[L_SPAN].on = False
 
     while p < end:
         if rd_tag(c, &p, end, &tag) < 0:
@@ -879,7 +1107,7 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
         elif tag == 0x4A:                     # attributes
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if add_keyvalue(c, s, s + n, B_SPAN_MAP, 4, False) < 0:
+            if add_keyvalue(c, s, s + n, L_SPAN, 4) < 0:
                 return -1
         elif tag == 0x50:                     # dropped_attributes_count
             if rd_varint(c, &p, end, &v) < 0:
@@ -1021,7 +1249,7 @@ cdef int parse_scope(Ctx* c, cptr p, cptr end) noexcept nogil:
         elif tag == 0x1A:                     # attributes
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if add_keyvalue(c, s, s + n, B_SCOPE_TMPL, 4, False) < 0:
+            if add_keyvalue(c, s, s + n, L_SCOPE, 4) < 0:
                 return -1
         elif skip_field(c, &p, end, tag, 3) < 0:
             return -1
@@ -1035,6 +1263,7 @@ cdef int parse_scope_spans(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef size_t n = 0
     cdef cptr q = p
     reset_template(c, B_SCOPE_TMPL)
+    c.ks[L_SCOPE].on = False
     c.scope_name = NULL
     c.scope_name_len = 0
     c.scope_ver = NULL
@@ -1107,7 +1336,7 @@ cdef int parse_resource(Ctx* c, cptr p, cptr end) noexcept nogil:
         if tag == 0x0A:                       # attributes
             if rd_len(c, &p, end, &s, &n) < 0:
                 return -1
-            if add_keyvalue(c, s, s + n, B_RES_TMPL, 3, True) < 0:
+            if add_keyvalue(c, s, s + n, L_RES, 3) < 0:
                 return -1
         elif tag == 0x10:                     # dropped_attributes_count: not stored
             if rd_varint(c, &p, end, &v) < 0:
@@ -1129,6 +1358,7 @@ cdef int parse_resource_spans(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef size_t n = 0
     cdef cptr q = p
     reset_template(c, B_RES_TMPL)
+    c.ks[L_RES].on = False
     c.svc = NULL
     c.svc_len = 0
     c.have_svc = False
@@ -1288,6 +1518,8 @@ cdef class _Decoder:
         if self.c != NULL:
             for i in range(N_BUFS):
                 free(self.c.b[i].data)
+            for i in range(N_LISTS):
+                free(self.c.ks[i].slots)
             free(self.c)
 
     cdef object take(self, int i):
@@ -1427,9 +1659,11 @@ cdef class _Decoder:
 def decode(data):
     """Decode a serialized ExportTraceServiceRequest.
 
-    Returns ``(batch, rejected, first_error)``: a SPAN_SCHEMA record batch of the accepted
-    spans, a dict of reason -> number of rejected spans (reasons with no rejection left
-    out) and the message of the first rejected span (or None). Raises ValueError on
+    Returns ``(batch, rejected, first_error, duplicate_attributes)``: a SPAN_SCHEMA record
+    batch of the accepted spans, a dict of reason -> number of rejected spans (reasons with
+    no rejection left out), the message of the first rejected span (or None) and the number
+    of attributes left out for repeating a key of their list (in resource and scope lists
+    once each, in span, event and link lists of accepted spans). Raises ValueError on
     malformed input, MemoryError when out of memory.
     """
     cdef const unsigned char[::1] view = data
@@ -1450,4 +1684,4 @@ def decode(data):
             msg += f" (field {c.err_tag >> 3}, wire type {c.err_tag & 7})"
         raise ValueError(f"invalid OTLP protobuf: {msg} at byte offset {c.err_off}")
     rejected = {REASONS[i]: c.rejected[i] for i in range(N_REASONS) if c.rejected[i]}
-    return dec.build(), rejected, dec.first_error()
+    return dec.build(), rejected, dec.first_error(), c.dup

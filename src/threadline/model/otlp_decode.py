@@ -13,9 +13,14 @@ copied onto every span. Mapping rules beyond what the schema says:
   same rules: values go to the map column of their type (string/int/double/bool); array,
   key-value list and bytes values, values with no type set and profile-only
   ``string_value_strindex`` values go to ``*_raw`` as the serialized ``AnyValue`` exactly as
-  received. Order within each type is kept and repeated keys are all kept; the order across
-  types is not kept.
-* ``service_name`` is the first string-valued ``service.name`` resource attribute, else "".
+  received. Order within each type is kept; the order across types is not kept.
+* Keys are unique within each attribute list: only the first occurrence of a key is stored,
+  whatever the value types (a key first seen with a string value and again with an int keeps
+  only the string). OTLP forbids repeated keys, and one repeated key in a map column makes
+  DuckDB refuse the whole column. The dropped entries are counted in
+  ``DecodedSpans.duplicate_attributes``.
+* ``service_name`` is the ``service.name`` resource attribute when its (first) value is a
+  string, else "" (so it always equals ``resource_attrs_str['service.name']`` or "").
 * ``parent_span_id`` is null when absent, empty or all zeros.
 * A link trace id that is not 16 bytes (span id not 8 bytes) is stored as 16 (8) zero bytes.
 * ``kind`` and ``status_code`` keep the low 8 bits of the enum value; the uint64 timestamps
@@ -58,6 +63,13 @@ class DecodedSpans:
     """Rejection reason -> number of spans rejected for it (only reasons that occurred)."""
     first_error: str | None
     """Message describing the first rejected span, None when nothing was rejected."""
+    duplicate_attributes: int = 0
+    """Attributes left out because their key was already in the same attribute list.
+
+    Counts what the request held: a resource's or scope's attribute list once (not once per
+    span it is copied onto), span, event and link attributes of accepted spans only (a
+    rejected span is dropped whole and counted in ``rejected``).
+    """
 
     @property
     def rejected_count(self) -> int:
@@ -74,5 +86,10 @@ def decode_export_request(data: bytes | bytearray | memoryview) -> DecodedSpans:
         data.format != "B" or data.ndim != 1 or not data.c_contiguous
     ):
         data = data.cast("B") if data.c_contiguous else data.tobytes()
-    batch, rejected, first_error = _otlp_columns.decode(data)
-    return DecodedSpans(batch=batch, rejected=rejected, first_error=first_error)
+    batch, rejected, first_error, duplicates = _otlp_columns.decode(data)
+    return DecodedSpans(
+        batch=batch,
+        rejected=rejected,
+        first_error=first_error,
+        duplicate_attributes=duplicates,
+    )

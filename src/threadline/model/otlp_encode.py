@@ -3,7 +3,8 @@
 Used for one trace at a time (trace by ID), so a per-span loop over Python values is fine here.
 Attribute lists are rebuilt from the typed maps grouped by type (string, int, double, bool,
 then the raw values), each group in its stored order; the original interleaving of types within
-one list is not stored.
+one list is not stored. Timestamps are stored as int64 (OTLP's uint64 wrapped, see
+``otlp_decode``) and unwrapped again for the fixed64 OTLP fields.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 _ATTR_TYPES = ("str", "int", "float", "bool", "raw")
 _DOUBLE = struct.Struct("<d")
+_UINT64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _u64(v: int) -> int:
+    """A stored int64 timestamp as the OTLP uint64 (times of 2**63 ns and later are negative)."""
+    return v & _UINT64
 
 
 def _typed_attrs(source: Mapping[str, Any], stem: str) -> list[KeyValue]:
@@ -59,8 +66,8 @@ def _span(row: dict[str, Any]) -> Span:
         name=row["name"],
         kind=row["kind"],
         flags=row["flags"],
-        start_time_unix_nano=row["start_unix_nano"],
-        end_time_unix_nano=row["start_unix_nano"] + row["duration_nano"],
+        start_time_unix_nano=_u64(row["start_unix_nano"]),
+        end_time_unix_nano=_u64(row["start_unix_nano"] + row["duration_nano"]),
         attributes=_typed_attrs(row, "span_attrs"),
         dropped_attributes_count=row["dropped_attributes_count"],
         dropped_events_count=row["dropped_events_count"],
@@ -71,7 +78,7 @@ def _span(row: dict[str, Any]) -> Span:
         span.status.message = row["status_message"]
     for ev in row["events"]:
         span.events.add(
-            time_unix_nano=ev["time_unix_nano"],
+            time_unix_nano=_u64(ev["time_unix_nano"]),
             name=ev["name"],
             attributes=_typed_attrs(ev, "attrs"),
             dropped_attributes_count=ev["dropped_attributes_count"],
