@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from conftest import Server
 from threadline.model.otlp_decode import decode_export_request
 
 
@@ -45,3 +48,16 @@ def request(
 def table(*args: object, **kwargs: object) -> pa.Table:
     body = request(*args, **kwargs)  # type: ignore[arg-type]
     return pa.Table.from_batches([decode_export_request(body).batch])
+
+
+def start_server(data_dir: Path, config: dict[str, Any] | None = None) -> Server:
+    """A started ``Server``; new ports and another try if one was taken meanwhile (the free-port
+    probe and the server's bind are not atomic, and other test processes take ports too)."""
+    for attempt in range(3):
+        server = Server(data_dir, config)
+        try:
+            return server.start()
+        except RuntimeError as e:
+            if "address already in use" not in str(e) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")

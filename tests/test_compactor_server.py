@@ -13,7 +13,7 @@ import urllib3
 import yaml
 
 from conftest import HOST, Server, free_port
-from storage_helpers import request, trace_id
+from storage_helpers import request, start_server, trace_id
 
 TRACES = list(range(1, 21))
 
@@ -72,8 +72,12 @@ def wait_for(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-d
 
 
 def test_monolith_compacts_in_the_background(tmp_path: Path) -> None:
-    cfg = {"compactor": {"compaction": {"compaction_cycle": "300ms", "max_input_blocks": 8}}}
-    server = Server(tmp_path / "data", cfg).start()
+    # a 1s window: once it is over, blocks of every level in it are merged (within the current
+    # window only blocks of one level are), so whatever the timing of cycles and flushes, all
+    # four blocks end up in one
+    compaction = {"compaction_cycle": "300ms", "compaction_window": "1s"}
+    cfg = {"compactor": {"compaction": compaction}}
+    server = start_server(tmp_path / "data", cfg)
     try:
         expected = write_split_blocks(server)
         wait_for(lambda: len(metas(server.data_dir)) == 1)
@@ -142,7 +146,7 @@ def test_separate_compactor_process_and_server_agree(tmp_path: Path) -> None:
         "compactor": {"enabled": False},
         "storage": {"trace": {"blocklist_poll": "200ms"}},
     }
-    server = Server(data, server_cfg).start()
+    server = start_server(data, server_cfg)
     compactor = None
     try:
         expected = write_split_blocks(server)

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from conftest import Server
-from storage_helpers import request, table, trace_id
+from storage_helpers import request, start_server, table, trace_id
 from threadline.compactor.compactor import Compactor
 from threadline.config import Config, load_config
 from threadline.storage.backend import LocalBackend
@@ -79,7 +79,7 @@ def test_short_retention_in_a_running_server(tmp_path: Path) -> None:
             "overrides": {"keeper": {"block_retention": "24h"}},
         },
     }
-    server = Server(tmp_path / "data", cfg).start()
+    server = start_server(tmp_path / "data", cfg)
     try:
         old = time.time_ns() - 3 * HOUR_NS
         for tenant in ("acme", "keeper"):

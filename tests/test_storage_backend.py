@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from otlp_requests import trace_request
@@ -145,3 +146,18 @@ def test_file_cache_is_bounded(tmp_path: Path) -> None:
         assert cache.path(backend, f"t/b{i}/data.parquet").read_bytes() == bytes(1000)
     assert cache.nbytes <= 2500
     assert len(list((tmp_path / "cache").iterdir())) <= 2
+
+
+def test_point_reads_in_big_row_groups_match_a_full_scan(tmp_path: Path) -> None:
+    """Big row groups are decoded only up to the trace's last row: same rows as a scan."""
+    table, ids = spans(0, 1200)  # 9600 spans: two row groups of up to 8192
+    meta = write_block(tmp_path, "t1", table, BlockConfig(row_group_spans=8192))
+    assert [rg.rows for rg in meta.row_groups] == [8192, 1408]
+    block = Block.open(tmp_path / "t1" / meta.block_id)
+    data = block.read_table()
+    for tid in [*ids[::97], ids[-1], min(ids), max(ids)]:
+        rows = block.find_trace(tid, probe_hashes(tid))
+        assert rows is not None
+        want = data.filter(pc.equal(data.column("trace_id"), pa.scalar(tid)))
+        assert rows.column("span_id").to_pylist() == want.column("span_id").to_pylist()
+        assert rows.num_rows == 8

@@ -4,6 +4,7 @@ listing, and readers in separate processes agreeing with the index builder."""
 from __future__ import annotations
 
 import gzip
+import os
 import time
 import uuid
 from pathlib import Path
@@ -99,3 +100,22 @@ def test_unknown_tenant_and_empty_backend(tmp_path: Path) -> None:
     blocklist.load()
     assert blocklist.tenants() == []
     assert blocklist.blocks("t") == []
+
+
+def test_staging_directories_of_live_writers_are_left_alone(tmp_path: Path) -> None:
+    root = tmp_path / "blocks"
+    tenant = root / "t"
+    tenant.mkdir(parents=True)
+    mine = tenant / f".tmp-{os.getpid()}-aaaa"  # this process, writing right now
+    parent = tenant / f".tmp-{os.getppid()}-bbbb"  # another live process
+    dead = tenant / ".tmp-999999999-cccc"  # no such process
+    old_style = tenant / ".tmp-crashed"
+    for d in (mine, parent, dead, old_style):
+        d.mkdir()
+    blocklist = Blocklist(root)
+    assert blocklist.remove_unfinished() == 2  # what a running compactor's cleanup does
+    assert mine.exists() and parent.exists()
+    assert not dead.exists() and not old_style.exists()
+    # at start nothing of this process can be in progress: its pid there is a stale one
+    assert blocklist.remove_unfinished(at_start=True) == 1
+    assert not mine.exists() and parent.exists()

@@ -14,9 +14,8 @@ import obstore
 import orjson
 import pytest
 
-from conftest import Server
 from s3_server import MotoS3
-from storage_helpers import request
+from storage_helpers import request, start_server
 from test_compactor_server import metas, push, search_count, spans_of, wait_for
 from test_storage_backend import backend_contract, blocks_roundtrip
 from threadline.config import load_config
@@ -65,7 +64,7 @@ def test_server_on_s3_ingests_queries_compacts_and_restarts(moto: MotoS3, tmp_pa
         "compactor": {"compaction": {"compaction_cycle": "300ms"}},
     }
     traces = list(range(1, 11))
-    server = Server(tmp_path / "data", cfg).start()
+    server = start_server(tmp_path / "data", cfg)
     try:
         push(server, request(traces, range(1, 5)))
         server.flush()
@@ -96,7 +95,7 @@ def test_server_on_s3_ingests_queries_compacts_and_restarts(moto: MotoS3, tmp_pa
         assert search_count(server) == 80
     finally:
         server.stop()
-    other = Server(tmp_path / "fresh", cfg).start()  # nothing local at all
+    other = start_server(tmp_path / "fresh", cfg)  # nothing local at all
     try:
         assert all(len(spans_of(other, n)) == 8 for n in traces)
         assert search_count(other) == 80

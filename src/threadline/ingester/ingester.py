@@ -30,7 +30,7 @@ from threadline.model.otlp_decode import decode_export_request
 from threadline.model.schema import SPAN_SCHEMA
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.block_writer import write_block
-from threadline.storage.blocklist import Blocklist
+from threadline.storage.blocklist import Blocklist, remove_dead_staging
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class Ingester:
     def start(self) -> None:
         """Replay the WAL into memory, then open a fresh segment for new writes."""
         self.wal_dir.mkdir(parents=True, exist_ok=True)
+        remove_dead_staging(self.staging_dir, at_start=True)
         segments = self.replay(repair=True)
         first = (segments[-1] + 1) if segments else 0
         self.wal = WAL(

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -36,6 +37,8 @@ class BlockCaches:
 
 
 _DEFAULT_RANGES = RangeCache(64 * 2**20)
+# rows decoded at a time by a point read in a big row group
+_POINT_BATCH = 1024
 
 
 class Block:
@@ -119,12 +122,10 @@ class Block:
 
     def read_table(self, columns: list[str] | None = None) -> pa.Table:
         """Every row of the block (for compaction and verification)."""
-        if self.path is not None:
-            return pq.read_table(self.path / DATA_FILE, columns=columns, memory_map=True)
-        if self.caches.files is not None:
-            return pq.read_table(self.data_path(), columns=columns)
+        if self.path is not None or self.caches.files is not None:
+            return pq.ParquetFile(self.data_path(), memory_map=True).read(columns=columns)
         raw = self.backend.read(self.key(DATA_FILE))
-        return pq.read_table(pa.BufferReader(raw), columns=columns)
+        return pq.ParquetFile(pa.BufferReader(raw)).read(columns=columns)
 
     def row_groups_for(self, trace_id: bytes) -> list[int]:
         """Row groups whose trace-id range holds ``trace_id`` (rows are sorted by trace id)."""
@@ -137,15 +138,46 @@ class Block:
         return out
 
     def find_trace(self, trace_id: bytes, probe: tuple[int, int]) -> pa.Table | None:
-        """The span rows of ``trace_id`` in this block, or None."""
+        """The span rows of ``trace_id`` in this block, or None.
+
+        Small row groups are read whole. In big ones the trace's rows are located first from
+        the ``trace_id`` column alone (rows are sorted by trace id, so they are contiguous),
+        then the row group is decoded batch by batch only up to the last of them.
+        """
         if not self.bloom.may_contain(probe):
             return None
         groups = self.row_groups_for(trace_id)
         if not groups:
             return None
-        table = self.parquet().read_row_groups(groups, columns=SPAN_SCHEMA.names)
-        rows = table.filter(pc.equal(table.column("trace_id"), pa.scalar(trace_id, pa.binary(16))))
-        return rows if rows.num_rows else None
+        pf = self.parquet()
+        needle = pa.scalar(trace_id, pa.binary(16))
+        parts: list[pa.Table] = []
+        for g in groups:
+            if self.meta.row_groups[g].rows <= 2 * _POINT_BATCH:
+                table = pf.read_row_group(g, columns=SPAN_SCHEMA.names, use_threads=False)
+                parts.append(table.filter(pc.equal(table.column("trace_id"), needle)))
+                continue
+            ids = pf.read_row_group(g, columns=["trace_id"], use_threads=False).column(0)
+            hits = np.flatnonzero(pc.equal(ids, needle).to_numpy(zero_copy_only=False))
+            if not len(hits):
+                continue
+            first, end = int(hits[0]), int(hits[-1]) + 1
+            seen = 0
+            for batch in pf.iter_batches(
+                batch_size=_POINT_BATCH,
+                row_groups=[g],
+                columns=SPAN_SCHEMA.names,
+                use_threads=False,
+            ):
+                start, seen = seen, seen + batch.num_rows
+                if seen <= first:
+                    continue
+                lo = max(first, start)
+                parts.append(pa.Table.from_batches([batch.slice(lo - start, min(end, seen) - lo)]))
+                if seen >= end:
+                    break
+        rows = pa.concat_tables(parts) if parts else None
+        return rows if rows is not None and rows.num_rows else None
 
     def close(self) -> None:
         with self._lock:

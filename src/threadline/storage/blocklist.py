@@ -57,11 +57,16 @@ TMP_PREFIX = ".tmp-"
 PENDING_TTL = 3600.0
 
 
-def _writer_alive(tmp_dir: Path) -> bool:
-    """Whether another live process is writing this ``.tmp-<pid>-<block>`` directory."""
+def _writer_alive(tmp_dir: Path, at_start: bool = False) -> bool:
+    """Whether a live process may be writing this ``.tmp-<pid>-<block>`` directory.
+
+    This process counts as alive, except ``at_start`` (before it wrote anything: a directory
+    with its pid is then left by an earlier process that had the same pid)."""
     pid_text = tmp_dir.name[len(TMP_PREFIX) :].split("-", 1)[0]
-    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+    if not pid_text.isdigit():
         return False
+    if int(pid_text) == os.getpid():
+        return not at_start
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
@@ -69,6 +74,19 @@ def _writer_alive(tmp_dir: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def remove_dead_staging(directory: Path, at_start: bool = False) -> int:
+    """Remove ``.tmp-<pid>-<block>`` staging directories of writers that are gone."""
+    removed = 0
+    if not directory.is_dir():
+        return removed
+    for tmp in directory.iterdir():
+        if tmp.name.startswith(TMP_PREFIX) and not _writer_alive(tmp, at_start):
+            log.warning("removing unfinished block %s", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 @dataclass(slots=True)
@@ -143,21 +161,17 @@ class Blocklist:
         """First poll; a process that owns a local directory removes unfinished block writes
         (a reader that must not write passes ``False``)."""
         if remove_unfinished:
-            self.remove_unfinished()
+            self.remove_unfinished(at_start=True)
         self.poll()
 
-    def remove_unfinished(self) -> int:
+    def remove_unfinished(self, at_start: bool = False) -> int:
         """Remove staging directories of dead writers in a local blocks directory."""
         root = self.blocks_dir
         removed = 0
         if root is None or not root.is_dir():
             return removed
         for tenant_dir in (p for p in root.iterdir() if p.is_dir()):
-            for block_dir in tenant_dir.iterdir():
-                if block_dir.name.startswith(TMP_PREFIX) and not _writer_alive(block_dir):
-                    log.warning("removing unfinished block %s", block_dir)
-                    shutil.rmtree(block_dir, ignore_errors=True)
-                    removed += 1
+            removed += remove_dead_staging(tenant_dir, at_start)
         return removed
 
     def tenants_in_backend(self) -> list[str]:

@@ -7,7 +7,9 @@ compactor inside a server (output complete before inputs are marked).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from threadline.storage.factory import make_backend, make_caches
 def open_blocklist(cfg: Config, *, builder: bool = False) -> Blocklist:
     backend = make_backend(cfg)
     cache_dir = Path(tempfile.mkdtemp(prefix="threadline-blocks-"))
+    atexit.register(shutil.rmtree, cache_dir, True)
     caches = make_caches(cfg, backend, cache_dir)
     blocklist = Blocklist(backend, caches, index_builder=builder, use_index=False)
     blocklist.load(remove_unfinished=False)
