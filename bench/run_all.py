@@ -24,6 +24,11 @@ def main() -> None:
         ["bench_ingest.py", "--protocol", "grpc", "--seconds", "5" if quick else "60"],
         ["bench_ingest.py", "--protocol", "http", "--seconds", "5" if quick else "60"],
         ["bench_trace_by_id.py", "--spans", "200000" if quick else "5000000"],
+        ["bench_zipkin_ingest.py", "--seconds", "5" if quick else "20"],
+        ["bench_jaeger_ingest.py", "--seconds", "5" if quick else "20"],
+        ["bench_generator.py", "--seconds", "5" if quick else "20"],
+        ["bench_metrics_query.py", "--spans", "200000" if quick else "5000000"],
+        ["bench_compaction.py", "--blocks", "20" if quick else "200"],
     ]
     for script, *flags in runs:
         subprocess.run([sys.executable, str(HERE / script), *flags], check=True)

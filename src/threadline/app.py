@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from threadline.api.generator_metrics import GeneratorMetricsRoutes
 from threadline.api.jaeger_query import JaegerQueryRoutes
 from threadline.api.metrics import MetricsRoutes
 from threadline.api.sampling import SamplingRoutes
@@ -21,6 +22,7 @@ from threadline.api.zipkin_query import ZipkinQueryRoutes
 from threadline.compactor.compactor import Compactor
 from threadline.config import Config
 from threadline.distributor.distributor import Distributor
+from threadline.generator import MetricsGenerator
 from threadline.ingester.ingester import Ingester
 from threadline.querier.dependencies import DependencyFinder
 from threadline.querier.metrics import MetricsEngine
@@ -28,8 +30,14 @@ from threadline.querier.search import SearchEngine
 from threadline.querier.sources import DataSources, QueryResources
 from threadline.querier.tags import TagFinder
 from threadline.querier.trace_by_id import TraceFinder
+from threadline.receivers.jaeger import (
+    JaegerAgentReceiver,
+    JaegerGrpcReceiver,
+    JaegerThriftHttpReceiver,
+)
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
 from threadline.receivers.otlp_http import OTLPHttpReceiver
+from threadline.receivers.zipkin import ZipkinReceiver
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.blocklist import Blocklist, poll_forever
 from threadline.storage.factory import make_backend, make_caches
@@ -76,16 +84,9 @@ class App:
         self.search = SearchEngine(self.sources)
         self.dependencies = DependencyFinder(self.sources)
         self.metrics_engine = MetricsEngine(self.sources)
-        # --- generator (construction) ---
-        from threadline.api.generator_metrics import GeneratorMetricsRoutes
-        from threadline.generator import MetricsGenerator
-
         self.generator = MetricsGenerator(cfg.metrics_generator, self.metrics.registry)
         if self.generator.enabled:
             self.distributor.consumers.append(self.generator.consume)
-        # GET /generator/metrics joins the API application when that one is served
-        generator_routes = GeneratorMetricsRoutes(self.generator, cfg.multitenancy_enabled)
-        self._serve_http = generator_routes.attach(self._serve_http)  # type: ignore[method-assign]
         self.stop_event = asyncio.Event()
         self._ready = False
         self._runners: list[web.AppRunner] = []
@@ -124,6 +125,7 @@ class App:
         api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
         api.add_routes(MetricsRoutes(self.metrics_engine, mt, cfg.querier).routes(prefix))
         api.add_routes(ServiceGraphRoutes(self.dependencies, mt).routes(prefix))
+        api.add_routes(GeneratorMetricsRoutes(self.generator, mt).routes())
         api.add_routes(SearchRoutes(self.search, compile_search, mt, cfg.querier).routes(prefix))
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
@@ -153,49 +155,36 @@ class App:
             port = await grpc_receiver.start(host, otlp.grpc_port)
             self._stoppers.append(grpc_receiver.stop)
             self.urls["otlp_grpc"] = f"{host}:{port}"
-        # --- zipkin receiver ---
         if receivers.zipkin.port:
-            from threadline.receivers.zipkin import ZipkinReceiver
-
             zipkin_receiver = ZipkinReceiver(self.distributor, mt, limit)
             port = await self._serve_receiver(zipkin_receiver.routes(), receivers.zipkin.port)
             self._stoppers.append(zipkin_receiver.close)
             self.urls["zipkin"] = f"http://{host}:{port}/api/v2/spans"
-        # --- jaeger receivers ---
         jaeger_cfg = receivers.jaeger
         if jaeger_cfg.thrift_http_port:
-            from threadline.receivers.jaeger import JaegerThriftHttpReceiver
-
             routes = JaegerThriftHttpReceiver(self.distributor, mt, limit).routes()
             port = await self._serve_receiver(routes, jaeger_cfg.thrift_http_port)
             self.urls["jaeger_thrift_http"] = f"http://{host}:{port}/api/traces"
         if jaeger_cfg.grpc_port:
-            from threadline.receivers.jaeger import JaegerGrpcReceiver
-
             jaeger_grpc = JaegerGrpcReceiver(self.distributor, mt, limit)
             port = await jaeger_grpc.start(host, jaeger_cfg.grpc_port)
             self._stoppers.append(jaeger_grpc.stop)
             self.urls["jaeger_grpc"] = f"{host}:{port}"
         if jaeger_cfg.thrift_compact_port:
-            from threadline.receivers.jaeger import JaegerAgentReceiver
-
             compact = JaegerAgentReceiver(self.distributor, mt, "compact")
             port = await compact.start(host, jaeger_cfg.thrift_compact_port)
             self._stoppers.append(compact.stop)
             self.urls["jaeger_agent_compact"] = f"udp://{host}:{port}"
         if jaeger_cfg.thrift_binary_port:
-            from threadline.receivers.jaeger import JaegerAgentReceiver
-
             binary = JaegerAgentReceiver(self.distributor, mt, "binary")
             port = await binary.start(host, jaeger_cfg.thrift_binary_port)
             self._stoppers.append(binary.stop)
             self.urls["jaeger_agent_binary"] = f"udp://{host}:{port}"
 
-        # --- generator (start) ---
         await self.generator.start()
         self._stoppers.append(self.generator.stop)
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
-        # --- compactor (start); the block list is polled (and, with a compactor, the tenant
+        # the compactor; the block list is polled (and, with a compactor, the tenant
         # index rebuilt) every blocklist_poll, and at every compaction cycle ---
         if self.compactor is not None:
             self._compactor_task = asyncio.create_task(self.compactor.run(self.stop_event))

@@ -294,9 +294,6 @@ class SamplingConfig(_Section):
     default_upper_bound_traces_per_second: Annotated[float, Field(ge=0)] = 0.0
 
 
-# --- metrics_generator config ---
-
-
 def exponential_buckets(start: float, factor: float, count: int) -> list[float]:
     """Prometheus' ExponentialBuckets: ``start * factor**k`` for k = 0 .. count-1."""
     out, value = [], start
@@ -414,7 +411,6 @@ class Config(_Section):
     compactor: CompactorConfig = CompactorConfig()
     querier: QuerierConfig = QuerierConfig()
     sampling: SamplingConfig = SamplingConfig()
-    # --- metrics_generator field ---
     metrics_generator: MetricsGeneratorConfig = MetricsGeneratorConfig()
 
 

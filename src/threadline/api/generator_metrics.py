@@ -10,8 +10,6 @@ before aiohttp freezes its router.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
 from threadline.api.common import tenant_of
@@ -20,8 +18,6 @@ from threadline.generator import MetricsGenerator
 PATH = "/generator/metrics"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-ServeHttp = Callable[[web.Application, int], Awaitable[int]]
 
 
 class GeneratorMetricsRoutes:
@@ -39,15 +35,3 @@ class GeneratorMetricsRoutes:
         return web.Response(
             body=body.encode(), headers={"Content-Type": OPENMETRICS if openmetrics else TEXT}
         )
-
-    def attach(self, serve: ServeHttp) -> ServeHttp:
-        """``serve`` that first adds this route to the API application (the one with
-        ``/ready``) when it is the one being served."""
-
-        async def serve_with_generator_routes(app: web.Application, port: int) -> int:
-            paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-            if "/ready" in paths and PATH not in paths:
-                app.add_routes(self.routes())
-            return await serve(app, port)
-
-        return serve_with_generator_routes

@@ -12,9 +12,14 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from threadline.ingester.ingester import Ingester
+from threadline.ingester.ingester import Ingester, IngesterBacklogFull
 from threadline.model.otlp_decode import decode_export_request
 from threadline.selfmetrics import SelfMetrics
+
+
+class Overloaded(Exception):
+    """The spans cannot be taken now (the ingester's backlog is full); clients should retry:
+    HTTP 503 / gRPC UNAVAILABLE."""
 
 
 class InvalidInput(Exception):
@@ -63,7 +68,11 @@ class Distributor:
                 "all_spans_invalid",
             )
         if accepted:
-            await self.ingester.push(tenant, data, decoded.batch)
+            try:
+                await self.ingester.push(tenant, data, decoded.batch)
+            except IngesterBacklogFull as e:
+                self.refuse(protocol, "backlog_full")
+                raise Overloaded(str(e)) from None
             self.metrics.spans_received.labels(tenant, protocol).inc(accepted)
             for consume in self.consumers:
                 consume(tenant, decoded.batch)

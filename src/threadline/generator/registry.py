@@ -142,6 +142,8 @@ class _Family:
     """Series of one metric, each a row in the family's numpy arrays."""
 
     kind = ""
+    # the numpy arrays with one row per series (grown and compacted together)
+    series_arrays: tuple[str, ...] = ("updated", "fresh")
 
     def __init__(self, registry: Registry, name: str, help_text: str, labels: Sequence[str]):
         self.registry = registry
@@ -158,7 +160,7 @@ class _Family:
         self.fresh = np.zeros(capacity, dtype=bool)  # never remote-written yet
 
     def _grow(self, capacity: int) -> None:
-        old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        old = {k: getattr(self, k) for k in self.series_arrays}
         self._alloc(capacity)
         for k, v in old.items():
             getattr(self, k)[: self.size] = v[: self.size]
@@ -202,8 +204,8 @@ class _Family:
         removed = self.size - len(keep)
         if removed == 0:
             return 0
-        arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        for k, v in arrays.items():
+        for k in self.series_arrays:
+            v = getattr(self, k)
             setattr(self, k, v[keep].copy() if len(keep) else v[:16].copy())
         self.keys = [self.keys[i] for i in keep.tolist()]
         self.index = {key: i for i, key in enumerate(self.keys)}
@@ -230,6 +232,7 @@ class _Family:
 
 class Counter(_Family):
     kind = "counter"
+    series_arrays = (*_Family.series_arrays, "values")
 
     def _alloc(self, capacity: int) -> None:
         super()._alloc(capacity)
@@ -276,6 +279,7 @@ class Counter(_Family):
 
 class Histogram(_Family):
     kind = "histogram"
+    series_arrays = (*_Family.series_arrays, "counts", "sums", "ex_trace", "ex_value", "ex_ts")
 
     def __init__(
         self,
@@ -340,7 +344,7 @@ class Histogram(_Family):
         b = cells % self.nb
         self.ex_trace[target, b] = trace_ids[rows]
         self.ex_value[target, b] = values[rows]
-        self.ex_ts[target, b] = int(now * 1000)
+        self.ex_ts[target, b] = max(int(now * 1000), 1)  # 0 means "no exemplar"
 
     def snapshot(self, key: tuple[str, ...]) -> tuple[list[int], float, int] | None:
         """Cumulative bucket counts, sum and count of one series (tests, debugging)."""

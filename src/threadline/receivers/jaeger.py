@@ -29,7 +29,7 @@ from typing import Literal
 import grpc
 from aiohttp import web
 
-from threadline.distributor.distributor import Distributor, InvalidInput
+from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded
 from threadline.model.jaeger import (
     COLLECTOR_SERVICE,
     PostSpansResponse,
@@ -100,6 +100,8 @@ class JaegerThriftHttpReceiver:
             await self.distributor.push_otlp(tenant, otlp, HTTP_PROTOCOL)
         except InvalidInput as e:  # counted by the distributor
             return web.Response(status=400, text=str(e))
+        except Overloaded as e:  # counted by the distributor; clients retry a 503
+            return web.Response(status=503, text=str(e))
         return web.Response(status=202)
 
 
@@ -148,6 +150,8 @@ class JaegerGrpcReceiver:
             await self.distributor.push_otlp(tenant, otlp, GRPC_PROTOCOL)
         except InvalidInput as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except Overloaded as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         return _EMPTY_RESPONSE
 
     async def start(self, host: str, port: int) -> int:
@@ -257,7 +261,7 @@ class JaegerAgentReceiver:
     async def _push(self, otlp: bytes) -> None:
         try:
             await self.distributor.push_otlp(SINGLE_TENANT, otlp, self.protocol)
-        except InvalidInput as e:  # counted by the distributor
+        except (InvalidInput, Overloaded) as e:  # counted by the distributor; UDP can't answer
             log.debug("Jaeger agent datagram refused: %s", e)
         except Exception:
             log.exception("pushing a Jaeger agent datagram failed")

@@ -9,8 +9,7 @@ from __future__ import annotations
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from threadline.distributor.distributor import Distributor, InvalidInput
-from threadline.ingester.ingester import IngesterBacklogFull
+from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -56,8 +55,7 @@ class OTLPGrpcReceiver:
             result = await self.distributor.push_otlp(tenant, request, PROTOCOL)
         except InvalidInput as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        except IngesterBacklogFull as e:
-            self.distributor.refuse(PROTOCOL, "backlog_full")
+        except Overloaded as e:  # counted by the distributor
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         if not result.rejected:
             return _EMPTY_RESPONSE

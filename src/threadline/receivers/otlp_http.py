@@ -11,8 +11,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from threadline.distributor.distributor import Distributor, InvalidInput
-from threadline.ingester.ingester import IngesterBacklogFull
+from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded
 from threadline.model.otlp_json import otlp_json_to_protobuf
 from threadline.model.protowire import bytes_field, varint_field
 from threadline.receivers.http_body import BodyError, read_body
@@ -84,9 +83,10 @@ class OTLPHttpReceiver:
             return web.Response(
                 status=400, body=_status_body(content_type, 400, str(e)), content_type=content_type
             )
-        except IngesterBacklogFull as e:
-            # retryable: OTLP clients retry 503 with backoff
-            return self._error(content_type, 503, str(e), "backlog_full")
+        except Overloaded as e:  # counted by the distributor; OTLP clients retry a 503
+            return web.Response(
+                status=503, body=_status_body(content_type, 503, str(e)), content_type=content_type
+            )
         response = ExportTraceServiceResponse()
         if result.rejected:
             response.partial_success.rejected_spans = result.rejected

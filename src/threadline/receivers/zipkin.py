@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from aiohttp import web
 
-from threadline.distributor.distributor import Distributor, InvalidInput
+from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded
 from threadline.model.zipkin import (
     zipkin_v1_json_to_otlp,
     zipkin_v2_json_to_otlp,
@@ -157,5 +157,7 @@ class ZipkinReceiver:
         except InvalidInput as e:
             # counted by the distributor already
             return web.Response(status=400, text=f"{e}\n")
+        except Overloaded as e:  # counted by the distributor; clients retry a 503
+            return web.Response(status=503, text=f"{e}\n")
         # Zipkin has no partial success: spans the distributor rejected are counted there
         return web.Response(status=202)
