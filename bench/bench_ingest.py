@@ -41,7 +41,13 @@ async def _grpc_load(target: str, tpls: list[Template], until: float, inflight: 
             i = k
             while time.monotonic() < until:
                 tpl = tpls[i % len(tpls)]
-                await call(tpl.fresh_copy(), timeout=60)
+                try:
+                    await call(tpl.fresh_copy(), timeout=60)
+                except grpc.aio.AioRpcError as e:
+                    if e.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    await asyncio.sleep(0.2)  # backpressure: retry later, as exporters do
+                    continue
                 acked += tpl.spans
                 i += inflight
 
@@ -62,6 +68,9 @@ async def _http_load(url: str, tpls: list[Template], until: float, inflight: int
             while time.monotonic() < until:
                 tpl = tpls[i % len(tpls)]
                 async with session.post(url, data=tpl.fresh_copy(), headers=headers) as r:
+                    if r.status == 503:  # backpressure: retry later, as exporters do
+                        await asyncio.sleep(0.2)
+                        continue
                     if r.status != 200:
                         raise RuntimeError(f"push failed: {r.status} {await r.text()}")
                 acked += tpl.spans

@@ -232,8 +232,10 @@ class CompactionConfig(_Section):
 
     # blocks whose end falls in the same window (of this length) are compacted together
     compaction_window: Duration = 3600.0
-    # a compacted block stays below this many bytes / traces
-    max_block_bytes: Size = 100 * 2**30
+    # a compacted block stays below this many bytes / traces. Inputs are merged in memory,
+    # where a Parquet byte takes 15-20 bytes, so this bounds the compactor's memory too
+    # (Tempo streams its merges and defaults to 100 GiB)
+    max_block_bytes: Size = 32 * 2**20
     max_compaction_objects: Annotated[int, Field(ge=1)] = 6_000_000
     # blocks whose newest span is older are deleted (per-tenant override: compactor.overrides)
     block_retention: Duration = 336 * 3600.0

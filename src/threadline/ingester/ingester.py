@@ -275,7 +275,15 @@ class Ingester:
             state = self._state(tenant)
             if not state.head:
                 return
-            state.flushing, state.head, state.head_since = state.head, [], None
+            # at most max_block_bytes per block: a writer that fell behind must not turn its
+            # backlog into one huge block (and a working set that grows with the backlog)
+            taken, size = 0, 0
+            while taken < len(state.head) and (taken == 0 or size < self.icfg.max_block_bytes):
+                size += state.head[taken].nbytes
+                taken += 1
+            state.flushing, state.head = state.head[:taken], state.head[taken:]
+            if not state.head:
+                state.head_since = None
             entries = state.flushing
             table = _concat(entries)
             wal_through = self.wal.current_segment if self.wal else -1
