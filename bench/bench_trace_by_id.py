@@ -124,10 +124,11 @@ async def push(
 
 
 def block_files(data_dir: Path) -> dict[str, int]:
-    """Bytes of each kind of block file, and the number of blocks (``.tmp-`` dirs excluded)."""
+    """Bytes of each kind of block file, and the number of blocks (visible blocks only)."""
     sizes = {"data.parquet": 0, "bloom": 0, "meta.json": 0, "other": 0, "blocks": 0}
     for block in (data_dir / "blocks").glob("*/*"):
-        if not block.is_dir() or block.name.startswith(".tmp-"):
+        # visible blocks only: compacted inputs wait for deletion without a meta.json
+        if not block.is_dir() or not (block / "meta.json").exists():
             continue
         sizes["blocks"] += 1
         for f in block.iterdir():

@@ -129,3 +129,20 @@ def test_head_is_written_when_it_reaches_max_block_bytes(tmp_path: Path) -> None
         ing.close()
 
     asyncio.run(run())
+
+
+def test_flush_writes_everything_in_bounded_blocks(tmp_path: Path) -> None:
+    async def run() -> None:
+        ing, blocklist, _ = make_ingester(
+            tmp_path, trace_idle_period="1h", max_block_duration="1h", max_block_bytes="20KiB"
+        )
+        for n in range(40):
+            await push(ing, n)
+        await ing.flush()
+        blocks = blocklist.blocks("t")
+        assert len(blocks) >= 2  # bounded blocks ...
+        assert sum(b.meta.total_objects for b in blocks) == 40  # ... holding every trace
+        assert not ing.tenants["t"].entries()
+        ing.close()
+
+    asyncio.run(run())

@@ -267,7 +267,11 @@ class Ingester:
             if tenant is not None and name != tenant:
                 continue
             self._cut_idle(state, now, everything=True)
-            await self._write_head(name)
+            while state.head:  # in blocks of at most max_block_bytes
+                before = len(state.head)
+                await self._write_head(name)
+                if len(state.head) >= before:  # the write failed: it is retried later
+                    break
         self.update_gauges()
 
     async def _write_head(self, tenant: str) -> None:
