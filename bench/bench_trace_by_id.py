@@ -198,6 +198,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2000, help="traces to fetch, protobuf pass")
     ap.add_argument("--inflight", type=int, default=16, help="gRPC requests in flight")
     ap.add_argument("--seed", type=int, default=1, help="seed for sampling and unknown ids")
+    ap.add_argument("--no-compactor", action="store_true")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -214,7 +215,9 @@ def main() -> None:
         data_dir = args.data_dir
         if (data_dir / "blocks").exists() and any((data_dir / "blocks").iterdir()):
             sys.exit(f"{data_dir} already holds blocks: bytes per span would be wrong")
-    server = BenchServer(data_dir).start()
+    # --no-compactor: measure lookups alone, not while the compactor merges the new blocks
+    config = {"compactor": {"enabled": False}} if args.no_compactor else {}
+    server = BenchServer(data_dir, config).start()
     try:
         t0 = time.monotonic()
         acked = asyncio.run(

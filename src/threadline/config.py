@@ -137,9 +137,9 @@ class WALConfig(_Section):
 
 
 class BlockConfig(_Section):
-    row_group_spans: Annotated[int, Field(ge=256)] = 8192
+    row_group_spans: Annotated[int, Field(ge=256)] = 4096
     bloom_false_positive: Annotated[float, Field(gt=0, lt=1)] = 0.01
-    zstd_level: Annotated[int, Field(ge=1, le=22)] = 3
+    zstd_level: Annotated[int, Field(ge=1, le=22)] = 5
 
 
 class QuerierConfig(_Section):
