@@ -21,16 +21,15 @@ from typing import Any, Protocol
 
 import aiohttp
 import cramjam
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from threadline.config import RemoteWriteConfig
 from threadline.generator.registry import TRACE_ID_LABEL, TimeSeries
+from threadline.model.protodesc import OPTIONAL, REPEATED, F, declare
 from threadline.tenancy import HEADER
 
 log = logging.getLogger(__name__)
 
-F = descriptor_pb2.FieldDescriptorProto
-_OPTIONAL, _REPEATED = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+_OPTIONAL, _REPEATED = OPTIONAL, REPEATED
 
 # message name -> [(field name, number, type, label, type name)], numbers as Prometheus'
 # prompb/types.proto and remote.proto (native histograms, field 4, are never sent)
@@ -59,25 +58,7 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str]]] = {
 }
 
 
-def _build() -> dict[str, Any]:
-    pool = descriptor_pool.DescriptorPool()
-    fdp = descriptor_pb2.FileDescriptorProto(
-        name="threadline/prometheus_remote.proto", package="prometheus", syntax="proto3"
-    )
-    for name, fields in _MESSAGES.items():
-        msg = fdp.message_type.add(name=name)
-        for fname, number, ftype, label, type_name in fields:
-            f = msg.field.add(name=fname, number=number, type=ftype, label=label)
-            if type_name:
-                f.type_name = type_name
-    file_desc = pool.Add(fdp)
-    return {
-        name: message_factory.GetMessageClass(file_desc.message_types_by_name[name])
-        for name in _MESSAGES
-    }
-
-
-_CLASSES = _build()
+_CLASSES = declare("threadline/prometheus_remote.proto", "prometheus", _MESSAGES)
 WriteRequest = _CLASSES["WriteRequest"]
 
 HEADERS = {
