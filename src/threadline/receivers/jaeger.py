@@ -38,6 +38,7 @@ from threadline.model.jaeger import (
     post_spans_to_otlp,
     thrift_batch_to_otlp,
 )
+from threadline.receivers.grpc_receiver import RawGrpcReceiver
 from threadline.receivers.http_body import BodyError, read_body
 from threadline.tenancy import HEADER, SINGLE_TENANT, TenantError, resolve_tenant
 
@@ -105,81 +106,20 @@ class JaegerThriftHttpReceiver:
         return web.Response(status=202)
 
 
-class JaegerGrpcReceiver:
+class JaegerGrpcReceiver(RawGrpcReceiver):
     """``jaeger.api_v2.CollectorService/PostSpans`` over gRPC; the request arrives as bytes."""
 
-    def __init__(
-        self, distributor: Distributor, multitenancy_enabled: bool, max_request_bytes: int
-    ) -> None:
-        self.distributor = distributor
-        self.multitenancy_enabled = multitenancy_enabled
-        self.max_request_bytes = max_request_bytes
-        self.server: grpc.aio.Server | None = None
+    service = COLLECTOR_SERVICE
+    method = "PostSpans"
+    protocol = GRPC_PROTOCOL
 
-    def _tenant(self, context: grpc.aio.ServicerContext) -> str:
-        header = None
-        for key, value in context.invocation_metadata() or ():
-            if key == HEADER.lower():
-                header = value if isinstance(value, str) else value.decode()
-        return resolve_tenant(header, self.multitenancy_enabled)
-
-    async def post_spans(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        try:
-            tenant = self._tenant(context)
-        except TenantError as e:
-            self.distributor.refuse(GRPC_PROTOCOL, "invalid_tenant")
-            code = (
-                grpc.StatusCode.UNAUTHENTICATED
-                if e.status == 401
-                else grpc.StatusCode.INVALID_ARGUMENT
-            )
-            await context.abort(code, e.message)
-        if len(request) > self.max_request_bytes:
-            self.distributor.refuse(GRPC_PROTOCOL, "too_large")
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"request of {len(request)} bytes is over the limit of "
-                f"{self.max_request_bytes} bytes",
-            )
+    async def handle(self, request: bytes, tenant: str, context: grpc.aio.ServicerContext) -> bytes:
         try:
             otlp, _ = await _translate(post_spans_to_otlp, request)
         except ValueError as e:
-            self.distributor.refuse(GRPC_PROTOCOL, "invalid_protobuf")
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        try:
-            await self.distributor.push_otlp(tenant, otlp, GRPC_PROTOCOL)
-        except InvalidInput as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        except Overloaded as e:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+            await self.refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_protobuf", str(e))
+        await self.push(tenant, otlp, context)
         return _EMPTY_RESPONSE
-
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port``; returns the bound port."""
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", 2 * self.max_request_bytes),
-                ("grpc.max_send_message_length", 4 * 2**20),
-            ]
-        )
-        handler = grpc.method_handlers_generic_handler(
-            COLLECTOR_SERVICE,
-            {
-                "PostSpans": grpc.unary_unary_rpc_method_handler(
-                    self.post_spans, request_deserializer=None, response_serializer=None
-                )
-            },
-        )
-        self.server.add_generic_rpc_handlers((handler,))
-        bound = self.server.add_insecure_port(f"{host}:{port}")
-        if bound == 0:
-            raise OSError(f"cannot listen for Jaeger gRPC on {host}:{port}")
-        await self.server.start()
-        return bound
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop(grace=2)
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):

@@ -1,0 +1,100 @@
+"""What every gRPC front door shares: one unary method taking the request as raw bytes, the
+tenant from ``x-scope-orgid`` metadata, the size limit, and the distributor's errors mapped to
+gRPC status codes."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import grpc
+
+from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded, PushResult
+from threadline.tenancy import HEADER, TenantError, resolve_tenant
+
+
+class RawGrpcReceiver:
+    """Subclasses name ``service``, ``method``, ``protocol`` and implement ``handle``."""
+
+    service = ""
+    method = ""
+    protocol = ""
+
+    def __init__(
+        self, distributor: Distributor, multitenancy_enabled: bool, max_request_bytes: int
+    ) -> None:
+        self.distributor = distributor
+        self.multitenancy_enabled = multitenancy_enabled
+        self.max_request_bytes = max_request_bytes
+        self.server: grpc.aio.Server | None = None
+
+    async def handle(self, request: bytes, tenant: str, context: grpc.aio.ServicerContext) -> bytes:
+        raise NotImplementedError
+
+    async def refuse(
+        self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, reason: str, message: str
+    ) -> NoReturn:
+        self.distributor.refuse(self.protocol, reason)
+        await context.abort(code, message)
+        raise AssertionError("abort returns only by raising")
+
+    async def push(self, tenant: str, otlp: bytes, context: grpc.aio.ServicerContext) -> PushResult:
+        """Hand OTLP bytes to the distributor; its errors become gRPC errors (counted there)."""
+        try:
+            return await self.distributor.push_otlp(tenant, otlp, self.protocol)
+        except InvalidInput as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except Overloaded as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        raise AssertionError("abort returns only by raising")
+
+    async def _call(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        header = None
+        for key, value in context.invocation_metadata() or ():
+            if key == HEADER.lower():
+                header = value if isinstance(value, str) else value.decode()
+        try:
+            tenant = resolve_tenant(header, self.multitenancy_enabled)
+        except TenantError as e:
+            code = (
+                grpc.StatusCode.UNAUTHENTICATED
+                if e.status == 401
+                else grpc.StatusCode.INVALID_ARGUMENT
+            )
+            await self.refuse(context, code, "invalid_tenant", e.message)
+        if len(request) > self.max_request_bytes:
+            await self.refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "too_large",
+                f"request of {len(request)} bytes is over the limit of "
+                f"{self.max_request_bytes} bytes",
+            )
+        return await self.handle(request, tenant, context)
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host:port``; returns the bound port."""
+        self.server = grpc.aio.server(
+            options=[
+                # grpc itself refuses beyond twice the limit; up to that we refuse and count
+                ("grpc.max_receive_message_length", 2 * self.max_request_bytes),
+                ("grpc.max_send_message_length", 4 * 2**20),
+            ]
+        )
+        handler = grpc.method_handlers_generic_handler(
+            self.service,
+            {
+                self.method: grpc.unary_unary_rpc_method_handler(
+                    self._call, request_deserializer=None, response_serializer=None
+                )
+            },
+        )
+        self.server.add_generic_rpc_handlers((handler,))
+        bound = self.server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise OSError(f"cannot listen for {self.service} on {host}:{port}")
+        await self.server.start()
+        return bound
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(grace=2)
