@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from threadline.querier.dependencies import DependencyFinder
+from threadline.querier.search import SearchEngine
+from threadline.querier.tags import TagFinder
+from threadline.querier.trace_by_id import TraceFinder
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
 
@@ -33,3 +37,24 @@ def parse_unix_seconds(request: web.Request, name: str) -> int | None:
 def wants_protobuf(request: web.Request) -> bool:
     """Tempo's negotiation: a substring match on Accept, protobuf first; anything else is JSON."""
     return "application/protobuf" in request.headers.get("Accept", "")
+
+
+class ForeignQueryRoutes:
+    """What the Jaeger and Zipkin query APIs read through: tags, search, traces, dependencies."""
+
+    def __init__(
+        self,
+        tags: TagFinder,
+        search: SearchEngine,
+        finder: TraceFinder,
+        dependencies: DependencyFinder,
+        multitenancy_enabled: bool,
+    ) -> None:
+        self.tag_finder = tags
+        self.engine = search
+        self.finder = finder
+        self.dependency_finder = dependencies
+        self.multitenancy_enabled = multitenancy_enabled
+
+    def _tenant(self, request: web.Request) -> str:
+        return tenant_of(request, self.multitenancy_enabled)

@@ -9,16 +9,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from threadline.api.common import tenant_of
+from threadline.api.common import ForeignQueryRoutes
 from threadline.api.jaeger_json import jaeger_trace
 from threadline.config import parse_duration
 from threadline.model.ids import parse_trace_id
 from threadline.model.otlp_encode import rows_to_traces_data
-from threadline.querier.dependencies import DependencyFinder
-from threadline.querier.search import SearchEngine, SearchWindow
+from threadline.querier.search import SearchWindow
 from threadline.querier.span_search import SpanQuery
-from threadline.querier.tags import TagFinder
-from threadline.querier.trace_by_id import TraceFinder
 
 PREFIX = "/jaeger/api"
 _KIND_NAMES = {
@@ -87,21 +84,7 @@ def _tags(request: web.Request) -> dict[str, str]:
     return tags
 
 
-class JaegerQueryRoutes:
-    def __init__(
-        self,
-        tags: TagFinder,
-        search: SearchEngine,
-        finder: TraceFinder,
-        dependencies: DependencyFinder,
-        multitenancy_enabled: bool,
-    ) -> None:
-        self.tag_finder = tags
-        self.engine = search
-        self.finder = finder
-        self.dependency_finder = dependencies
-        self.multitenancy_enabled = multitenancy_enabled
-
+class JaegerQueryRoutes(ForeignQueryRoutes):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get(PREFIX + "/services", self.services),
@@ -111,9 +94,6 @@ class JaegerQueryRoutes:
             web.get(PREFIX + "/traces/{trace_id}", self.trace),
             web.get(PREFIX + "/dependencies", self.dependencies),
         ]
-
-    def _tenant(self, request: web.Request) -> str:
-        return tenant_of(request, self.multitenancy_enabled)
 
     async def services(self, request: web.Request) -> web.Response:
         names = await self.tag_finder.services(self._tenant(request))

@@ -8,16 +8,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from threadline.api.common import tenant_of
+from threadline.api.common import ForeignQueryRoutes
 from threadline.api.zipkin_json import zipkin_spans
 from threadline.model.ids import parse_trace_id
 from threadline.model.otlp_encode import rows_to_traces_data
 from threadline.querier import sql
-from threadline.querier.dependencies import DependencyFinder
-from threadline.querier.search import SearchEngine, SearchWindow
+from threadline.querier.search import SearchWindow
 from threadline.querier.span_search import SpanQuery, attribute_equals
-from threadline.querier.tags import TagFinder
-from threadline.querier.trace_by_id import TraceFinder
 
 PREFIX = "/zipkin/api/v2"
 DAY_MS = 86_400_000
@@ -76,21 +73,7 @@ def annotation_conditions(query: str) -> list[str]:
     return out
 
 
-class ZipkinQueryRoutes:
-    def __init__(
-        self,
-        tags: TagFinder,
-        search: SearchEngine,
-        finder: TraceFinder,
-        dependencies: DependencyFinder,
-        multitenancy_enabled: bool,
-    ) -> None:
-        self.tag_finder = tags
-        self.engine = search
-        self.finder = finder
-        self.dependency_finder = dependencies
-        self.multitenancy_enabled = multitenancy_enabled
-
+class ZipkinQueryRoutes(ForeignQueryRoutes):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/zipkin/config.json", self.config),
@@ -104,9 +87,6 @@ class ZipkinQueryRoutes:
             web.get(PREFIX + "/autocompleteKeys", self.autocomplete_keys),
             web.get(PREFIX + "/autocompleteValues", self.autocomplete_values),
         ]
-
-    def _tenant(self, request: web.Request) -> str:
-        return tenant_of(request, self.multitenancy_enabled)
 
     async def config(self, request: web.Request) -> web.Response:
         return _reply(UI_CONFIG)
