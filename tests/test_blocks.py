@@ -47,6 +47,39 @@ def test_write_and_find(tmp_path: Path) -> None:
     assert block.find_trace(missing, probe_hashes(missing)) is None
 
 
+def test_traces_across_row_group_boundaries_come_back_whole(tmp_path: Path) -> None:
+    table, ids = spans(300)
+    # 8 spans a trace and 260-row groups: every other group boundary cuts a trace in two
+    meta = write_block(tmp_path, "t1", table, BlockConfig(row_group_spans=260))
+    block = Block.open(tmp_path / "t1" / meta.block_id)
+    by_trace: dict[bytes, list[dict[str, object]]] = {}
+    for row in table.to_pylist():
+        by_trace.setdefault(row["trace_id"], []).append(row)
+    straddling = 0
+    for tid in ids:
+        straddling += len(block.row_groups_for(tid)) > 1
+        rows = block.find_trace(tid, probe_hashes(tid))
+        assert rows is not None and rows.schema.equals(table.schema)
+        key = lambda r: r["span_id"]  # noqa: E731
+        assert sorted(rows.to_pylist(), key=key) == sorted(by_trace[tid], key=key)
+    assert straddling >= 4
+
+
+def test_nested_attribute_leaves_are_dictionary_encoded(tmp_path: Path) -> None:
+    table, _ = spans(50)
+    meta = write_block(tmp_path, "t1", table, BlockConfig())
+    footer = pq.ParquetFile(tmp_path / "t1" / meta.block_id / "data.parquet").metadata
+    group = footer.row_group(0)
+    encodings = {
+        group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)
+    }
+    for leaf in ("resource_attrs_str.key_value.key", "span_attrs_int.key_value.value", "name"):
+        assert "RLE_DICTIONARY" in encodings[leaf], leaf
+    # nearly unique per row: plain (or delta) encoded, no dictionary
+    for leaf in ("span_id", "start_unix_nano"):
+        assert "RLE_DICTIONARY" not in encodings[leaf], leaf
+
+
 def test_bloom_has_no_false_negatives_and_few_false_positives() -> None:
     ids = [os.urandom(16) for _ in range(20000)]
     # Jaeger-style 64-bit ids widened to 128: the high half is all zero

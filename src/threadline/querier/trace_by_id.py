@@ -28,6 +28,13 @@ def dedupe_spans(table: pa.Table) -> pa.Table:
     return table if len(keep) == table.num_rows else table.take(keep)
 
 
+def _span_rows(table: pa.Table) -> pa.Table:
+    """``table`` as ``SPAN_SCHEMA`` (live data may carry more columns)."""
+    if table.schema.equals(SPAN_SCHEMA):
+        return table
+    return table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
+
+
 class TraceFinder:
     def __init__(self, ingester: Ingester | None, blocklist: Blocklist) -> None:
         self.ingester = ingester
@@ -56,6 +63,6 @@ class TraceFinder:
         parts += await asyncio.to_thread(self._from_blocks, tenant, trace_id, start_ns, end_ns)
         if not parts:
             return None
-        table = pa.concat_tables([p.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA) for p in parts])
+        table = pa.concat_tables([_span_rows(p) for p in parts])
         table = dedupe_spans(table.sort_by([("start_unix_nano", "ascending")]))
         return table

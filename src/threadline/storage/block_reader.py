@@ -37,8 +37,6 @@ class BlockCaches:
 
 
 _DEFAULT_RANGES = RangeCache(64 * 2**20)
-# rows decoded at a time by a point read in a big row group
-_POINT_BATCH = 1024
 
 
 class Block:
@@ -57,7 +55,8 @@ class Block:
         self._bloom: BloomFilter | None = None
         self._mins = [bytes.fromhex(rg.min_trace_id) for rg in meta.row_groups]
         self._maxs = [bytes.fromhex(rg.max_trace_id) for rg in meta.row_groups]
-        self._file: pq.ParquetFile | None = None
+        self._files: dict[bool, pq.ParquetFile] = {}
+        self._strings: list[str] | None = None
         self._footer: pq.FileMetaData | None = None
         self._lock = threading.Lock()
 
@@ -95,22 +94,39 @@ class Block:
             self._bloom = BloomFilter.from_bytes(self.meta.bloom_bits, self.meta.bloom_hashes, raw)
         return self._bloom
 
-    def parquet(self) -> pq.ParquetFile:
+    def parquet(self, *, keep_dictionaries: bool = False) -> pq.ParquetFile:
         """The data file: memory-mapped when local, else over cached range reads.
 
+        With ``keep_dictionaries`` string columns are read as dictionary arrays, not decoded
+        into plain strings (cheaper when only a few of the rows read are wanted).
         A remote file object has a position, so each call gets its own ``ParquetFile`` (sharing
         the parsed footer); local ones are shared.
         """
+        dictionaries = self._string_leaves() if keep_dictionaries else None
         if self.path is not None:
             with self._lock:
-                if self._file is None:
-                    self._file = pq.ParquetFile(self.path / DATA_FILE, memory_map=True)
-                return self._file
+                pf = self._files.get(keep_dictionaries)
+                if pf is None:
+                    pf = self._files[keep_dictionaries] = pq.ParquetFile(
+                        self.path / DATA_FILE, memory_map=True, read_dictionary=dictionaries
+                    )
+                return pf
         source = RangeFile(self.backend, self.key(DATA_FILE), self.meta.size, self.caches.ranges)
-        pf = pq.ParquetFile(source, metadata=self._footer)
+        pf = pq.ParquetFile(source, metadata=self._footer, read_dictionary=dictionaries)
         if self._footer is None:
             self._footer = pf.metadata
         return pf
+
+    def _string_leaves(self) -> list[str]:
+        """Paths of the data file's string (byte array) leaf columns."""
+        if self._strings is None:
+            schema = self.parquet().schema
+            self._strings = [
+                schema.column(i).path
+                for i in range(len(schema))
+                if schema.column(i).physical_type == "BYTE_ARRAY"
+            ]
+        return self._strings
 
     def data_path(self) -> Path:
         """A local file with the block's Parquet data (a cached copy for remote blocks)."""
@@ -138,49 +154,34 @@ class Block:
         return out
 
     def find_trace(self, trace_id: bytes, probe: tuple[int, int]) -> pa.Table | None:
-        """The span rows of ``trace_id`` in this block, or None.
+        """The span rows of ``trace_id`` in this block (``SPAN_SCHEMA``), or None.
 
-        Small row groups are read whole. In big ones the trace's rows are located first from
-        the ``trace_id`` column alone (rows are sorted by trace id, so they are contiguous),
-        then the row group is decoded batch by batch only up to the last of them.
+        Decoding a row group costs mostly per column, not per row, so each candidate row group
+        is read whole, with strings left as dictionaries; the trace's rows are contiguous (rows
+        are sorted by trace id) and only that slice is turned into plain columns.
         """
         if not self.bloom.may_contain(probe):
             return None
         groups = self.row_groups_for(trace_id)
         if not groups:
             return None
-        pf = self.parquet()
+        pf = self.parquet(keep_dictionaries=True)
         needle = pa.scalar(trace_id, pa.binary(16))
         parts: list[pa.Table] = []
         for g in groups:
-            if self.meta.row_groups[g].rows <= 2 * _POINT_BATCH:
-                table = pf.read_row_group(g, columns=SPAN_SCHEMA.names, use_threads=False)
-                parts.append(table.filter(pc.equal(table.column("trace_id"), needle)))
-                continue
-            ids = pf.read_row_group(g, columns=["trace_id"], use_threads=False).column(0)
-            hits = np.flatnonzero(pc.equal(ids, needle).to_numpy(zero_copy_only=False))
-            if not len(hits):
-                continue
-            first, end = int(hits[0]), int(hits[-1]) + 1
-            seen = 0
-            for batch in pf.iter_batches(
-                batch_size=_POINT_BATCH,
-                row_groups=[g],
-                columns=SPAN_SCHEMA.names,
-                use_threads=False,
-            ):
-                start, seen = seen, seen + batch.num_rows
-                if seen <= first:
-                    continue
-                lo = max(first, start)
-                parts.append(pa.Table.from_batches([batch.slice(lo - start, min(end, seen) - lo)]))
-                if seen >= end:
-                    break
-        rows = pa.concat_tables(parts) if parts else None
-        return rows if rows is not None and rows.num_rows else None
+            table = pf.read_row_group(g, columns=SPAN_SCHEMA.names, use_threads=False)
+            hits = np.flatnonzero(
+                pc.equal(table.column("trace_id"), needle).to_numpy(zero_copy_only=False)
+            )
+            if len(hits):
+                first, last = int(hits[0]), int(hits[-1])
+                parts.append(table.slice(first, last - first + 1).cast(SPAN_SCHEMA))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            for pf in self._files.values():
+                pf.close()
+            self._files.clear()

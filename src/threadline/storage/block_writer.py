@@ -37,6 +37,29 @@ TMP_PREFIX = ".tmp-"
 
 # integer columns that grow slowly inside a trace: delta encoding beats dictionaries there
 _DELTA_COLUMNS = ("start_unix_nano", "duration_nano")
+# leaves nearly unique per row, where a dictionary only costs; every other leaf, nested map
+# keys and values included, is dictionary-encoded (smaller, and cheaper to decode)
+_PLAIN_LEAVES = frozenset(
+    {
+        *_DELTA_COLUMNS,
+        "span_id",
+        "parent_span_id",
+        "events.list.element.time_unix_nano",
+        "links.list.element.trace_id",
+        "links.list.element.span_id",
+    }
+)
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    """The dotted Parquet paths of every leaf column ``schema`` is written as."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink)
+    parquet_schema = pq.ParquetFile(pa.BufferReader(sink.getvalue())).schema
+    return [parquet_schema.column(i).path for i in range(len(parquet_schema))]
+
+
+_DICTIONARY_LEAVES = [p for p in _leaf_paths(BLOCK_SCHEMA) if p not in _PLAIN_LEAVES]
 
 
 def sort_spans(table: pa.Table) -> pa.Table:
@@ -109,7 +132,7 @@ def write_block(
             row_group_size=cfg.row_group_spans,
             compression="zstd",
             compression_level=cfg.zstd_level,
-            use_dictionary=[c for c in BLOCK_SCHEMA.names if c not in _DELTA_COLUMNS],
+            use_dictionary=_DICTIONARY_LEAVES,
             column_encoding=dict.fromkeys(_DELTA_COLUMNS, "DELTA_BINARY_PACKED"),
             write_statistics=["trace_id", "start_unix_nano"],
         )
