@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otlp_requests import trace_request
 from threadline.config import BlockConfig
 from threadline.model.otlp_decode import decode_export_request
-from threadline.model.schema import BLOCK_SCHEMA
+from threadline.model.schema import BLOCK_SCHEMA, SPAN_SCHEMA
 from threadline.storage.block_reader import Block
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist
@@ -63,6 +64,44 @@ def test_traces_across_row_group_boundaries_come_back_whole(tmp_path: Path) -> N
         key = lambda r: r["span_id"]  # noqa: E731
         assert sorted(rows.to_pylist(), key=key) == sorted(by_trace[tid], key=key)
     assert straddling >= 4
+
+
+def test_columns_empty_in_a_row_group_are_skipped_and_read_back_empty(tmp_path: Path) -> None:
+    table, ids = spans(100)
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    ss.scope.attributes.add(key="scope.flag").value.bool_value = True
+    span = ss.spans.add(trace_id=os.urandom(16), span_id=b"\x01" * 8, name="linked")
+    span.start_time_unix_nano, span.end_time_unix_nano = 10**18, 10**18 + 5
+    span.links.add(trace_id=ids[0], span_id=b"\x02" * 8).attributes.add(key="k").value.int_value = 3
+    span.events.add(time_unix_nano=10**18 + 1, name="boom")
+    linked = pa.Table.from_batches([decode_export_request(req.SerializeToString()).batch])
+    meta = write_block(
+        tmp_path, "t1", pa.concat_tables([table, linked]), BlockConfig(row_group_spans=256)
+    )
+    block = Block.open(tmp_path / "t1" / meta.block_id)
+    pf = block.parquet(keep_dictionaries=True)
+    empty = [block._empty_columns(pf, g) for g in range(len(meta.row_groups))]
+    [special] = block.row_groups_for(span.trace_id)
+    assert "links" not in empty[special] and "scope_attrs_bool" not in empty[special]
+    assert all(
+        {"links", "events", "scope_attrs_bool"} <= e for g, e in enumerate(empty) if g != special
+    )
+
+    rows = block.find_trace(span.trace_id, probe_hashes(span.trace_id))
+    assert rows is not None and rows.schema.equals(SPAN_SCHEMA)
+    [row] = rows.to_pylist()
+    assert [(link["trace_id"], link["attrs_int"]) for link in row["links"]] == [
+        (ids[0], [("k", 3)])
+    ]
+    assert [e["name"] for e in row["events"]] == ["boom"]
+    assert row["scope_attrs_bool"] == [("scope.flag", True)]
+    for tid in ids[::9]:
+        rows = block.find_trace(tid, probe_hashes(tid))
+        assert rows is not None and rows.schema.equals(SPAN_SCHEMA) and rows.num_rows == 8
+        for row in rows.to_pylist():
+            assert row["links"] == [] and row["events"] == [] and row["scope_attrs_bool"] == []
+            assert row["resource_attrs_str"] == [("service.name", "durable")]
 
 
 def test_nested_attribute_leaves_are_dictionary_encoded(tmp_path: Path) -> None:

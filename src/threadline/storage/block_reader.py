@@ -39,6 +39,20 @@ class BlockCaches:
 _DEFAULT_RANGES = RangeCache(64 * 2**20)
 
 
+def _plain_rows(table: pa.Table) -> pa.Table:
+    """A few rows read with dictionary strings (and without empty columns) as ``SPAN_SCHEMA``."""
+    n = table.num_rows
+    columns = []
+    for field in SPAN_SCHEMA:
+        at = table.schema.get_field_index(field.name)
+        if at < 0:
+            columns.append(pa.array([[]] * n, field.type))
+            continue
+        column = table.column(at)
+        columns.append(column if column.type == field.type else column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=SPAN_SCHEMA)
+
+
 class Block:
     """One immutable block; its meta (and, once used, bloom filter and footer) in memory."""
 
@@ -57,6 +71,7 @@ class Block:
         self._maxs = [bytes.fromhex(rg.max_trace_id) for rg in meta.row_groups]
         self._files: dict[bool, pq.ParquetFile] = {}
         self._strings: list[str] | None = None
+        self._empty: dict[int, frozenset[str]] = {}
         self._footer: pq.FileMetaData | None = None
         self._lock = threading.Lock()
 
@@ -169,16 +184,43 @@ class Block:
         needle = pa.scalar(trace_id, pa.binary(16))
         parts: list[pa.Table] = []
         for g in groups:
-            table = pf.read_row_group(g, columns=SPAN_SCHEMA.names, use_threads=False)
+            empty = self._empty_columns(pf, g)
+            names = [n for n in SPAN_SCHEMA.names if n not in empty]
+            table = pf.read_row_group(g, columns=names, use_threads=False)
             hits = np.flatnonzero(
                 pc.equal(table.column("trace_id"), needle).to_numpy(zero_copy_only=False)
             )
             if len(hits):
                 first, last = int(hits[0]), int(hits[-1])
-                parts.append(table.slice(first, last - first + 1).cast(SPAN_SCHEMA))
+                parts.append(_plain_rows(table.slice(first, last - first + 1)))
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+    def _empty_columns(self, pf: pq.ParquetFile, group: int) -> frozenset[str]:
+        """Nested columns (maps, lists) that hold no entries in row group ``group``.
+
+        Told by the statistics of each such column's first leaf (written by the block writer):
+        no non-null value means every map or list is empty. Reading them would cost as much
+        as a full column.
+        """
+        empty = self._empty.get(group)
+        if empty is None:
+            footer = pf.metadata
+            schema, chunks = footer.schema, footer.row_group(group)
+            found = set()
+            seen = set()
+            for i in range(len(schema)):
+                path = schema.column(i).path
+                top = path.split(".", 1)[0]
+                if "." not in path or top in seen:
+                    continue
+                seen.add(top)
+                stats = chunks.column(i).statistics
+                if stats is not None and stats.has_null_count and stats.num_values == 0:
+                    found.add(top)
+            empty = self._empty[group] = frozenset(found)
+        return empty
 
     def close(self) -> None:
         with self._lock:

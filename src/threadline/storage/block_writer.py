@@ -59,7 +59,15 @@ def _leaf_paths(schema: pa.Schema) -> list[str]:
     return [parquet_schema.column(i).path for i in range(len(parquet_schema))]
 
 
-_DICTIONARY_LEAVES = [p for p in _leaf_paths(BLOCK_SCHEMA) if p not in _PLAIN_LEAVES]
+_LEAVES = _leaf_paths(BLOCK_SCHEMA)
+_DICTIONARY_LEAVES = [p for p in _LEAVES if p not in _PLAIN_LEAVES]
+# statistics: the sort keys, and the first leaf of each map or list column, whose null count
+# tells readers when that column is empty in a row group (then they skip reading it)
+_STATISTICS_LEAVES = [
+    "trace_id",
+    "start_unix_nano",
+    *{p.split(".", 1)[0]: p for p in reversed(_LEAVES) if "." in p}.values(),
+]
 
 
 def sort_spans(table: pa.Table) -> pa.Table:
@@ -134,7 +142,7 @@ def write_block(
             compression_level=cfg.zstd_level,
             use_dictionary=_DICTIONARY_LEAVES,
             column_encoding=dict.fromkeys(_DELTA_COLUMNS, "DELTA_BINARY_PACKED"),
-            write_statistics=["trace_id", "start_unix_nano"],
+            write_statistics=_STATISTICS_LEAVES,
         )
         fsync_path(data_path)
         pf = pq.ParquetFile(data_path)
