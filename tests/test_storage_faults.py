@@ -138,26 +138,30 @@ def test_server_killed_mid_upload_loses_nothing(
         server.stop()
 
 
-def test_unreachable_backend_retries_then_refuses_then_recovers(
-    tmp_path: Path, moto: MotoS3
-) -> None:
+def behind_proxy(moto: MotoS3, ingester: dict[str, str]) -> tuple[str, FlakyProxy, dict]:
+    """A new bucket reached through a ``FlakyProxy`` (no client retries: a refused connection
+    fails the request at once), and a server config with ``ingester`` settings."""
     bucket = f"b-{uuid.uuid4().hex[:12]}"
     moto.create_bucket(bucket)
     proxy = FlakyProxy(moto.port)
     storage = moto.storage_config(bucket, endpoint=proxy.endpoint)
     storage["trace"].update({"max_retries": 0, "request_timeout": "2s"})
-    cfg = {
-        "storage": storage,
-        "ingester": {
-            "trace_idle_period": "100ms",
-            "flush_check_period": "50ms",
-            "max_block_duration": "200ms",
-            "max_unflushed_bytes": "200KiB",
-            "backlog_wait": "300ms",
-            "flush_retry_min_backoff": "100ms",
-            "flush_retry_max_backoff": "500ms",
-        },
+    return bucket, proxy, {"storage": storage, "ingester": ingester}
+
+
+def test_unreachable_backend_retries_then_refuses_then_recovers(
+    tmp_path: Path, moto: MotoS3
+) -> None:
+    ingester = {
+        "trace_idle_period": "100ms",
+        "flush_check_period": "50ms",
+        "max_block_duration": "200ms",
+        "max_unflushed_bytes": "200KiB",
+        "backlog_wait": "300ms",
+        "flush_retry_min_backoff": "100ms",
+        "flush_retry_max_backoff": "500ms",
     }
+    _, proxy, cfg = behind_proxy(moto, ingester)
     server = start_server(tmp_path / "data", cfg)
     try:
         push(server, request([1000], range(1, 9)))
@@ -198,3 +202,68 @@ def test_unreachable_backend_retries_then_refuses_then_recovers(
     finally:
         server.stop()
         proxy.close()
+
+
+def wal_segments(data: Path) -> list[str]:
+    return sorted(p.name for p in (data / "wal").iterdir() if p.is_file())
+
+
+def test_flush_answers_503_while_the_backend_is_unreachable(tmp_path: Path, moto: MotoS3) -> None:
+    ingester = {
+        # traces are cut only by /flush; the flush check only retries failed block writes
+        "trace_idle_period": "1h",
+        "max_block_duration": "1h",
+        "flush_check_period": "50ms",
+        "flush_retry_min_backoff": "1s",
+        "flush_retry_max_backoff": "1s",
+    }
+    bucket, proxy, cfg = behind_proxy(moto, ingester)
+    data = tmp_path / "data"
+    server = start_server(data, cfg)
+    store = make_backend(load_config(None, {"data_dir": str(data), **cfg}))
+
+    def block_metas() -> list[str]:
+        return [o.key for o in store.list("single-tenant/") if o.key.endswith("/meta.json")]
+
+    try:
+        push(server, request([1], range(1, 9)))
+        proxy.down()
+        for path in ("/flush", "/flush?tenant=single-tenant"):
+            r = server.request("POST", server.api + path)
+            assert r.status == 503, (path, r.status, r.data)
+            text = r.data.decode()
+            assert "flush failed" in text and f"s3://{bucket}" in text, text
+            assert "tenant single-tenant" in text and "retried" in text, text
+        assert server.metric("threadline_ingester_flush_failures_total") >= 2
+        assert server.metric("threadline_ingester_blocks_written_total") == 0
+        # nothing lost: served from memory, and the WAL keeps the spans
+        assert len(spans_of(server, 1)) == 8
+        assert server.metric("threadline_ingester_live_bytes") > 0
+        assert wal_segments(data)
+        # the failed write is retried in the background once the backend is back
+        proxy.up()
+        wait_for(lambda: server.metric("threadline_ingester_blocks_written_total") == 1)
+        assert server.metric("threadline_ingester_live_bytes") == 0
+        assert len(block_metas()) == 1
+
+        push(server, request([2], range(1, 9)))
+        proxy.down()
+        assert server.request("GET", server.api + "/flush").status == 503
+        proxy.up()
+        server.flush()  # 204: the data is durable in the bucket now
+        assert server.metric("threadline_ingester_live_bytes") == 0
+        assert len(block_metas()) == 2
+        for n in (1, 2):
+            assert len(spans_of(server, n)) == 8
+    finally:
+        server.stop()
+        proxy.close()
+    # after a restart the spans come from the blocks in the bucket, none from the WAL
+    server = start_server(data, {**cfg, "storage": moto.storage_config(bucket)})
+    try:
+        assert server.metric("threadline_ingester_live_bytes") == 0
+        assert search_count(server) == 16
+        for n in (1, 2):
+            assert len(spans_of(server, n)) == 8
+    finally:
+        server.stop()

@@ -1,5 +1,10 @@
 """Operational routes: ``/ready``, ``/api/echo``, ``/api/status/buildinfo``, ``/metrics``,
-``/flush``."""
+``/flush``.
+
+``/flush`` answers 204 only once the cut traces are in durable blocks; when the backend refused
+or could not be reached it answers 503 naming the failure (the spans stay in the WAL and the block
+write is retried in the background). Tempo's 2.x ``/flush`` only queues the flush and always
+answers 204; ours writes synchronously, so it can say whether the data is durable."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from threadline import __version__
 from threadline.api.trace_by_id import json_response
-from threadline.ingester.ingester import Ingester
+from threadline.ingester.ingester import FlushFailed, Ingester
 from threadline.selfmetrics import SelfMetrics
 
 
@@ -65,5 +70,8 @@ class SystemRoutes:
         tenant = request.query.get("tenant") or None
         if tenant is not None and tenant not in self.ingester.tenants:
             raise web.HTTPNotFound(text=f"tenant {tenant!r} has no live traces")
-        await self.ingester.flush(tenant)
+        try:
+            await self.ingester.flush(tenant)
+        except FlushFailed as e:
+            return web.Response(status=503, text=f"flush failed: {e}")
         return web.Response(status=204)

@@ -88,6 +88,11 @@ class IngesterBacklogFull(Exception):
     HTTP 503 / gRPC UNAVAILABLE so that clients retry later."""
 
 
+class FlushFailed(Exception):
+    """``flush`` could not write every cut trace to the backend: the spans stay in memory and
+    the WAL, and the block write is retried in the background with backoff."""
+
+
 class Ingester:
     def __init__(
         self, cfg: Config, blocklist: Blocklist, metrics: SelfMetrics, wal_dir: Path
@@ -261,24 +266,40 @@ class Ingester:
         self.update_gauges()
 
     async def flush(self, tenant: str | None = None) -> None:
-        """Cut every live trace (of ``tenant``, or of all) into a block now (Tempo's /flush)."""
+        """Cut every live trace (of ``tenant``, or of all) into a block now (Tempo's /flush).
+
+        Returns once those spans are in durable blocks; raises ``FlushFailed`` naming the
+        backend's error when a block write failed (it is retried in the background).
+        """
         now = self.clock()
+        failed: list[str] = []
         for name, state in list(self.tenants.items()):
             if tenant is not None and name != tenant:
                 continue
             self._cut_idle(state, now, everything=True)
-            while state.head:  # in blocks of at most max_block_bytes
-                before = len(state.head)
-                await self._write_head(name)
-                if len(state.head) >= before:  # the write failed: it is retried later
+            # in blocks of at most max_block_bytes; a write already under way (a flush check's)
+            # is waited for, and its rows written again here if it failed
+            while True:
+                error = await self._write_head(name)
+                if error is not None:
+                    failed.append(f"tenant {name}: {error}")
+                    break
+                if not state.head:
                     break
         self.update_gauges()
+        if failed:
+            raise FlushFailed(
+                f"writing blocks to the {self.blocklist.backend.describe()} backend failed "
+                f"({'; '.join(failed)}); the spans stay in the WAL and the write is retried "
+                f"in the background"
+            )
 
-    async def _write_head(self, tenant: str) -> None:
+    async def _write_head(self, tenant: str) -> Exception | None:
+        """Write (part of) the tenant's head as a block; returns the error if that failed."""
         async with self._cut_lock:
             state = self._state(tenant)
             if not state.head:
-                return
+                return None
             # at most max_block_bytes per block: a writer that fell behind must not turn its
             # backlog into one huge block (and a working set that grows with the backlog)
             taken, size = 0, 0
@@ -322,7 +343,7 @@ class Ingester:
                 state.head = [*entries, *state.head]
                 state.head_since = state.head_since or self.clock()
                 state.flushing = []
-                return
+                return e
             state.failures = 0
             state.retry_at = 0.0
             self.blocklist.add(self.blocklist.new_block(meta))
@@ -339,6 +360,7 @@ class Ingester:
                 meta.size,
             )
         self._delete_unneeded_segments()
+        return None
 
     def _delete_unneeded_segments(self) -> None:
         if self.wal is None:
