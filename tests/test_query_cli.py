@@ -1,15 +1,22 @@
-"""``threadline query``: against a running server and straight from its data directory."""
+"""``threadline query``: against a running server, straight from its data directory, and
+straight from the object storage that ``--config`` names (a real S3 server on loopback)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import orjson
 import pytest
+import yaml
 
 from conftest import Server
+from s3_server import MotoS3
+from storage_helpers import start_server
 from traceql_dataset import ALL_KEYS, TRACE_IDS, request
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -61,4 +68,71 @@ def test_errors(loaded: Server) -> None:
     assert "syntax error" in out.stderr
     out = run("{ }")
     assert out.returncode == 2
-    assert "--url or --data-dir" in out.stderr
+    assert "--url, or --data-dir and/or --config" in out.stderr
+    out = run("{ }", "--url", loaded.api, "--config", "x.yaml")
+    assert out.returncode == 2
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+def write_config(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_config_reads_blocks_from_the_configured_s3_bucket(tmp_path: Path, moto: MotoS3) -> None:
+    bucket = f"q-{uuid.uuid4().hex[:12]}"
+    moto.create_bucket(bucket)
+    storage = moto.storage_config(bucket, prefix="threadline/blocks")
+    server = start_server(tmp_path / "data", {"storage": storage})
+    try:
+        grpc.insecure_channel(server.grpc_target).unary_unary(EXPORT)(request(ALL_KEYS), timeout=10)
+        server.flush()
+    finally:
+        server.stop()
+    query = '{ resource.service.name = "payment" }'
+    want = {TRACE_IDS["T1"].hex(), TRACE_IDS["T3"].hex()}
+    # a data directory that holds nothing: every span must come from the bucket
+    empty = tmp_path / "elsewhere"
+    cfg = write_config(tmp_path / "q.yaml", {"data_dir": str(empty), "storage": storage})
+    out = run(query, "--config", str(cfg), "--json")
+    assert out.returncode == 0, out.stderr
+    from_bucket = orjson.loads(out.stdout)
+    assert {t["traceID"] for t in from_bucket["traces"]} == want
+    assert from_bucket["metrics"]["totalBlocks"] == 1
+    out = run("{ status = error }", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert any(r.startswith(TRACE_IDS["T1"].hex()) for r in out.stdout.splitlines()[1:])
+    # --data-dir overrides the config's data_dir: its WAL still holds the flushed spans, which
+    # are recognised as already in the bucket's blocks (same answer, nothing counted twice)
+    out = run(query, "--config", str(cfg), "--data-dir", str(server.data_dir), "--json")
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout) == from_bucket
+    # another prefix of the same bucket holds nothing
+    other = moto.storage_config(bucket, prefix="someone-else")
+    cfg2 = write_config(tmp_path / "q2.yaml", {"data_dir": str(empty), "storage": other})
+    out = run(query, "--config", str(cfg2), "--json")
+    assert out.returncode == 0, out.stderr
+    nothing = orjson.loads(out.stdout)
+    assert nothing.get("traces", []) == []
+    assert nothing["metrics"]["totalBlocks"] == 0
+
+
+def test_config_errors(tmp_path: Path, moto: MotoS3) -> None:
+    bad = write_config(tmp_path / "bad.yaml", {"storage": {"trace": {"backend": "tape"}}})
+    out = run("{ }", "--config", str(bad))
+    assert out.returncode == 2
+    assert "storage.trace.backend" in out.stderr
+    missing = moto.storage_config(f"missing-{uuid.uuid4().hex[:8]}")
+    missing["trace"].update({"max_retries": 0})
+    cfg = write_config(
+        tmp_path / "missing.yaml", {"data_dir": str(tmp_path / "d"), "storage": missing}
+    )
+    out = run("{ }", "--config", str(cfg))
+    assert out.returncode == 1
+    assert "cannot list the s3 backend" in out.stderr, out.stderr

@@ -117,7 +117,17 @@ def serve(
 @main.command()
 @click.argument("traceql")
 @click.option("--url", help="A running server's HTTP API, e.g. http://localhost:3200.")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Read a data directory directly.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Read storage directly: this data directory's WAL (and blocks/ with the local backend).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Read storage directly, as `serve --config` would (storage.trace selects the backend).",
+)
 @click.option("--tenant", default=None, help="X-Scope-OrgID (default single-tenant).")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
@@ -125,23 +135,26 @@ def query(
     traceql: str,
     url: str | None,
     data_dir: Path | None,
+    config_path: Path | None,
     tenant: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
     """Search traces with TRACEQL and print them."""
-    from threadline.querytool import QueryToolError, format_table, search_data_dir, search_url
+    from threadline.querytool import QueryToolError, format_table, search_storage, search_url
+    from threadline.storage.blocks_cli import _config as load_tool_config
     from threadline.tenancy import SINGLE_TENANT
 
-    if (url is None) == (data_dir is None):
-        raise click.UsageError("give exactly one of --url or --data-dir")
+    offline = data_dir is not None or config_path is not None
+    if (url is None) == (not offline):
+        raise click.UsageError("give either --url, or --data-dir and/or --config")
     try:
         if url is not None:
             doc = search_url(url, traceql, limit, tenant)
         else:
-            assert data_dir is not None
-            doc = search_data_dir(data_dir, traceql, limit, tenant or SINGLE_TENANT)
-    except (QueryToolError, ValueError) as e:
+            cfg = load_tool_config(config_path, data_dir)
+            doc = search_storage(cfg, traceql, limit, tenant or SINGLE_TENANT)
+    except (QueryToolError, ValueError, OSError) as e:
         click.echo(f"threadline: {e}", err=True)
         sys.exit(1)
     click.echo(json.dumps(doc, indent=2) if as_json else format_table(doc))

@@ -1,5 +1,9 @@
-"""``threadline query``: run a search against a server or straight from a data directory and
-print the matching traces as a table (or the API's JSON)."""
+"""``threadline query``: run a search against a server or straight from storage and print the
+matching traces as a table (or the API's JSON).
+
+Offline, the blocks are read from the backend ``storage.trace`` configures (local directory, S3,
+GCS, Azure), opened by the same factory as the server's, and the spans still only in the WAL of
+the data directory are replayed read-only, so a running server may own both."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from threadline.config import Config
@@ -17,7 +20,7 @@ from threadline.ingester.ingester import Ingester
 from threadline.querier.search import SearchEngine, SearchWindow, search_response
 from threadline.querier.sources import DataSources
 from threadline.selfmetrics import SelfMetrics
-from threadline.storage.blocklist import Blocklist
+from threadline.storage.tool import open_blocklist
 from threadline.tenancy import HEADER
 
 
@@ -39,13 +42,15 @@ def search_url(url: str, query: str, limit: int, tenant: str | None) -> dict[str
         raise QueryToolError(f"cannot reach {url}: {e.reason}") from None
 
 
-def search_data_dir(data_dir: Path, query: str, limit: int, tenant: str) -> dict[str, Any]:
-    """Search blocks and the WAL of ``data_dir`` read-only (a running server may own it)."""
+def search_storage(cfg: Config, query: str, limit: int, tenant: str) -> dict[str, Any]:
+    """Search the blocks of the configured backend and the WAL of ``cfg.data_dir``, read-only."""
     from threadline.traceql.plan import compile_search
 
-    blocklist = Blocklist(data_dir / "blocks")
-    blocklist.load(remove_unfinished=False)
-    ingester = Ingester(Config(data_dir=data_dir), blocklist, SelfMetrics(), data_dir / "wal")
+    try:
+        blocklist = open_blocklist(cfg)
+    except OSError as e:  # the backend cannot be listed (unreachable, no such bucket, ...)
+        raise QueryToolError(f"cannot list the {cfg.storage.trace.backend} backend: {e}") from None
+    ingester = Ingester(cfg, blocklist, SelfMetrics(), cfg.data_dir / "wal")
     ingester.replay(repair=False)
     engine = SearchEngine(DataSources(ingester, blocklist))
     result = asyncio.run(engine.search(tenant, compile_search(query), SearchWindow(), limit, 3))
