@@ -142,7 +142,7 @@ def query(
 ) -> None:
     """Search traces with TRACEQL and print them."""
     from threadline.querytool import QueryToolError, format_table, search_storage, search_url
-    from threadline.storage.blocks_cli import _config as load_tool_config
+    from threadline.storage.blocks_cli import tool_config
     from threadline.tenancy import SINGLE_TENANT
 
     offline = data_dir is not None or config_path is not None
@@ -152,7 +152,7 @@ def query(
         if url is not None:
             doc = search_url(url, traceql, limit, tenant)
         else:
-            cfg = load_tool_config(config_path, data_dir)
+            cfg = tool_config(config_path, data_dir)
             doc = search_storage(cfg, traceql, limit, tenant or SINGLE_TENANT)
     except (QueryToolError, ValueError, OSError) as e:
         click.echo(f"threadline: {e}", err=True)

@@ -15,7 +15,8 @@ from threadline.config import Config, ConfigError, load_config
 from threadline.storage.backend import BackendError
 
 
-def _config(config_path: Path | None, data_dir: Path | None) -> Config:
+def tool_config(config_path: Path | None, data_dir: Path | None) -> Config:
+    """The server's config for an offline tool; a bad config exits with status 2."""
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = str(data_dir)
@@ -67,7 +68,7 @@ def list_blocks(
     from threadline.storage.tool import block_rows, format_rows, open_blocklist
 
     try:
-        rows = block_rows(open_blocklist(_config(config_path, data_dir)), tenant, compacted)
+        rows = block_rows(open_blocklist(tool_config(config_path, data_dir)), tenant, compacted)
     except (BackendError, OSError) as e:
         _fail(e)
         return
@@ -89,7 +90,7 @@ def inspect(
     from threadline.storage.tool import find_block, inspect_block, open_blocklist
 
     try:
-        block = find_block(open_blocklist(_config(config_path, data_dir)), block_id, tenant)
+        block = find_block(open_blocklist(tool_config(config_path, data_dir)), block_id, tenant)
         doc = inspect_block(block)
     except (LookupError, BackendError, OSError) as e:
         _fail(e)
@@ -110,7 +111,7 @@ def verify(
     from threadline.storage.tool import find_block, open_blocklist, verify_block
 
     try:
-        blocklist = open_blocklist(_config(config_path, data_dir))
+        blocklist = open_blocklist(tool_config(config_path, data_dir))
         if block_ids:
             targets = [find_block(blocklist, b, tenant) for b in block_ids]
         else:
@@ -149,7 +150,7 @@ def compact(
     from threadline.storage.tool import open_blocklist
 
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
-    cfg = _config(config_path, data_dir)
+    cfg = tool_config(config_path, data_dir)
     try:
         blocklist = open_blocklist(cfg, builder=True)
         compactor = Compactor(cfg, blocklist)
