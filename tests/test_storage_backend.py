@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -13,12 +14,13 @@ import pytest
 from otlp_requests import trace_request
 from threadline.config import BlockConfig
 from threadline.model.otlp_decode import decode_export_request
+from threadline.querier.sources import DataSources, Source
 from threadline.storage.backend import Backend, LocalBackend
 from threadline.storage.block_reader import Block, BlockCaches
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist
 from threadline.storage.bloom import probe_hashes
-from threadline.storage.cache import FileCache, RangeCache
+from threadline.storage.cache import DiskChunks, RangeCache
 
 
 def spans(first: int, n_traces: int) -> tuple[pa.Table, list[bytes]]:
@@ -62,7 +64,7 @@ def blocks_roundtrip(backend: Backend, tmp_path: Path) -> None:
     cfg = BlockConfig(row_group_spans=256)
     meta = write_block(backend, "t1", table, cfg, staging_dir=tmp_path / "staging")
     assert meta.checksums.keys() == {"data.parquet", "bloom"}
-    caches = BlockCaches(RangeCache(2**20, 4096), FileCache(tmp_path / "cache", 2**30))
+    caches = BlockCaches(RangeCache(2**20, 4096, DiskChunks(tmp_path / "cache", 2**30)))
     blocklist = Blocklist(backend, caches)
     blocklist.load()
     (block,) = blocklist.blocks("t1")
@@ -73,7 +75,6 @@ def blocks_roundtrip(backend: Backend, tmp_path: Path) -> None:
     missing = os.urandom(16)
     assert block.find_trace(missing, probe_hashes(missing)) is None
     assert block.read_table().num_rows == table.num_rows
-    assert block.data_path().exists()
 
 
 def test_local_backend_contract(tmp_path: Path) -> None:
@@ -125,6 +126,29 @@ def test_upload_writes_meta_last_and_remote_reads_use_ranges(tmp_path: Path) -> 
     assert ranges.nbytes < meta.footer_size + meta.size / 8, (ranges.nbytes, meta.size)
 
 
+def test_queries_over_remote_blocks_read_only_the_ranges_they_need(tmp_path: Path) -> None:
+    backend = _RecordingBackend(tmp_path / "bucket")
+    table, _ = spans(0, 10000)
+    # one big row group: DuckDB fetches small row groups whole, big ones column by column
+    meta = write_block(backend, "t1", table, BlockConfig(row_group_spans=32768))
+    ranges = RangeCache(2**30, 16 * 1024)
+    blocklist = Blocklist(backend, BlockCaches(ranges))
+    blocklist.load()
+    sources = DataSources(None, blocklist)
+    query = "SELECT count(*), min(duration_nano) FROM {} WHERE name = 'op-3'"
+
+    def run(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[int, int]:
+        assert source.block is not None and source.relation.startswith("read_parquet('tlblock://")
+        return con.execute(query.format(source.relation)).fetchone()
+
+    [(_, found)] = sources.each("t1", None, None, run)
+    assert found == (10000, 1000)
+    # two columns of a wide row: a small part of the file, read in ranges
+    assert 0 < ranges.nbytes < meta.size / 2, (ranges.nbytes, meta.size)
+    data = backend.root / "t1" / meta.block_id / "data.parquet"
+    assert duckdb.execute(query.format(f"read_parquet('{data}')")).fetchone() == found
+
+
 def test_unfinished_upload_is_invisible(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path)
     table, _ = spans(0, 5)
@@ -137,15 +161,23 @@ def test_unfinished_upload_is_invisible(tmp_path: Path) -> None:
     assert "half-done" in blocklist.orphans("t1")
 
 
-def test_file_cache_is_bounded(tmp_path: Path) -> None:
-    backend = LocalBackend(tmp_path / "src")
-    for i in range(5):
-        backend.write(f"t/b{i}/data.parquet", bytes(1000))
-    cache = FileCache(tmp_path / "cache", 2500, pin_seconds=0)
-    for i in range(5):
-        assert cache.path(backend, f"t/b{i}/data.parquet").read_bytes() == bytes(1000)
-    assert cache.nbytes <= 2500
+def test_range_cache_is_bounded_in_memory_and_on_disk(tmp_path: Path) -> None:
+    backend = _RecordingBackend(tmp_path / "src")
+    payload = os.urandom(10_000)
+    backend.write("t/b/data.parquet", payload)
+    disk = DiskChunks(tmp_path / "cache", 2500)
+    cache = RangeCache(2000, 1000, disk)
+    for start in range(0, 10_000, 700):
+        assert (
+            cache.read(backend, "t/b/data.parquet", 10_000, start, 900)
+            == payload[start : start + 900]
+        )
+    assert cache.nbytes <= 2000 and disk.nbytes <= 2500
     assert len(list((tmp_path / "cache").iterdir())) <= 2
+    # the last chunks read are still on disk: a fresh memory tier reads them without the store
+    fresh = RangeCache(2000, 1000, disk)
+    assert fresh.read(backend, "t/b/data.parquet", 10_000, 9000, 1000) == payload[9000:]
+    assert fresh.misses == 0
 
 
 def test_point_reads_in_big_row_groups_match_a_full_scan(tmp_path: Path) -> None:

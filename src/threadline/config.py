@@ -198,10 +198,11 @@ class AzureStorageConfig(_Section):
 class StorageCacheConfig(_Section):
     """Bounded local caches for blocks in object storage."""
 
-    # whole data files for searches (DuckDB); default <data_dir>/cache
+    # every remote read (footers, row groups, column chunks) is cached in chunk_bytes chunks:
+    # up to memory_bytes in memory, then up to max_bytes on disk under path
+    # (default <data_dir>/cache)
     path: Path | None = None
     max_bytes: Size = 2 * 2**30
-    # chunks of remote files for trace-by-ID range reads, in memory
     memory_bytes: Size = 64 * 2**20
     chunk_bytes: Size = 512 * 2**10
 

@@ -210,7 +210,7 @@ class Compactor:
             compacted_from=[b.id for b in blocks],
             staging_dir=self.staging_dir,
             crash_prefix="compaction",
-            file_cache=caches.files if caches is not None else None,
+            cache=caches.ranges if caches is not None else None,
         )
         # visible from here on: readers hide the inputs (they are named in compactedFrom)
         self.blocklist.add(self.blocklist.new_block(meta))

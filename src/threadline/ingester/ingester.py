@@ -322,7 +322,7 @@ class Ingester:
                     self.cfg.storage.block,
                     wal_through=wal_through,
                     staging_dir=self.staging_dir,
-                    file_cache=caches.files if caches is not None else None,
+                    cache=caches.ranges if caches is not None else None,
                 )
             except Exception as e:
                 state.failures += 1

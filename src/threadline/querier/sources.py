@@ -18,7 +18,8 @@ import pyarrow as pa
 from threadline.ingester.ingester import Ingester
 from threadline.model.schema import BLOCK_SCHEMA, SPAN_SCHEMA
 from threadline.model.trace_structure import add_trace_columns
-from threadline.storage.block_reader import Block
+from threadline.storage.block_fs import BlockFileSystem, block_url
+from threadline.storage.block_reader import DATA_FILE, Block
 from threadline.storage.block_writer import sort_spans
 from threadline.storage.blocklist import Blocklist
 
@@ -101,8 +102,9 @@ class DataSources:
             key=lambda b: b.meta.end_unix_nano,
             reverse=True,
         ):
-            # local blocks are read in place; remote ones from a bounded local cache of the file
-            relation = f"read_parquet({_quote(str(block.data_path()))}, file_row_number=true)"
+            # local blocks are read in place; remote ones in ranges, through the block cache
+            path = block_url(block) if block.path is None else str(block.path / DATA_FILE)
+            relation = f"read_parquet({_quote(path)}, file_row_number=true)"
             sources.append(Source(relation, block, block.meta.size, block.meta.end_unix_nano))
         return sources
 
@@ -128,6 +130,8 @@ class DataSources:
             try:
                 if source.block is None:
                     con.register(LIVE, live)
+                elif source.block.remote:
+                    con.register_filesystem(BlockFileSystem([source.block]))
                 return source, work(con, source)
             finally:
                 con.close()

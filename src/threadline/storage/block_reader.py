@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from threadline.model.schema import SPAN_SCHEMA
 from threadline.storage.backend import META_FILE, Backend, LocalBackend
 from threadline.storage.bloom import BloomFilter
-from threadline.storage.cache import FileCache, RangeCache, RangeFile
+from threadline.storage.cache import RangeCache, RangeFile
 from threadline.storage.meta import BlockMeta
 
 DATA_FILE = "data.parquet"
@@ -30,10 +30,9 @@ BLOOM_FILE = "bloom"
 
 @dataclass(slots=True)
 class BlockCaches:
-    """The caches remote blocks share (none are needed for the local backend)."""
+    """The caches remote blocks share (the local backend reads its files in place)."""
 
     ranges: RangeCache
-    files: FileCache | None = None
 
 
 _DEFAULT_RANGES = RangeCache(64 * 2**20)
@@ -143,18 +142,10 @@ class Block:
             ]
         return self._strings
 
-    def data_path(self) -> Path:
-        """A local file with the block's Parquet data (a cached copy for remote blocks)."""
-        if self.path is not None:
-            return self.path / DATA_FILE
-        if self.caches.files is None:
-            raise RuntimeError("remote block read without a file cache")
-        return self.caches.files.path(self.backend, self.key(DATA_FILE))
-
     def read_table(self, columns: list[str] | None = None) -> pa.Table:
         """Every row of the block (for compaction and verification)."""
-        if self.path is not None or self.caches.files is not None:
-            return pq.ParquetFile(self.data_path(), memory_map=True).read(columns=columns)
+        if self.path is not None:
+            return pq.ParquetFile(self.path / DATA_FILE, memory_map=True).read(columns=columns)
         raw = self.backend.read(self.key(DATA_FILE))
         return pq.ParquetFile(pa.BufferReader(raw)).read(columns=columns)
 

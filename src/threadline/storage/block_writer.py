@@ -27,7 +27,7 @@ from threadline.model.trace_structure import add_trace_columns
 from threadline.storage.backend import META_FILE, Backend, LocalBackend
 from threadline.storage.block_reader import BLOOM_FILE, DATA_FILE
 from threadline.storage.bloom import BloomFilter
-from threadline.storage.cache import FileCache
+from threadline.storage.cache import RangeCache
 from threadline.storage.files import fsync_path
 from threadline.storage.meta import BlockMeta, RowGroupRange, rfc3339
 
@@ -106,7 +106,7 @@ def write_block(
     compacted_from: Sequence[str] = (),
     staging_dir: Path | None = None,
     crash_prefix: str = "upload",
-    file_cache: FileCache | None = None,
+    cache: RangeCache | None = None,
 ) -> BlockMeta:
     """Write ``table`` (span rows of one tenant, any order) as a new block; returns its meta.
 
@@ -196,8 +196,8 @@ def write_block(
         fsync_path(tmp / META_FILE)
         fsync_path(tmp)
         backend.put_block(tenant, block_id, tmp, crash=f"{crash_prefix}:before_meta")
-        if tmp.exists() and file_cache is not None:
-            file_cache.add(f"{tenant}/{block_id}/{DATA_FILE}", tmp / DATA_FILE)
+        if tmp.exists() and cache is not None:
+            cache.adopt(f"{tenant}/{block_id}/{DATA_FILE}", tmp / DATA_FILE)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta

@@ -10,7 +10,7 @@ from typing import Any
 from threadline.config import Config, ConfigError, TraceStorageConfig
 from threadline.storage.backend import Backend, LocalBackend, ObjectBackend
 from threadline.storage.block_reader import BlockCaches
-from threadline.storage.cache import FileCache, RangeCache
+from threadline.storage.cache import DiskChunks, RangeCache
 
 
 def _client_options(cfg: TraceStorageConfig, insecure: bool) -> dict[str, Any]:
@@ -146,8 +146,7 @@ def _object_backend(trace: TraceStorageConfig) -> Backend:
 def make_caches(cfg: Config, backend: Backend, cache_dir: Path | None = None) -> BlockCaches:
     """Caches for remote blocks (the local backend reads its files directly)."""
     c = cfg.storage.trace.cache
-    ranges = RangeCache(c.memory_bytes, c.chunk_bytes)
     if backend.local_path("") is not None:
-        return BlockCaches(ranges)
-    directory = cache_dir or c.path or cfg.data_dir / "cache"
-    return BlockCaches(ranges, FileCache(directory, c.max_bytes))
+        return BlockCaches(RangeCache(c.memory_bytes, c.chunk_bytes))
+    disk = DiskChunks(cache_dir or c.path or cfg.data_dir / "cache", c.max_bytes)
+    return BlockCaches(RangeCache(c.memory_bytes, c.chunk_bytes, disk))
