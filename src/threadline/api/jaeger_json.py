@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from google.protobuf import json_format
+import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
@@ -30,6 +30,26 @@ def jaeger_trace_id(trace_id: bytes) -> str:
     return trace_id[8:].hex() if trace_id[:8] == bytes(8) else trace_id.hex()
 
 
+def plain_value(value: AnyValue) -> Any:
+    """``value`` as plain JSON data: arrays as lists, key-value lists as objects, bytes as
+    base64 text, an empty value as None (what OpenTelemetry's ``Value.AsRaw`` gives)."""
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return [plain_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: plain_value(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None if which is None else getattr(value, which)
+
+
+def composite_text(value: AnyValue) -> str:
+    """An array or key-value list as compact JSON text, as the OpenTelemetry Collector's Jaeger
+    and Zipkin translators write them (``["a",1]``, ``{"k":"v"}``); an empty value as ``""``."""
+    plain = plain_value(value)
+    return "" if plain is None else orjson.dumps(plain).decode()
+
+
 def _tag(key: str, value: AnyValue) -> dict[str, Any]:
     which = value.WhichOneof("value")
     if which == "bool_value":
@@ -44,8 +64,8 @@ def _tag(key: str, value: AnyValue) -> dict[str, Any]:
         return {"key": key, "type": "binary", "value": encoded}
     if which == "string_value":
         return {"key": key, "type": "string", "value": value.string_value}
-    # arrays and key-value lists: Jaeger's converter writes them as JSON strings
-    return {"key": key, "type": "string", "value": json_format.MessageToJson(value, indent=None)}
+    # arrays, key-value lists (and empty values): Jaeger's converter writes them as JSON text
+    return {"key": key, "type": "string", "value": composite_text(value)}
 
 
 def _tags(attributes: list[KeyValue] | Any) -> list[dict[str, Any]]:

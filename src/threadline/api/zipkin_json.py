@@ -8,13 +8,13 @@ tags, an error status as the ``error`` tag.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from google.protobuf import json_format
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
-from threadline.api.jaeger_json import jaeger_trace_id
+from threadline.api.jaeger_json import composite_text, jaeger_trace_id
 
 _KINDS = {
     Span.SPAN_KIND_SERVER: "SERVER",
@@ -31,10 +31,10 @@ def _text(value: AnyValue) -> str:
     if which == "string_value":
         return value.string_value
     if which == "bytes_value":
-        return value.bytes_value.hex()
+        return base64.b64encode(value.bytes_value).decode()
     if which in ("int_value", "double_value"):
         return str(getattr(value, which))
-    return json_format.MessageToJson(value, indent=None)
+    return composite_text(value)
 
 
 def zipkin_spans(data: TracesData) -> list[dict[str, Any]]:

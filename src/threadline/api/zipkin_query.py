@@ -100,8 +100,14 @@ class ZipkinQueryRoutes(ForeignQueryRoutes):
         return _reply(sorted({name for name, _ in ops}))
 
     async def remote_services(self, request: web.Request) -> web.Response:
-        _required(request, "serviceName")
-        values = await self.tag_finder.values(self._tenant(request), "span", "peer.service")
+        """The remote services (``peer.service``) that spans of ``serviceName`` called."""
+        service = _required(request, "serviceName")
+        values = await self.tag_finder.values(
+            self._tenant(request),
+            "span",
+            "peer.service",
+            where=f"service_name = {sql.string(service)}",
+        )
         return _reply(sorted({v.value for v in values}))
 
     async def _spans_of(self, tenant: str, trace_id: bytes) -> list[dict[str, Any]] | None:
