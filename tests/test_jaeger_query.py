@@ -164,3 +164,120 @@ def test_sampling_strategies(srv: Server) -> None:
     assert same == strategy("/api/sampling?service=payment")
     r = srv.request("GET", base + "/sampling")
     assert r.status == 400 and b"'service' parameter must be provided once" in r.data
+
+
+def test_metrics_disabled_like_jaeger_without_a_metrics_store(srv: Server) -> None:
+    # the UI's Monitor tab shows its "get started" page on a 501, errors on anything else
+    disabled = {
+        "data": None,
+        "total": 0,
+        "limit": 0,
+        "offset": 0,
+        "errors": [{"code": 501, "msg": "metrics querying is currently disabled"}],
+    }
+    for kind in ("latencies?quantile=0.95&service=payment", "calls?service=a", "errors", "minstep"):
+        r = srv.get("/jaeger/api/metrics/" + kind)
+        assert r.status == 501 and r.headers["Content-Type"].startswith("application/json")
+        assert orjson.loads(r.data) == disabled
+    assert srv.get("/jaeger/api/metrics/other").status == 404
+
+
+def test_pretty_print(srv: Server) -> None:
+    t2 = TRACE_IDS["T2"].hex()
+    compact = srv.get(f"/jaeger/api/traces/{t2}").data
+    pretty = srv.get(f"/jaeger/api/traces/{t2}?prettyPrint=true").data.decode()
+    assert pretty.startswith('{\n    "data": [\n        {\n            "traceID": ')
+    assert orjson.loads(pretty) == orjson.loads(compact)
+    assert b"\n" not in srv.get(f"/jaeger/api/traces/{t2}?prettyPrint=false").data
+    assert b"\n" not in compact
+    assert srv.get("/jaeger/api/services?prettyPrint=1").data.startswith(b'{\n    "data"')
+
+
+def test_transform_otlp_json_upload(srv: Server) -> None:
+    # what the UI posts when a user uploads an OTLP/JSON file: two traces, hex ids
+    ta, tb = "5b8efff798038103d269b633813fc60c", "00000000000000000000000000abcdef"
+    scope = {"name": "up", "version": "1"}
+
+    def otlp_span(trace: str, span: str, name: str, start_ms: int, parent: str = "") -> dict:
+        return {
+            "traceId": trace,
+            "spanId": span,
+            "parentSpanId": parent,
+            "name": name,
+            "kind": 2,
+            "startTimeUnixNano": str(BASE_NS + start_ms * 10**6),
+            "endTimeUnixNano": str(BASE_NS + (start_ms + 5) * 10**6),
+            "attributes": [{"key": "n", "value": {"intValue": "7"}}],
+        }
+
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [
+                        {"key": "service.name", "value": {"stringValue": "up-a"}},
+                        {"key": "host.name", "value": {"stringValue": "h1"}},
+                    ]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": scope,
+                        "spans": [
+                            otlp_span(ta, "00000000000000a1", "root", 0),
+                            otlp_span(tb, "00000000000000b1", "other", 1),
+                        ],
+                    }
+                ],
+            },
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "up-b"}}]
+                },
+                "scopeSpans": [
+                    {"spans": [otlp_span(ta, "00000000000000a2", "child", 2, "00000000000000a1")]}
+                ],
+            },
+        ]
+    }
+    url = srv.api + "/jaeger/api/transform"
+    r = srv.request("POST", url, body=orjson.dumps(body))
+    assert r.status == 200, r.data
+    doc = orjson.loads(r.data)
+    assert doc["errors"] is None
+    first, second = doc["data"]  # one Jaeger trace per trace id, in order of appearance
+    assert first["traceID"] == ta and second["traceID"] == "0000000000abcdef"
+    root, child = first["spans"]
+    assert root == {
+        "traceID": ta,
+        "spanID": "00000000000000a1",
+        "flags": 1,
+        "operationName": "root",
+        "references": [],
+        "startTime": BASE_NS // 1000,
+        "duration": 5000,
+        "tags": [
+            {"key": "n", "type": "int64", "value": 7},
+            {"key": "otel.scope.name", "type": "string", "value": "up"},
+            {"key": "otel.scope.version", "type": "string", "value": "1"},
+            {"key": "span.kind", "type": "string", "value": "server"},
+        ],
+        "logs": [],
+        "processID": root["processID"],
+        "warnings": None,
+    }
+    assert child["references"] == [
+        {"refType": "CHILD_OF", "traceID": ta, "spanID": "00000000000000a1"}
+    ]
+    assert first["processes"][root["processID"]] == {
+        "serviceName": "up-a",
+        "tags": [{"key": "host.name", "type": "string", "value": "h1"}],
+    }
+    assert first["processes"][child["processID"]]["serviceName"] == "up-b"
+    (other,) = second["spans"]
+    assert other["operationName"] == "other"
+    assert second["processes"] == {other["processID"]: first["processes"][root["processID"]]}
+    # the upload is not stored
+    assert get(srv, f"/traces/{ta}", 404)["errors"][0]["msg"] == "trace not found"
+    bad = srv.request("POST", url, body=b"{not json")
+    assert bad.status == 400
+    assert orjson.loads(bad.data)["errors"][0]["msg"].startswith("invalid JSON")

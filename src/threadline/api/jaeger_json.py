@@ -155,3 +155,24 @@ def jaeger_trace(data: TracesData) -> dict[str, Any]:
                 trace_id = spans[-1]["traceID"]
     spans.sort(key=lambda s: s["startTime"])
     return {"traceID": trace_id, "spans": spans, "processes": processes, "warnings": None}
+
+
+def split_traces(data: TracesData) -> list[TracesData]:
+    """``data`` as one TracesData per trace id, in order of each trace's first span; every span
+    keeps its resource and instrumentation scope."""
+    traces: dict[bytes, TracesData] = {}
+    for rs in data.resource_spans:
+        for ss in rs.scope_spans:
+            targets: dict[bytes, Any] = {}  # this scope's ScopeSpans in each trace
+            for span in ss.spans:
+                target = targets.get(span.trace_id)
+                if target is None:
+                    trace = traces.get(span.trace_id)
+                    if trace is None:
+                        trace = traces[span.trace_id] = TracesData()
+                    out = trace.resource_spans.add(schema_url=rs.schema_url)
+                    out.resource.CopyFrom(rs.resource)
+                    target = targets[span.trace_id] = out.scope_spans.add(schema_url=ss.schema_url)
+                    target.scope.CopyFrom(ss.scope)
+                target.spans.append(span)
+    return list(traces.values())

@@ -1,19 +1,24 @@
 """Jaeger's classic query API under ``/jaeger/api/`` (what Jaeger UI 1.x and Grafana's Jaeger
-data source call): services, operations, trace search, trace by id, dependencies."""
+data source call): services, operations, trace search, trace by id, dependencies, the OTLP/JSON
+``transform`` behind the UI's upload, and the span-metrics routes answering "disabled" (501,
+which the UI's Monitor tab shows as its "get started" page)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from threadline.api.common import ForeignQueryRoutes
-from threadline.api.jaeger_json import jaeger_trace
+from threadline.api.jaeger_json import jaeger_trace, split_traces
 from threadline.config import parse_duration
 from threadline.model.ids import parse_trace_id
 from threadline.model.otlp_encode import rows_to_traces_data
+from threadline.model.otlp_json import otlp_json_to_protobuf
 from threadline.querier.search import SearchWindow
 from threadline.querier.span_search import SpanQuery
 
@@ -28,18 +33,26 @@ _KIND_NAMES = {
 }
 DEFAULT_LIMIT = 100
 DAY_US = 86_400 * 10**6
+METRICS_DISABLED = "metrics querying is currently disabled"
 
 
 def envelope(data: Any, total: int = 0, errors: list[dict[str, Any]] | None = None) -> Any:
     return {"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors}
 
 
-def _reply(doc: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(doc), status=status, content_type="application/json")
+def _pretty(request: web.Request) -> bool:
+    """Jaeger's ``prettyPrint`` parameter: any value but empty and ``false`` indents the JSON
+    (the UI's "Trace JSON" views open ``/api/traces/{id}?prettyPrint=true``)."""
+    return request.query.get("prettyPrint", "") not in ("", "false")
+
+
+def _reply(request: web.Request, doc: Any) -> web.Response:
+    body = json.dumps(doc, indent=4).encode() if _pretty(request) else orjson.dumps(doc)
+    return web.Response(body=body, content_type="application/json")
 
 
 def _error(status: int, message: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}[status]
+    cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 501: web.HTTPNotImplemented}[status]
     return cls(
         body=orjson.dumps(envelope(None, errors=[{"code": status, "msg": message}])),
         content_type="application/json",
@@ -93,16 +106,18 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
             web.get(PREFIX + "/traces", self.search),
             web.get(PREFIX + "/traces/{trace_id}", self.trace),
             web.get(PREFIX + "/dependencies", self.dependencies),
+            web.post(PREFIX + "/transform", self.transform),
+            web.get(PREFIX + "/metrics/{kind:latencies|calls|errors|minstep}", self.metrics),
         ]
 
     async def services(self, request: web.Request) -> web.Response:
         names = await self.tag_finder.services(self._tenant(request))
-        return _reply(envelope(names, total=len(names)))
+        return _reply(request, envelope(names, total=len(names)))
 
     async def service_operations(self, request: web.Request) -> web.Response:
         ops = await self.tag_finder.operations(self._tenant(request), request.match_info["service"])
         names = sorted({name for name, _ in ops})
-        return _reply(envelope(names, total=len(names)))
+        return _reply(request, envelope(names, total=len(names)))
 
     async def operations(self, request: web.Request) -> web.Response:
         service = request.query.get("service", "")
@@ -115,7 +130,7 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
             for name, k in ops
             if not kind or _KIND_NAMES.get(k) == kind
         ]
-        return _reply(envelope(data, total=len(data)))
+        return _reply(request, envelope(data, total=len(data)))
 
     async def _traces(self, tenant: str, ids: list[bytes]) -> tuple[list[Any], list[bytes]]:
         found, missing = [], []
@@ -138,14 +153,14 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
         found, _ = await self._traces(tenant, [self._trace_id(request.match_info["trace_id"])])
         if not found:
             raise _error(404, "trace not found")
-        return _reply(envelope(found))
+        return _reply(request, envelope(found))
 
     async def search(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
         if ids := request.query.getall("traceID", []):
             found, missing = await self._traces(tenant, [self._trace_id(i) for i in ids])
             errors = [{"msg": "trace not found", "traceID": m.hex()} for m in missing]
-            return _reply(envelope(found, errors=errors or None))
+            return _reply(request, envelope(found, errors=errors or None))
         service = request.query.get("service", "")
         if not service:
             raise _error(400, "parameter 'service' is required")
@@ -169,7 +184,7 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
         window = SearchWindow(start_us * 1000, end_us * 1000)
         result = await self.engine.search(tenant, query.plan(), window, max(limit, 1), 1)
         found, _ = await self._traces(tenant, [t.trace_id for t in result.traces])
-        return _reply(envelope(found))
+        return _reply(request, envelope(found))
 
     async def dependencies(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
@@ -182,4 +197,16 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
             {"parent": parent, "child": child, "callCount": edge.calls}
             for (parent, child), edge in sorted(edges.items())
         ]
-        return _reply(envelope(data))
+        return _reply(request, envelope(data))
+
+    async def transform(self, request: web.Request) -> web.Response:
+        """OTLP/JSON (the UI's upload of an OTLP file) as Jaeger traces, one per trace id."""
+        try:
+            data = TracesData.FromString(otlp_json_to_protobuf(await request.read()))
+        except ValueError as e:
+            raise _error(400, str(e)) from None
+        return _reply(request, envelope([jaeger_trace(t) for t in split_traces(data)]))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """No span-metrics store behind this API: Jaeger's answer when metrics are disabled."""
+        raise _error(501, METRICS_DISABLED)
