@@ -72,6 +72,14 @@ def test_search(srv: Server) -> None:
     found = get(srv, f"/traces?service=payment&operation=db%20query&{WINDOW}")
     assert traces_found(found) == {t3}
     assert traces_found(get(srv, f"/traces?service=frontend&tag=error:true&{WINDOW}")) == {t1}
+    # like Jaeger's stores, a tag also matches a log field (an event attribute or its name)
+    logged = quote('{"exception.type":"TimeoutError"}')
+    assert traces_found(get(srv, f"/traces?service=payment&tags={logged}&{WINDOW}")) == {t1}
+    assert traces_found(get(srv, f"/traces?service=payment&tag=event:exception&{WINDOW}")) == {t1}
+    wrong = quote('{"exception.type":"ValueError"}')
+    assert get(srv, f"/traces?service=payment&tags={wrong}&{WINDOW}")["data"] == []
+    # the log field must be on a span that meets the other conditions too
+    assert get(srv, f"/traces?service=checkout&tag=event:exception&{WINDOW}")["data"] == []
     assert traces_found(get(srv, f"/traces?service=payment&limit=1&{WINDOW}")) == {t3}
     # the default window (the last two days) does not reach these 2023 traces
     assert get(srv, "/traces?service=payment")["data"] == []

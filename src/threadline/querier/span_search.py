@@ -25,8 +25,22 @@ def attribute_equals(key: str, value: str) -> str:
     return "coalesce(" + " OR ".join(alternatives) + ", false)"
 
 
+def log_field_equals(key: str, value: str) -> str:
+    """True when one of the span's events (Jaeger's logs) has field ``key`` with the string
+    form ``value``; the field ``event`` is the event's name, as in Jaeger's JSON."""
+    literal = sql.string(value)
+    fields = [
+        f"CAST(e.attrs_{kind}[{sql.string(key)}] AS VARCHAR) = {literal}"
+        for kind in ("str", "int", "float", "bool")
+    ]
+    if key == "event":
+        fields.append(f"e.name = {literal}")
+    return f"len(list_filter(events, lambda e: coalesce({' OR '.join(fields)}, false))) > 0"
+
+
 def tag_condition(key: str, value: str) -> str:
-    """A Jaeger/Zipkin tag as a condition, with the OTLP fields those tags stand for."""
+    """A Jaeger tag as a condition, with the OTLP fields those tags stand for; like Jaeger's
+    stores, a tag matches a span or process (resource) tag or a log field."""
     if key == "error":
         is_error = "status_code = 2"
         if value.lower() == "true":
@@ -36,7 +50,7 @@ def tag_condition(key: str, value: str) -> str:
         return f"kind = {_KINDS[value.lower()]}"
     if key == "otel.status_code" and value.upper() in ("OK", "ERROR", "UNSET"):
         return f"status_code = {('UNSET', 'OK', 'ERROR').index(value.upper())}"
-    return attribute_equals(key, value)
+    return f"({attribute_equals(key, value)} OR {log_field_equals(key, value)})"
 
 
 @dataclass
