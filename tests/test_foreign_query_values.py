@@ -107,3 +107,18 @@ def test_zipkin_remote_services_are_those_the_service_called(srv: Server) -> Non
     assert get(srv, "/zipkin/api/v2/remoteServices?serviceName=web") == ["orders"]
     assert get(srv, "/zipkin/api/v2/remoteServices?serviceName=orders") == ["postgres"]
     assert get(srv, "/zipkin/api/v2/remoteServices?serviceName=nobody") == []
+
+
+def test_zipkin_search_by_remote_service_in_any_case(srv: Server) -> None:
+    window = f"endTs={START_NS // 10**6 + 1000}&lookback=60000"
+    for remote in ("postgres", "PostGres"):
+        found = get(srv, f"/zipkin/api/v2/traces?remoteServiceName={remote}&{window}")
+        assert isinstance(found, list)
+        assert [[s["name"] for s in t] for t in found] == [["web call", "orders call"]]
+    assert get(srv, f"/zipkin/api/v2/traces?remoteServiceName=postgre&{window}") == []
+    both = f"serviceName=WEB&remoteServiceName=postgres&{window}"
+    assert get(srv, f"/zipkin/api/v2/traces?{both}") == []  # web called orders, not postgres
+    assert (
+        len(get(srv, f"/zipkin/api/v2/traces?serviceName=WEB&remoteServiceName=Orders&{window}"))
+        == 1
+    )

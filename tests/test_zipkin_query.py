@@ -51,6 +51,13 @@ def test_trace_search(srv: Server) -> None:
     t1, t2, t3 = (TRACE_IDS[t].hex() for t in ("T1", "T2", "T3"))
     assert ids(get(srv, f"/api/v2/traces?serviceName=payment&{WINDOW}")) == {t1, t3}
     assert ids(get(srv, f"/api/v2/traces?spanName=SELECT&{WINDOW}")) == {t2}
+    # Zipkin lower-cases service and span names: they match in any case
+    assert ids(get(srv, f"/api/v2/traces?serviceName=PayMent&{WINDOW}")) == {t1, t3}
+    db_query = f"/api/v2/traces?serviceName=payment&spanName=db%20QUERY&{WINDOW}"
+    assert ids(get(srv, db_query)) == {t3}
+    assert ids(get(srv, f"/api/v2/traces?spanName=select&{WINDOW}")) == {t2}
+    assert get(srv, f"/api/v2/traces?serviceName=paymen&{WINDOW}") == []
+    assert get(srv, f"/api/v2/traces?serviceName=cart&spanName=select&{WINDOW}") == []
     assert ids(get(srv, f"/api/v2/traces?minDuration=1000000&{WINDOW}")) == {t3}
     query = "annotationQuery=http.status_code%3D500"
     assert ids(get(srv, f"/api/v2/traces?{query}&{WINDOW}")) == {t1}

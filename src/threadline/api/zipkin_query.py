@@ -143,13 +143,23 @@ class ZipkinQueryRoutes(ForeignQueryRoutes):
         min_us = _int(request, "minDuration", None)
         max_us = _int(request, "maxDuration", None)
         query = SpanQuery(
-            service=request.query.get("serviceName") or None,
-            operation=request.query.get("spanName") or None,
             min_duration_ns=min_us * 1000 if min_us is not None else None,
             max_duration_ns=max_us * 1000 if max_us is not None else None,
         )
+        # Zipkin lower-cases these names when storing and querying: match them in any case
+        if service := request.query.get("serviceName"):
+            known = await self.tag_finder.services(tenant)
+            names = [sql.string(s) for s in known if s.lower() == service.lower()]
+            if not names:
+                return _reply([])
+            query.conditions.append(f"service_name IN ({', '.join(names)})")
+        if span_name := request.query.get("spanName"):
+            query.conditions.append(f"lower(name) = {sql.string(span_name.lower())}")
         if remote := request.query.get("remoteServiceName"):
-            query.conditions.append(attribute_equals("peer.service", remote))
+            peer = sql.attr("span", "str", "peer.service")
+            query.conditions.append(
+                f"coalesce(lower({peer}) = {sql.string(remote.lower())}, false)"
+            )
         if annotations := request.query.get("annotationQuery"):
             query.conditions.extend(annotation_conditions(annotations))
         window = SearchWindow((end_ms - lookback_ms) * 10**6, end_ms * 10**6)
