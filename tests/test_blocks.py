@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from otlp_requests import trace_request
 from threadline.config import BlockConfig
 from threadline.model.otlp_decode import decode_export_request
 from threadline.model.schema import BLOCK_SCHEMA, SPAN_SCHEMA
+from threadline.querier.trace_by_id import TraceFinder
+from threadline.storage.backend import LocalBackend
 from threadline.storage.block_reader import Block
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist
@@ -102,6 +105,32 @@ def test_columns_empty_in_a_row_group_are_skipped_and_read_back_empty(tmp_path: 
         for row in rows.to_pylist():
             assert row["links"] == [] and row["events"] == [] and row["scope_attrs_bool"] == []
             assert row["resource_attrs_str"] == [("service.name", "durable")]
+
+
+def test_a_trace_split_over_blocks_comes_back_sorted_by_start_without_duplicates(
+    tmp_path: Path,
+) -> None:
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    trace = os.urandom(16)
+    for i in range(6):
+        start = 10**18 + (5 - i) * 1000  # later spans first in the request
+        ss.spans.add(
+            trace_id=trace,
+            span_id=bytes([i + 1]) * 8,
+            name=f"s{i}",
+            start_time_unix_nano=start,
+            end_time_unix_nano=start + 10,
+        )
+    rows = pa.Table.from_batches([decode_export_request(req.SerializeToString()).batch])
+    # two blocks with interleaved halves, and one span in both (a retried push)
+    write_block(tmp_path, "t1", rows.take([0, 2, 4, 1]), BlockConfig())
+    write_block(tmp_path, "t1", rows.take([1, 3, 5]), BlockConfig())
+    blocklist = Blocklist(LocalBackend(tmp_path))
+    blocklist.load()
+    found = asyncio.run(TraceFinder(None, blocklist).find("t1", trace))
+    assert found is not None
+    assert found.column("name").to_pylist() == ["s5", "s4", "s3", "s2", "s1", "s0"]
 
 
 def test_nested_attribute_leaves_are_dictionary_encoded(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ compatible with OTLP ``TracesData``) or ``tempopb.TraceByIDResponse`` (v2).
 from __future__ import annotations
 
 import orjson
+import pyarrow as pa
 from aiohttp import web
 from google.protobuf import json_format
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
@@ -32,7 +33,7 @@ class TraceByIDRoutes:
             web.get(prefix + "/api/v2/traces/{trace_id}", self.v2),
         ]
 
-    async def _lookup(self, request: web.Request) -> tuple[TracesData, int]:
+    async def _lookup(self, request: web.Request) -> tuple[TracesData, pa.Table]:
         tenant = tenant_of(request, self.multitenancy_enabled)
         try:
             trace_id = parse_trace_id(request.match_info["trace_id"])
@@ -50,7 +51,7 @@ class TraceByIDRoutes:
         )
         if table is None:
             raise web.HTTPNotFound()
-        return rows_to_traces_data(table), table.nbytes
+        return rows_to_traces_data(table), table
 
     async def v1(self, request: web.Request) -> web.Response:
         traces, _ = await self._lookup(request)
@@ -60,10 +61,10 @@ class TraceByIDRoutes:
         return json_response({"batches": doc.get("resourceSpans", [])})
 
     async def v2(self, request: web.Request) -> web.Response:
-        traces, inspected = await self._lookup(request)
+        traces, table = await self._lookup(request)
         response = TraceByIDResponse()
         response.trace.resourceSpans.extend(traces.resource_spans)
-        response.metrics.inspectedBytes = inspected
+        response.metrics.inspectedBytes = table.nbytes
         if wants_protobuf(request):
             return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
         return json_response(json_format.MessageToDict(response))
