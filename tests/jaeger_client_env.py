@@ -3,9 +3,7 @@
 ``opentelemetry-exporter-jaeger-thrift`` 1.21 (the last release) imports only with
 ``opentelemetry-sdk==1.21``, and ``jaeger-client`` (OpenTracing) pulls in tornado, threadloop and
 the Apache thrift runtime; none of that belongs in the project's own environment. The venv is
-built once under ``.venv-jaeger-client/`` at the repository root (reused by later sessions while
-its requirements are unchanged), guarded by a file lock so parallel pytest-xdist workers wait
-for one builder instead of racing.
+built once under ``.venv-jaeger-client/`` (``client_venvs``).
 
 ``send(job)`` runs ``SENDER`` in that venv: it makes a small trace with the requested client,
 exports it to the server, and prints what it sent (ids, names, times, kinds, status, tags) as
@@ -16,51 +14,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from client_venvs import JAEGER_CLIENTS, ClientEnvError
 
-REPO = Path(__file__).resolve().parent.parent
-VENV = REPO / ".venv-jaeger-client"
-LOCK = REPO / ".venv-jaeger-client.lock"
-REQUIREMENTS = (
-    "opentelemetry-api==1.21.0",
-    "opentelemetry-sdk==1.21.0",
-    "opentelemetry-exporter-jaeger-thrift==1.21.0",
-    "Deprecated",
-    "jaeger-client==4.8.0",
-    "six",  # imported by jaeger-client's generated thrift code, not declared by it
-)
-_MARKER = VENV / "threadline-requirements.txt"
-
-
-class ClientEnvError(RuntimeError):
-    """The client venv could not be built (no package index, a package that will not install)."""
+__all__ = ["SENDER", "ClientEnvError", "python", "send"]
 
 
 def python() -> Path:
-    """The client venv's interpreter, building the venv first if needed (once, under a lock)."""
-    py = VENV / "bin" / "python"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    with FileLock(str(LOCK), timeout=900):
-        if py.exists() and _MARKER.exists() and _MARKER.read_text() == wanted:
-            return py
-        if VENV.exists():
-            subprocess.run(["rm", "-rf", str(VENV)], check=True)
-        steps = [
-            [sys.executable, "-m", "venv", str(VENV)],
-            [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
-        ]
-        for cmd in steps:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-            if done.returncode != 0:
-                raise ClientEnvError(
-                    f"{' '.join(cmd[:4])} ... failed ({done.returncode}): {done.stderr[-2000:]}"
-                )
-        _MARKER.write_text(wanted)
-    return py
+    """The client venv's interpreter (built on first use)."""
+    return JAEGER_CLIENTS.python()
 
 
 def send(job: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
