@@ -136,9 +136,12 @@ def test_dependencies(srv: Server) -> None:
     assert doc["data"] == [
         {"parent": "api-gateway", "child": "payment", "callCount": 1},
         {"parent": "checkout", "child": "payment", "callCount": 1},
+        {"parent": "checkout", "child": "postgresql", "callCount": 1},
         {"parent": "frontend", "child": "cart", "callCount": 1},
         {"parent": "frontend", "child": "checkout", "callCount": 1},
         {"parent": "frontend", "child": "product-catalog", "callCount": 1},
+        {"parent": "payment", "child": "postgresql", "callCount": 1},
+        {"parent": "product-catalog", "child": "redis", "callCount": 1},
     ]
     assert get(srv, "/dependencies?lookback=1000")["data"] == []
 

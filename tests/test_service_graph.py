@@ -32,7 +32,15 @@ def test_edges(graph: dict) -> None:
         ("frontend", "cart"),
         ("frontend", "checkout"),
         ("frontend", "product-catalog"),
+        # client spans without a child: edges to the peer their db.system names
+        ("checkout", "postgresql"),
+        ("payment", "postgresql"),
+        ("product-catalog", "redis"),
     }
+    db = edges[("payment", "postgresql")]
+    assert (db["requests"], db["errors"]) == (1, 0)
+    # the client span's 100 ms: the log2 bucket (2^26, 2^27] ns
+    assert 2**26 / 1e9 <= db["p50Seconds"] <= 2**27 / 1e9
     failing = edges[("checkout", "payment")]
     assert (failing["requests"], failing["errors"], failing["errorRate"]) == (1, 1, 1.0)
     assert failing["requestRate"] == pytest.approx(1 / 20)
@@ -51,7 +59,10 @@ def test_nodes(graph: dict) -> None:
         "frontend",
         "payment",
         "product-catalog",
+        "postgresql",
+        "redis",
     }
+    assert nodes["postgresql"]["requests"] == 0  # no spans of its own
     assert (nodes["frontend"]["requests"], nodes["frontend"]["errors"]) == (2, 1)
     assert nodes["payment"]["requests"] == 1  # its server span; the failing Charge is a client
     assert nodes["frontend"]["errorRate"] == 0.5

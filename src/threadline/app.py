@@ -82,7 +82,9 @@ class App:
         self.sources = DataSources(self.ingester, self.blocklist, resources)
         self.tags = TagFinder(self.sources)
         self.search = SearchEngine(self.sources)
-        self.dependencies = DependencyFinder(self.sources)
+        self.dependencies = DependencyFinder(
+            self.sources, cfg.metrics_generator.processor.service_graphs.peer_attributes
+        )
         self.metrics_engine = MetricsEngine(self.sources)
         self.generator = MetricsGenerator(cfg.metrics_generator, self.metrics.registry)
         if self.generator.enabled:
