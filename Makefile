@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test setup lint format bench clean
 
-$(STAMP): pyproject.toml setup.py src/threadline/model/_otlp_columns.pyx
+$(STAMP): pyproject.toml setup.py $(wildcard src/threadline/model/*.pyx)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel "Cython>=3.0"
 	$(BIN)/pip install --quiet --no-build-isolation -e ".[test]"
@@ -32,4 +32,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info src/threadline/model/_otlp_columns.c src/threadline/model/*.so
+	rm -rf $(VENV) build src/*.egg-info src/threadline/model/_*.c src/threadline/model/*.so

@@ -1,16 +1,19 @@
-"""Build hook for the compiled OTLP decoder; all metadata lives in pyproject.toml."""
+"""Build hook for the compiled OTLP decoder and translators; all metadata lives in pyproject.toml."""
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+_MODULES = ("_otlp_columns", "_jaeger_otlp")
 
 setup(
     ext_modules=cythonize(
         [
             Extension(
-                "threadline.model._otlp_columns",
-                ["src/threadline/model/_otlp_columns.pyx"],
+                f"threadline.model.{name}",
+                [f"src/threadline/model/{name}.pyx"],
                 extra_compile_args=["-O3"],
             )
+            for name in _MODULES
         ],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
     )

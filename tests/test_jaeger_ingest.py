@@ -25,6 +25,8 @@ from conftest import HOST, Server
 from test_jaeger_translate import (
     encode_batch,
     encode_emit_batch,
+    id64,
+    id128,
     kv,
     post_spans,
     process,
@@ -277,7 +279,7 @@ def test_grpc_tenant_metadata_is_read(server: Server) -> None:
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_agent_udp_emit_batch(server: Server, protocol: str) -> None:
     high, low = -0x0123456789ABCDEF, 0x7EDCBA9876543210
-    trace_hex = tj._ID128(high, low).hex()
+    trace_hex = id128(high, low).hex()
     spans = [
         thrift_span(
             traceIdHigh=high,
@@ -294,7 +296,7 @@ def test_agent_udp_emit_batch(server: Server, protocol: str) -> None:
     send_udp(port, encode_emit_batch(batch, protocol))
     (span,) = read_spans(server, trace_hex, 1).values()
     assert span["name"] == f"udp {protocol}"
-    assert unb64(span["spanId"]) == tj._ID64(-77).hex()
+    assert unb64(span["spanId"]) == id64(-77).hex()
     assert span["kind"] == "SPAN_KIND_CONSUMER"
     assert span["_resource"] == {"service.name": f"udp-{protocol}", "host.name": "agent-host"}
     typed = {a["key"]: a["value"] for a in span["attributes"]}
@@ -322,7 +324,7 @@ def test_http_accepts_both_content_types_gzip_and_a_query_string(server: Server)
         r = http_post(server, body, headers, query)
         assert r.status == 202, r.data
         assert r.data == b""
-        read_spans(server, tj._ID128(0x10 + i, 2).hex(), 1)
+        read_spans(server, id128(0x10 + i, 2).hex(), 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +416,7 @@ def test_udp_garbage_is_dropped_and_counted(server: Server, protocol: str) -> No
         [thrift_span(traceIdHigh=high, startTime=int(time.time() * 1e6))], service="after-garbage"
     )
     send_udp(port, encode_emit_batch(batch, protocol))
-    read_spans(server, tj._ID128(high, 2).hex(), 1)
+    read_spans(server, id128(high, 2).hex(), 1)
     assert server.get("/ready").status == 200
 
 
@@ -434,7 +436,7 @@ def test_multitenancy(mt_server: Server) -> None:
     assert http_post(mt_server, body, THRIFT).status == 401
     r = http_post(mt_server, body, {**THRIFT, "X-Scope-OrgID": "acme"})
     assert r.status == 202
-    trace_hex = tj._ID128(0x4400, 2).hex()
+    trace_hex = id128(0x4400, 2).hex()
     assert mt_server.get(f"/api/traces/{trace_hex}", {"X-Scope-OrgID": "acme"}).status == 200
     assert mt_server.get(f"/api/traces/{trace_hex}", {"X-Scope-OrgID": "other"}).status == 404
     with grpc.insecure_channel(f"{HOST}:{mt_server.jaeger_grpc_port}") as channel:

@@ -87,12 +87,25 @@ def encode_emit_batch(batch: Any, protocol: str, method: str = "emitBatch") -> b
     return buf.getvalue()
 
 
-def otlp(spans: list[tj.JaegerSpan]) -> ExportTraceServiceRequest:
-    return ExportTraceServiceRequest.FromString(tj.to_otlp(spans))
+def id128(high: int, low: int) -> bytes:
+    """A 128-bit trace id of its signed i64 halves (big-endian)."""
+    return struct.pack(">qq", high, low)
+
+
+def id64(value: int) -> bytes:
+    return struct.pack(">q", value)
+
+
+def otlp(translated: tuple[bytes, int]) -> ExportTraceServiceRequest:
+    """The request of a translator's (OTLP bytes, span count), checked for the count."""
+    data, count = translated
+    req = ExportTraceServiceRequest.FromString(data)
+    assert count == sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+    return req
 
 
 def translate(*spans: Any, **batch_kw: Any) -> ExportTraceServiceRequest:
-    return otlp(tj.decode_thrift_batch(encode_batch(thrift_batch(list(spans), **batch_kw))))
+    return otlp(tj.thrift_batch_to_otlp(encode_batch(thrift_batch(list(spans), **batch_kw))))
 
 
 def only_span(req: ExportTraceServiceRequest) -> Span:
@@ -476,10 +489,8 @@ def test_follows_from_alone_is_a_link() -> None:
 
 
 def test_output_decodes_with_the_ingest_decoder() -> None:
-    data = tj.to_otlp(
-        tj.decode_thrift_batch(
-            encode_batch(thrift_batch([thrift_span(spanId=i + 1) for i in range(50)]))
-        )
+    data, _ = tj.thrift_batch_to_otlp(
+        encode_batch(thrift_batch([thrift_span(spanId=i + 1) for i in range(50)]))
     )
     decoded = decode_export_request(data)
     assert decoded.batch.num_rows == 50
@@ -487,20 +498,19 @@ def test_output_decodes_with_the_ingest_decoder() -> None:
 
 
 def test_zero_ids_and_negative_duration_are_left_to_the_distributor() -> None:
-    data = tj.to_otlp(
-        tj.decode_thrift_batch(
-            encode_batch(
-                thrift_batch(
-                    [
-                        thrift_span(traceIdHigh=0, traceIdLow=0),
-                        thrift_span(spanId=0),
-                        thrift_span(duration=-5),
-                        thrift_span(spanId=8),
-                    ]
-                )
+    data, count = tj.thrift_batch_to_otlp(
+        encode_batch(
+            thrift_batch(
+                [
+                    thrift_span(traceIdHigh=0, traceIdLow=0),
+                    thrift_span(spanId=0),
+                    thrift_span(duration=-5),
+                    thrift_span(spanId=8),
+                ]
             )
         )
     )
+    assert count == 4
     decoded = decode_export_request(data)
     assert decoded.batch.num_rows == 1
     assert decoded.rejected == {"invalid_trace_id": 1, "invalid_span_id": 1, "end_before_start": 1}
@@ -528,9 +538,9 @@ def test_both_protocols_decode_the_same(protocol: str) -> None:
         ],
         ptags=tags(hostname="h"),
     )
-    binary = tj.decode_thrift_batch(encode_batch(batch, "binary"), "binary")
-    assert tj.decode_thrift_batch(encode_batch(batch, protocol), protocol) == binary  # type: ignore[arg-type]
-    via_agent = tj.decode_agent_message(encode_emit_batch(batch, protocol), protocol)  # type: ignore[arg-type]
+    binary = tj.thrift_batch_to_otlp(encode_batch(batch, "binary"), "binary")
+    assert tj.thrift_batch_to_otlp(encode_batch(batch, protocol), protocol) == binary
+    via_agent = tj.agent_message_to_otlp(encode_emit_batch(batch, protocol), protocol)  # type: ignore[arg-type]
     assert via_agent == binary
 
 
@@ -547,7 +557,7 @@ def test_unknown_fields_are_skipped() -> None:
         + b"\x0e\x00\x06\x06" + struct.pack(">i", 2) + b"\x00\x01\x00\x02"  # set<i16>
     )  # fmt: skip
     data = plain[:-1] + extra + b"\x00"
-    assert tj.decode_thrift_batch(data) == tj.decode_thrift_batch(plain)
+    assert tj.thrift_batch_to_otlp(data) == tj.thrift_batch_to_otlp(plain)
 
 
 def test_non_strict_binary_message_header() -> None:
@@ -555,7 +565,7 @@ def test_non_strict_binary_message_header() -> None:
     # old style: name length, name, type byte, seqid
     body = strict[4 + 4 + len("emitBatch") + 4 :]
     old = struct.pack(">i", 9) + b"emitBatch" + b"\x04" + struct.pack(">i", 7) + body
-    assert tj.decode_agent_message(old, "binary") == tj.decode_agent_message(strict, "binary")
+    assert tj.agent_message_to_otlp(old, "binary") == tj.agent_message_to_otlp(strict, "binary")
 
 
 @pytest.mark.parametrize(
@@ -570,7 +580,7 @@ def test_non_strict_binary_message_header() -> None:
 )
 def test_bad_thrift_batches_are_value_errors(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message) as err:
-        tj.decode_thrift_batch(data)
+        tj.thrift_batch_to_otlp(data)
     assert str(err.value).startswith("invalid Jaeger thrift (binary) Batch:")
 
 
@@ -578,21 +588,21 @@ def test_truncated_and_trailing_bytes_are_errors() -> None:
     good = encode_batch(thrift_batch([thrift_span(tags=tags(a="x"))]))
     for cut in (1, 5, len(good) // 2, len(good) - 1):
         with pytest.raises(ValueError):
-            tj.decode_thrift_batch(good[:cut])
+            tj.thrift_batch_to_otlp(good[:cut])
     with pytest.raises(ValueError, match="bytes left after the Batch"):
-        tj.decode_thrift_batch(good + b"\x00")
+        tj.thrift_batch_to_otlp(good + b"\x00")
 
 
 def test_missing_required_span_field() -> None:
     with pytest.raises(ValueError, match="required field startTime"):
-        tj.decode_thrift_batch(encode_batch(thrift_batch([thrift_span(startTime=None)])))
+        tj.thrift_batch_to_otlp(encode_batch(thrift_batch([thrift_span(startTime=None)])))
 
 
 def test_invalid_utf8_is_replaced_not_fatal() -> None:
     data = encode_batch(thrift_batch([thrift_span(operationName="op\u00e9")]))
     bad = data.replace("op\u00e9".encode(), b"op\xff\xfe")
-    (span,) = tj.decode_thrift_batch(bad)
-    assert span.operation_name == "op\ufffd\ufffd"
+    span = only_span(otlp(tj.thrift_batch_to_otlp(bad)))
+    assert span.name == "op\ufffd\ufffd"
 
 
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
@@ -607,7 +617,7 @@ def test_bad_agent_messages(protocol: str) -> None:
     ]
     for data, message in cases:
         with pytest.raises(ValueError, match=message) as err:
-            tj.decode_agent_message(data, protocol)  # type: ignore[arg-type]
+            tj.agent_message_to_otlp(data, protocol)  # type: ignore[arg-type]
         assert str(err.value).startswith(f"invalid Jaeger agent message ({protocol} thrift):")
 
 
@@ -615,7 +625,7 @@ def test_deep_nesting_is_refused() -> None:
     # an unknown field of nested structs, 100 deep
     data = (b"\x0c\x00\x09" * 100) + b"\x00" * 101
     with pytest.raises(ValueError, match="nested too deeply"):
-        tj.decode_thrift_batch(data)
+        tj.thrift_batch_to_otlp(data)
 
 
 def test_random_bytes_never_crash() -> None:
@@ -627,7 +637,7 @@ def test_random_bytes_never_crash() -> None:
             data[rng.randrange(len(data))] = rng.randrange(256)
         for protocol in ("binary", "compact"):
             with contextlib.suppress(ValueError):
-                tj.to_otlp(tj.decode_thrift_batch(bytes(data), protocol))  # type: ignore[arg-type]
+                tj.thrift_batch_to_otlp(bytes(data), protocol)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -706,8 +716,8 @@ def test_api_v2_span_translation() -> None:
         ],
         process("frontend", kv("hostname", "h1")),
     )
-    span = only_span(otlp(tj.decode_post_spans_request(data)))
-    req = otlp(tj.decode_post_spans_request(data))
+    req = otlp(tj.post_spans_to_otlp(data))
+    span = only_span(req)
     assert attrs(req.resource_spans[0].resource.attributes) == {
         "service.name": "frontend",
         "host.name": "h1",
@@ -744,7 +754,7 @@ def test_api_v2_span_process_wins_over_the_batch_process() -> None:
         [proto_span(1), proto_span(2, process=process("own", kv("k", 1))), proto_span(3)],
         process("batch"),
     )
-    req = otlp(tj.decode_post_spans_request(data))
+    req = otlp(tj.post_spans_to_otlp(data))
     got = [
         (attrs(rs.resource.attributes), [s.span_id[-1] for s in rs.scope_spans[0].spans])
         for rs in req.resource_spans
@@ -754,18 +764,18 @@ def test_api_v2_span_process_wins_over_the_batch_process() -> None:
 
 def test_api_v2_64_bit_trace_id_is_padded() -> None:
     data = post_spans([proto_span(trace_id=b"\x00" * 7 + b"\x05")], process("p"))
-    assert only_span(otlp(tj.decode_post_spans_request(data))).trace_id == bytes(15) + b"\x05"
+    assert only_span(otlp(tj.post_spans_to_otlp(data))).trace_id == bytes(15) + b"\x05"
 
 
 def test_api_v2_bad_input() -> None:
     with pytest.raises(ValueError, match=r"invalid jaeger\.api_v2\.PostSpansRequest protobuf"):
-        tj.decode_post_spans_request(b"\x0a\xff\xff\xff\x0f")
+        tj.post_spans_to_otlp(b"\x0a\xff\xff\xff\x0f")
     with pytest.raises(ValueError, match="span 0: trace_id must be 16 bytes, got 3"):
-        tj.decode_post_spans_request(post_spans([proto_span(trace_id=b"abc")]))
+        tj.post_spans_to_otlp(post_spans([proto_span(trace_id=b"abc")]))
     with pytest.raises(ValueError, match="span_id must be 8 bytes"):
-        tj.decode_post_spans_request(post_spans([proto_span(span_id=b"\x01" * 9)]))
+        tj.post_spans_to_otlp(post_spans([proto_span(span_id=b"\x01" * 9)]))
 
 
 def test_api_v2_empty_request_has_no_spans() -> None:
-    assert tj.decode_post_spans_request(b"") == []
-    assert decode_export_request(tj.to_otlp([])).batch.num_rows == 0
+    assert tj.post_spans_to_otlp(b"") == (b"", 0)
+    assert decode_export_request(b"").batch.num_rows == 0
