@@ -779,3 +779,97 @@ def test_api_v2_bad_input() -> None:
 def test_api_v2_empty_request_has_no_spans() -> None:
     assert tj.post_spans_to_otlp(b"") == (b"", 0)
     assert decode_export_request(b"").batch.num_rows == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the three readers agree: one batch in every encoding gives the same OTLP bytes
+
+_KEYS = (
+    "a", "b", "span.kind", "error", "otel.status_code", "otel.status_description",
+    "http.status_code", "http.status_message", "w3c.tracestate", "otel.scope.name",
+    "otel.scope.version", "otel.library.name", "otel.library.version", "service.name",
+    "service.version", "host.name", "k8s.pod.name", "hostname", "jaeger.version", "event",
+    "message", "ünï",
+)  # fmt: skip
+_VALUES = (
+    "", "x", "client", "SERVER", "ok", "ERROR", "500", " 404 ", "é", True, False, 200, 404, 503,
+    -3, 2**62, 1.5, float("inf"), b"", b"\x00\xff",
+)  # fmt: skip
+
+
+def _random_batch(rng: random.Random) -> tuple[Any, bytes]:
+    """A random batch as thriftpy2 objects and as the equivalent api_v2 ``PostSpansRequest``."""
+
+    def pairs(n: int) -> list[tuple[str, Any]]:
+        return [(rng.choice(_KEYS), rng.choice(_VALUES)) for _ in range(n)]
+
+    ptags = pairs(rng.randint(0, 4))
+    spans, protos = [], []
+    for _ in range(rng.randint(0, 6)):
+        high, low, sid = rng.choice([0, 1, -2]), rng.choice([2, -1]), rng.randint(-3, 3)
+        refs = [
+            (rng.choice([0, 1]), rng.choice([low, 9]), high, rng.choice([4, 5]))
+            for _ in range(rng.randint(0, 3))
+        ]
+        logs = [
+            (T0 + rng.randint(0, 9), pairs(rng.randint(0, 3))) for _ in range(rng.randint(0, 2))
+        ]
+        span_tags = pairs(rng.randint(0, 12))
+        start, duration = T0 + rng.randint(0, 9), rng.choice([0, 7, -5])
+        spans.append(
+            thrift_span(
+                traceIdHigh=high,
+                traceIdLow=low,
+                spanId=sid,
+                operationName=rng.choice(["op", "", "é"]),
+                startTime=start,
+                duration=duration,
+                tags=[tag(k, v) for k, v in span_tags],
+                references=[ref(t, s, lo, hi) for t, lo, hi, s in refs],
+                logs=[J.Log(timestamp=ts, fields=[tag(k, v) for k, v in f]) for ts, f in logs],
+            )
+        )
+        protos.append(
+            tj.API_V2["Span"](
+                trace_id=id128(high, low),
+                span_id=id64(sid),
+                operation_name=spans[-1].operationName,
+                flags=1,
+                start_time={"seconds": start // 10**6, "nanos": start % 10**6 * 1000},
+                duration={"seconds": duration // 10**6, "nanos": duration % 10**6 * 1000},
+                tags=[kv(k, v) for k, v in span_tags],
+                references=[
+                    tj.API_V2["SpanRef"](trace_id=id128(hi, lo), span_id=id64(s), ref_type=t)
+                    for t, lo, hi, s in refs
+                ],
+                logs=[
+                    tj.API_V2["Log"](
+                        timestamp={"seconds": ts // 10**6, "nanos": ts % 10**6 * 1000},
+                        fields=[kv(k, v) for k, v in f],
+                    )
+                    for ts, f in logs
+                ],
+            )
+        )
+    service = rng.choice(["svc", "other"])
+    batch = thrift_batch(spans, service=service, ptags=[tag(k, v) for k, v in ptags])
+    return batch, post_spans(protos, process(service, *(kv(k, v) for k, v in ptags)))
+
+
+def test_every_encoding_of_a_batch_translates_the_same() -> None:
+    rng = random.Random(11)
+    for _ in range(300):
+        batch, api_v2 = _random_batch(rng)
+        want = tj.thrift_batch_to_otlp(encode_batch(batch, "binary"))
+        req = otlp(want)  # parses, and the count is right
+        assert want[1] == len(batch.spans)
+        decoded = decode_export_request(want[0])
+        assert decoded.batch.num_rows + sum(decoded.rejected.values()) == len(batch.spans)
+        assert tj.thrift_batch_to_otlp(encode_batch(batch, "compact"), "compact") == want
+        for protocol in ("binary", "compact"):
+            message = encode_emit_batch(batch, protocol)
+            assert tj.agent_message_to_otlp(message, protocol) == want  # type: ignore[arg-type]
+        assert tj.post_spans_to_otlp(api_v2) == want
+        for span in (s for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans):
+            keys = [kv.key for kv in span.attributes]
+            assert len(keys) == len(set(keys))  # a repeated tag key keeps one (the last) value
