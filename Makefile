@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test setup lint format bench clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard src/threadline/model/*.pyx)
+$(STAMP): pyproject.toml setup.py $(wildcard src/threadline/model/*.pyx src/threadline/model/*.pxd)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel "Cython>=3.0"
 	$(BIN)/pip install --quiet --no-build-isolation -e ".[test]"

@@ -3,6 +3,7 @@
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
+# threadline.model._<name>.pyx; _wire.pxd holds the protobuf writing helpers they share
 _MODULES = ("_otlp_columns", "_jaeger_otlp")
 
 setup(
@@ -15,6 +16,7 @@ setup(
             )
             for name in _MODULES
         ],
+        include_path=["src"],
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
     )
 )
