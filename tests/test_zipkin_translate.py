@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from typing import Any
 
@@ -385,6 +386,134 @@ def test_bad_v2_json(body: bytes, words: list[str]) -> None:
         zipkin_v2_json_to_otlp(body)
     for word in words:
         assert word in str(err.value)
+
+
+# --- v2: the compiled reader's two paths and both encodings agree --------------------------
+
+_TAG_KEYS = (
+    "http.method", "error", "otel.status_code", "otel.status_description", "span.kind",
+    "w3c.tracestate", "otel.library.name", "otel.library.version", "otel.scope.name",
+    "host.name", "service.version", "otlp.service.name.source", "peer.service", "é\"k", "",
+)  # fmt: skip
+_TAG_VALUES = ("", "GET", "true", "ERROR", "Ok", "internal", "lib", "1.0", "é\n\\", "x|y", "\u2028")
+_ANNOTATIONS = ("cs", "", 'ev|{"a": 1, "b": [true, 2.5]}|3', '{"ev": {"k": "v"}}', "a|b")
+
+
+def _random_span(rng: random.Random, i: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "traceId": rng.choice([TRACE128, TRACE64, TRACE128.upper()]),
+        "id": f"{i + 1:016x}",
+        "name": rng.choice(["get", "", 'é "q"']),
+        "timestamp": rng.choice([TS, 0, TS + 7]),
+        "duration": rng.choice([0, 15, 10**9]),
+        "localEndpoint": rng.choice(
+            [
+                {"serviceName": "web", "ipv4": "10.0.0.1"},
+                {"serviceName": "db", "port": 5432},
+                {"serviceName": "web", "ipv6": "fe80::1"},
+            ]
+        ),
+        "tags": {rng.choice(_TAG_KEYS): rng.choice(_TAG_VALUES) for _ in range(rng.randint(0, 8))},
+        "annotations": [
+            {"timestamp": TS + j, "value": rng.choice(_ANNOTATIONS)}
+            for j in range(rng.randint(0, 2))
+        ],
+        "shared": rng.random() < 0.2,
+    }
+    if rng.random() < 0.5:
+        out["parentId"] = rng.choice([PARENT, out["id"]])
+    if rng.random() < 0.7:
+        out["kind"] = rng.choice(["CLIENT", "SERVER", "PRODUCER", "CONSUMER"])
+    if rng.random() < 0.3:
+        out["remoteEndpoint"] = {"serviceName": "pg", "ipv4": "10.0.0.2", "port": 5432}
+    return out
+
+
+def _odd_but_equal(rng: random.Random, sp: dict[str, Any]) -> dict[str, Any]:
+    """The span written differently, in shapes the compiled reader hands to the Python checks."""
+    out = dict(sp)
+    choice = rng.randrange(4)
+    if choice == 0 and "kind" in out:
+        out["kind"] = out["kind"].lower()
+    elif choice == 1:
+        out["tags"] = {**out["tags"], "n": 5}  # a number tag value: the string "5"
+        sp["tags"] = {**sp["tags"], "n": "5"}
+    elif choice == 2:
+        out["debug"] = None
+        out["remoteEndpoint"] = out.get("remoteEndpoint") or ""
+    else:
+        out["timestamp"] = out["timestamp"] or None
+        out["parentId"] = out.get("parentId") or ""
+    return out
+
+
+def _sorted(req: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
+    """``req`` with attributes in key order (a proto3 map has no order)."""
+    for rs in req.resource_spans:
+        ordered = sorted(rs.resource.attributes, key=lambda kv: kv.key)
+        del rs.resource.attributes[:]
+        rs.resource.attributes.extend(ordered)
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                ordered = sorted(sp.attributes, key=lambda kv: kv.key)
+                del sp.attributes[:]
+                sp.attributes.extend(ordered)
+    return req
+
+
+def test_v2_spans_in_any_shape_or_encoding_translate_the_same() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        spans = [_random_span(rng, i) for i in range(rng.randint(1, 6))]
+        odd = [_odd_but_equal(rng, sp) for sp in spans]
+        want = zipkin_v2_json_to_otlp(orjson.dumps(spans))
+        assert zipkin_v2_json_to_otlp(orjson.dumps(odd)) == want
+        assert zipkin_v2_json_to_otlp(orjson.dumps(spans, option=orjson.OPT_INDENT_2)) == want
+        assert decode_export_request(want).batch.num_rows == len(spans)
+        msg = zipkin_pb2.ListOfSpans()
+        for sp in spans:
+            p = msg.spans.add(
+                trace_id=bytes.fromhex(sp["traceId"]),
+                id=bytes.fromhex(sp["id"]),
+                parent_id=bytes.fromhex(sp.get("parentId", "")),
+                name=sp["name"],
+                kind={"CLIENT": 1, "SERVER": 2, "PRODUCER": 3, "CONSUMER": 4}.get(
+                    sp.get("kind"), 0
+                ),
+                timestamp=sp["timestamp"],
+                duration=sp["duration"],
+                shared=sp["shared"],
+                tags=sp["tags"],
+            )
+            for field in ("localEndpoint", "remoteEndpoint"):
+                ep = sp.get(field)
+                if ep:
+                    out = p.local_endpoint if field == "localEndpoint" else p.remote_endpoint
+                    out.service_name = ep["serviceName"]
+                    out.port = ep.get("port", 0)
+                    if "ipv4" in ep:
+                        out.ipv4 = socket.inet_pton(socket.AF_INET, ep["ipv4"])
+                    if "ipv6" in ep:
+                        out.ipv6 = socket.inet_pton(socket.AF_INET6, ep["ipv6"])
+            for a in sp["annotations"]:
+                p.annotations.add(timestamp=a["timestamp"], value=a["value"])
+        got = ExportTraceServiceRequest.FromString(zipkin_v2_proto_to_otlp(msg.SerializeToString()))
+        assert _sorted(got) == _sorted(ExportTraceServiceRequest.FromString(want))
+
+
+def test_v2_damaged_bodies_are_value_errors() -> None:
+    rng = random.Random(4)
+    good = orjson.dumps([_random_span(rng, i) for i in range(5)])
+    for _ in range(2000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.choice(b'{}[],:"\\ 0a-.eE\x00\xff')
+        try:
+            zipkin_v2_json_to_otlp(bytes(data))
+        except ValueError as e:
+            assert str(e)
+        else:  # accepted: then it is JSON
+            orjson.loads(bytes(data))
 
 
 # --- v2 proto3 (encoded by py-zipkin's generated classes) ----------------------------------

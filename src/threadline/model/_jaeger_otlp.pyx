@@ -484,7 +484,8 @@ cdef class Batch:
         return <int32_t>v
 
     cdef int32_t zigzag32(self) except? -1:
-        cdef uint32_t n = <uint32_t>(self.varint() & 0xFFFFFFFF)
+        cdef uint64_t raw = self.varint()
+        cdef uint32_t n = <uint32_t>raw
         return <int32_t>(n >> 1) ^ -(<int32_t>(n & 1))
 
     cdef double read_double(self) except? -1:
@@ -1121,22 +1122,22 @@ cdef class Batch:
         self.pos += 8
         return d
 
-    cdef int ptime(self, Py_ssize_t end, i128* out) except -1:
-        """A ``Timestamp`` or ``Duration``: nanoseconds (fields merge: the last value wins)."""
+    cdef int ptime(self, Py_ssize_t end, int64_t* seconds, int32_t* nanos) except -1:
+        """A ``Timestamp`` or ``Duration`` occurrence (occurrences merge: the last value of each
+        field wins)."""
         cdef int wire, fid
-        cdef int64_t seconds = 0
-        cdef int32_t nanos = 0
+        cdef uint64_t raw
         while True:
             fid = self.pfield(end, &wire)
             if not fid:
                 break
             if fid == 1 and wire == 0:
-                seconds = <int64_t>self.pvarint(end)
+                seconds[0] = <int64_t>self.pvarint(end)
             elif fid == 2 and wire == 0:
-                nanos = <int32_t>(self.pvarint(end) & 0xFFFFFFFF)
+                raw = self.pvarint(end)
+                nanos[0] = <int32_t><uint32_t>raw
             else:
                 self.pskip(wire, end)
-        out[0] = <i128>seconds * 1000000000 + nanos
         return 0
 
     cdef int ptag(self, Py_ssize_t end) except -1:
@@ -1170,7 +1171,7 @@ cdef class Batch:
                 self.pstring(end, &b, &bn, False)
             else:
                 self.pskip(wire, end)
-        vtype = <int32_t>(vtype & 0xFFFFFFFF)
+        vtype = <uint64_t><int64_t><int32_t><uint32_t>vtype
         if <int32_t>vtype == 0:
             t.vt, t.s, t.sn = V_STR, s, sn
             if s == NULL:
@@ -1253,7 +1254,8 @@ cdef class Batch:
         cdef cptr rs
         cdef Py_ssize_t trace_n = 0, sid_n = 0, rtn, rsn
         cdef uint64_t rtype
-        cdef i128 ts
+        cdef int64_t start_s = 0, dur_s = 0, ts_s
+        cdef int32_t start_n = 0, dur_n = 0, ts_n
         cdef Span* s
         cdef list procs = None
         cdef cptr ignored
@@ -1290,15 +1292,15 @@ cdef class Batch:
                     else:
                         self.pskip(rwire, rstop)
                 ri = self.new_ref()
-                self.refs[ri].rtype = <int32_t>(rtype & 0xFFFFFFFF)
+                self.refs[ri].rtype = <int32_t><uint32_t>rtype
                 self.pid(rt, rtn, self.refs[ri].trace, 16, "reference trace_id", index)
                 self.pid(rs, rsn, self.refs[ri].span, 8, "reference span_id", index)
             elif fid == 6 and wire == 2:
                 stop = self.plen(end)
-                self.ptime(stop, &s.start)
+                self.ptime(stop, &start_s, &start_n)
             elif fid == 7 and wire == 2:
                 stop = self.plen(end)
-                self.ptime(stop, &s.dur)
+                self.ptime(stop, &dur_s, &dur_n)
             elif fid == 10 and wire == 2:
                 stop = self.plen(end)
                 if procs is None:
@@ -1311,6 +1313,8 @@ cdef class Batch:
                 self.pskip(wire, end)
         s = &self.spans[si]
         s.rn = self.nrefs - s.r0
+        s.start = <i128>start_s * 1000000000 + start_n
+        s.dur = <i128>dur_s * 1000000000 + dur_n
         self.pid(trace, trace_n, s.trace, 16, "trace_id", index)
         self.pid(sid, sid_n, s.span, 8, "span_id", index)
         self.ptags(start, end, 8, &s.t0, &s.tn)
@@ -1324,18 +1328,18 @@ cdef class Batch:
             if fid == 9 and wire == 2:
                 stop = self.plen(end)
                 lstart = self.pos
-                ts = 0
+                ts_s = ts_n = 0
                 while True:
                     rfid = self.pfield(stop, &rwire)
                     if not rfid:
                         break
                     if rfid == 1 and rwire == 2:
                         rstop = self.plen(stop)
-                        self.ptime(rstop, &ts)
+                        self.ptime(rstop, &ts_s, &ts_n)
                     else:
                         self.pskip(rwire, stop)
                 li = self.new_log()
-                self.logs[li].ts = ts
+                self.logs[li].ts = <i128>ts_s * 1000000000 + ts_n
                 self.ptags(lstart, stop, 2, &t0, &tn)
                 self.logs[li].t0 = t0
                 self.logs[li].tn = tn

@@ -1,10 +1,14 @@
 """Zipkin spans into the OTLP model: v2 JSON, v2 proto3 and v1 JSON → ``ExportTraceServiceRequest``.
 
-Each entry point takes a request body and returns the serialized OTLP request, built in one pass
-over the spans with the protobuf classes. Bad input raises ``ValueError`` naming the span and the
-field (``spans[3].traceId: ...``); the whole request is refused, as the OpenTelemetry Collector's
-Zipkin receiver does. Span-level checks that OTLP shares (all-zero ids, end before start) are left
-to the distributor, which rejects such spans one by one.
+Each entry point takes a request body and returns the serialized OTLP request. v2 (JSON and
+proto3) is translated by compiled code (``threadline.model._zipkin_otlp``: the body's bytes to
+OTLP wire bytes, no Python objects per span); the Python helpers here hold the parts it calls per
+distinct value (endpoints, a service's resource, an endpoint pair's attributes, annotation values
+with attributes, links) and the checks of spans in unusual shapes (``_normalize_json_span``). v1
+JSON is translated here with the protobuf classes. Bad input raises ``ValueError`` naming the span
+and the field (``spans[3].traceId: ...``); the whole request is refused, as the OpenTelemetry
+Collector's Zipkin receiver does. Span-level checks that OTLP shares (all-zero ids, end before
+start) are left to the distributor, which rejects such spans one by one.
 
 Mapping (the OpenTelemetry Collector's ``zipkinv2.ToTranslator``, semantic conventions 1.6.1):
 
@@ -63,18 +67,19 @@ remote endpoint attributes as in v2.
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from google.protobuf import descriptor_pb2
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from threadline.model import _zipkin_otlp
 from threadline.model.protodesc import OPTIONAL, REPEATED, F, add_enum, add_message, build
 
 __all__ = [
@@ -156,7 +161,6 @@ _JSON_KINDS = {
     "PRODUCER": KIND_PRODUCER,
     "CONSUMER": KIND_CONSUMER,
 }
-_PROTO_KINDS = {1: KIND_CLIENT, 2: KIND_SERVER, 3: KIND_PRODUCER, 4: KIND_CONSUMER}
 _STATUS_NAMES = {
     "STATUS_CODE_UNSET": STATUS_UNSET,
     "STATUS_CODE_OK": STATUS_OK,
@@ -388,7 +392,7 @@ def _parse_dropped(text: str) -> int | None:
     return n if n < 2**32 else None
 
 
-def _add_event(events: Any, ts_us: int, value: str) -> None:
+def _event(ts_us: int, value: str) -> Span.Event:
     """One annotation as an event (see the module docstring for the value forms)."""
     time_ns = ts_us * 1000
     if "|" in value:
@@ -400,11 +404,11 @@ def _add_event(events: Any, ts_us: int, value: str) -> None:
             except orjson.JSONDecodeError:
                 doc = None
             if dropped is not None and type(doc) is dict:
-                event = events.add(
+                event = Span.Event(
                     time_unix_nano=time_ns, name=parts[0], dropped_attributes_count=dropped
                 )
                 _put_json_attributes(event.attributes, doc)
-                return
+                return event
     elif value.startswith("{") and value.endswith("}"):
         try:
             doc = orjson.loads(value)
@@ -413,18 +417,28 @@ def _add_event(events: Any, ts_us: int, value: str) -> None:
         if type(doc) is dict and len(doc) == 1:
             ((name, attrs),) = doc.items()
             if type(attrs) is dict:
-                event = events.add(time_unix_nano=time_ns, name=name)
+                event = Span.Event(time_unix_nano=time_ns, name=name)
                 _put_json_attributes(event.attributes, attrs)
-                return
-    events.add(time_unix_nano=time_ns, name=value)
+                return event
+    return Span.Event(time_unix_nano=time_ns, name=value)
 
 
-def _add_links(span: Span, tags: dict[str, str], where: str) -> None:
-    """``otlp.link.N`` tags (``traceId|spanId|tracestate|{json attributes}|dropped``)."""
+def _event_bytes(ts_us: int, value: str) -> bytes:
+    """The serialized event of an annotation (for the compiled translator)."""
+    return _event(ts_us, value).SerializeToString()
+
+
+def _links(tags: dict[str, str], where: str) -> tuple[list[bytes], int]:
+    """Serialized links of the ``otlp.link.N`` tags (``traceId|spanId|tracestate|{json
+    attributes}|dropped``), and how many such keys, from 0 on, the span has (they are no
+    attributes)."""
+    links: list[bytes] = []
+    taken = 0
     for key in _LINK_KEYS:
-        value = tags.pop(key, None)
+        value = tags.get(key)
         if value is None:
-            return
+            break
+        taken += 1
         parts = value.split("|")
         if len(parts) < 5:
             continue
@@ -441,32 +455,15 @@ def _add_links(span: Span, tags: dict[str, str], where: str) -> None:
         dropped = _parse_dropped(parts[-1])
         if dropped is None:
             raise ValueError(f"{here}: the dropped-attributes count is not a number")
-        link = span.links.add(
+        link = Span.Link(
             trace_id=trace_id,
             span_id=span_id,
             trace_state=parts[2],
             dropped_attributes_count=dropped,
         )
         _put_json_attributes(link.attributes, doc)
-
-
-def _status(tags: dict[str, str], span: Span) -> None:
-    code, message = STATUS_UNSET, ""
-    value = tags.pop(TAG_STATUS_CODE, None)
-    if value is not None:
-        code = _STATUS_NAMES.get(value, STATUS_UNSET)
-        message = tags.pop(TAG_STATUS_DESCRIPTION, "")
-    error = tags.get(TAG_ERROR)
-    if error is not None:
-        code = STATUS_ERROR
-        if error == "true":
-            del tags[TAG_ERROR]
-        elif not message:
-            message = error
-    if code:
-        span.status.code = code
-    if message:
-        span.status.message = message
+        links.append(link.SerializeToString())
+    return links, taken
 
 
 # --- endpoints -----------------------------------------------------------------------------
@@ -516,90 +513,66 @@ def _json_endpoint(value: object, where: str) -> Endpoint:
     return (service, ipv4, ipv6, port)
 
 
-class _EndpointAttrs:
-    """Span attributes of (local, remote) endpoints, cached: a request repeats a few endpoints.
+@functools.lru_cache(maxsize=1024)
+def _endpoint_kvs(local: Endpoint, remote: Endpoint) -> tuple[tuple[str, KeyValue], ...]:
+    """Span attributes of a (local, remote) endpoint pair, by key."""
+    attrs: dict[str, AnyValue] = {}
+    _, ipv4, ipv6, port = local
+    if ipv4:
+        attrs[NET_HOST_IP] = AnyValue(string_value=ipv4)
+    if ipv6:
+        attrs[NET_HOST_IP] = AnyValue(string_value=ipv6)
+    if port > 0:
+        attrs[NET_HOST_PORT] = AnyValue(int_value=port)
+    service, ipv4, ipv6, port = remote
+    if service:
+        attrs[PEER_SERVICE] = AnyValue(string_value=service)
+    if ipv4:
+        attrs[NET_PEER_IP] = AnyValue(string_value=ipv4)
+    if ipv6:
+        attrs[NET_PEER_IP] = AnyValue(string_value=ipv6)
+    if port > 0:
+        attrs[NET_PEER_PORT] = AnyValue(int_value=port)
+    return tuple((k, KeyValue(key=k, value=v)) for k, v in attrs.items())
 
-    ``get`` gives the attributes and the tag keys that do not become span attributes with them
-    (resource and scope tags, and the keys the endpoints set).
-    """
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[Endpoint, Endpoint], tuple[list[KeyValue], frozenset[str]]] = {}
+def _endpoint_attributes(local: Endpoint, remote: Endpoint) -> list[tuple[str, bytes]]:
+    """(key, serialized ``KeyValue``) of a pair's span attributes (for the compiled v2)."""
+    return [(k, kv.SerializeToString()) for k, kv in _endpoint_kvs(local, remote)]
 
-    def get(self, local: Endpoint, remote: Endpoint) -> tuple[list[KeyValue], frozenset[str]]:
-        key = (local, remote)
-        hit = self._cache.get(key)
-        if hit is None:
-            attrs: dict[str, AnyValue] = {}
-            _, ipv4, ipv6, port = local
-            if ipv4:
-                attrs[NET_HOST_IP] = AnyValue(string_value=ipv4)
-            if ipv6:
-                attrs[NET_HOST_IP] = AnyValue(string_value=ipv6)
-            if port > 0:
-                attrs[NET_HOST_PORT] = AnyValue(int_value=port)
-            service, ipv4, ipv6, port = remote
-            if service:
-                attrs[PEER_SERVICE] = AnyValue(string_value=service)
-            if ipv4:
-                attrs[NET_PEER_IP] = AnyValue(string_value=ipv4)
-            if ipv6:
-                attrs[NET_PEER_IP] = AnyValue(string_value=ipv6)
-            if port > 0:
-                attrs[NET_PEER_PORT] = AnyValue(int_value=port)
-            kvs = [KeyValue(key=k, value=v) for k, v in attrs.items()]
-            hit = self._cache[key] = (kvs, NON_SPAN_TAGS.union(attrs))
-        return hit
+
+def _bool_attribute(key: str) -> bytes:
+    """A serialized ``KeyValue`` of ``key`` = true (for the compiled v2)."""
+    return KeyValue(key=key, value=AnyValue(bool_value=True)).SerializeToString()
+
+
+def _resource(service: str, tags: dict[str, str]) -> bytes:
+    """The serialized resource of a v2 service, from the tags of its first span."""
+    attrs: dict[str, str] = {}
+    if service:
+        attrs[tags.get(TAG_SERVICE_NAME_SOURCE) or SERVICE_NAME] = service
+    for key, value in tags.items():
+        if key in RESOURCE_TAGS:
+            attrs[key] = value
+    resource = Resource()
+    for key, value in attrs.items():
+        resource.attributes.add(key=key).value.string_value = value
+    return resource.SerializeToString()
 
 
 # --- the request being built ---------------------------------------------------------------
 
 
-class _Request:
-    """An ``ExportTraceServiceRequest`` filled span by span, grouped by service and scope."""
+class _V1Request:
+    """A v1 ``ExportTraceServiceRequest`` filled span by span, grouped by local endpoint."""
 
     def __init__(self) -> None:
         self.message = ExportTraceServiceRequest()
-        self.count = 0
-        # service -> (resource spans, scope name -> repeated spans)
-        self._groups: dict[object, tuple[ResourceSpans, dict[str, Any]]] = {}
-        self.endpoint_attrs = _EndpointAttrs()
+        self._groups: dict[Endpoint, Any] = {}
 
-    def v2_spans(self, service: str, tags: dict[str, str]) -> Any:
-        """The span list for a v2 span of ``service``; takes resource/scope tags off ``tags``."""
-        group = self._groups.get(service)
-        if group is None:
-            rs = self.message.resource_spans.add()
-            attrs = rs.resource.attributes
-            source = tags.pop(TAG_SERVICE_NAME_SOURCE, "")
-            if service:
-                attrs.add(key=source or SERVICE_NAME).value.string_value = service
-            resource_keys = [k for k in tags if k in RESOURCE_TAGS]
-            if resource_keys:
-                values = {kv.key: kv for kv in attrs}
-                for key in resource_keys:
-                    value = tags.pop(key)
-                    kv = values.get(key)
-                    if kv is None:
-                        kv = values[key] = attrs.add(key=key)
-                    kv.value.string_value = value
-            group = self._groups[service] = (rs, {})
-        rs, scopes = group
-        library = tags.get(TAG_LIBRARY_NAME) or tags.get(TAG_SCOPE_NAME) or ""
-        spans = scopes.get(library)
+    def spans(self, endpoint: Endpoint) -> Any:
+        spans = self._groups.get(endpoint)
         if spans is None:
-            ss = rs.scope_spans.add()
-            if library:
-                ss.scope.name = library
-                version = tags.get(TAG_LIBRARY_VERSION) or tags.get(TAG_SCOPE_VERSION)
-                if version:
-                    ss.scope.version = version
-            spans = scopes[library] = ss.spans
-        return spans
-
-    def v1_spans(self, endpoint: Endpoint) -> Any:
-        group = self._groups.get(endpoint)
-        if group is None:
             rs = self.message.resource_spans.add()
             attrs = rs.resource.attributes
             service, ipv4, ipv6, port = endpoint
@@ -610,74 +583,8 @@ class _Request:
                 attrs.add(key="ipv6").value.string_value = ipv6
             if port:
                 attrs.add(key="port").value.string_value = str(port)
-            group = self._groups[endpoint] = (rs, {"": rs.scope_spans.add().spans})
-        return group[1][""]
-
-    def serialize(self) -> bytes:
-        return self.message.SerializeToString()
-
-
-def _add_v2_span(
-    request: _Request,
-    index: int,
-    trace_id: bytes,
-    span_id: bytes,
-    parent_id: bytes,
-    name: str,
-    kind: int,
-    timestamp: int,
-    duration: int,
-    local: Endpoint,
-    remote: Endpoint,
-    annotations: Iterable[tuple[int, str]],
-    tags: dict[str, str],
-    shared: bool,
-) -> None:
-    """One v2 span (values already checked for type) into ``request``; mutates ``tags``."""
-    spans = request.v2_spans(local[0], tags)
-    start = timestamp * 1000
-    end = start + duration * 1000
-    if end < 0:  # negative duration: keep end < start so the distributor rejects the span
-        start, end = 1, 0
-    span = spans.add(
-        trace_id=trace_id,
-        span_id=span_id,
-        name=name,
-        start_time_unix_nano=start,
-        end_time_unix_nano=end,
-    )
-    if parent_id and parent_id != span_id:
-        span.parent_span_id = parent_id
-    if tags:
-        state = tags.pop(TAG_TRACE_STATE, None)
-        if state is not None:
-            span.trace_state = state
-        if not kind:
-            value = tags.pop(TAG_SPAN_KIND, None)
-            if value == "internal":
-                kind = KIND_INTERNAL
-        _status(tags, span)
-        if "otlp.link.0" in tags:
-            _add_links(span, tags, f"spans[{index}]")
-    if kind:
-        span.kind = kind
-    attributes = span.attributes
-    endpoint_kvs, skip = request.endpoint_attrs.get(local, remote)
-    add = attributes.add
-    for key, value in tags.items():
-        if key not in skip:
-            add(key=key).value.string_value = value
-    if endpoint_kvs:
-        attributes.extend(endpoint_kvs)
-    if not timestamp:
-        attributes.add(key=ATTR_START_ABSENT).value.bool_value = True
-    if shared:
-        attributes.add(key=ATTR_SHARED).value.bool_value = True
-    if annotations:
-        events = span.events
-        for ts, value in annotations:
-            _add_event(events, ts, value)
-    request.count += 1
+            spans = self._groups[endpoint] = rs.scope_spans.add().spans
+        return spans
 
 
 # --- v2 JSON -------------------------------------------------------------------------------
@@ -715,196 +622,81 @@ def _json_annotations(value: object, where: str) -> list[tuple[int, str]]:
     return out
 
 
-def _json_endpoint_cached(value: object, where: str, cache: dict[Any, Endpoint]) -> Endpoint:
-    if type(value) is dict:
-        get = value.get
-        key = (get("serviceName"), get("ipv4"), get("ipv6"), get("port"))
-        try:
-            hit = cache.get(key)
-        except TypeError:  # an unhashable value: the full check below names it
-            hit = None
-        if hit is None:
-            hit = cache[key] = _json_endpoint(value, where)
-        return hit
-    return _json_endpoint(value, where)
+def _normalize_json_span(i: int, span: object) -> tuple[Any, ...]:
+    """The checked values of v2 JSON span ``i`` (for the compiled translator, which hands over
+    the spans it does not read itself); ValueError naming the first bad field."""
+    where = f"spans[{i}]"
+    if type(span) is not dict:
+        raise ValueError(f"{where}: expected a span object, got {_type_name(span)}")
+    get = span.get
+    trace_id = _trace_id(get("traceId"), where)
+    span_id = _hex_id(get("id"), where, "id", (16, 16))
+    value = get("parentId")
+    parent_id = _hex_id(value, where, "parentId", (16, 16)) if value else b""
+    name = get("name")
+    if name is None:
+        name = ""
+    elif type(name) is not str:
+        raise ValueError(f"{where}.name: expected a string, got {_show(name)}")
+    value = get("kind")
+    kind = 0
+    if value is not None:
+        kind = _JSON_KINDS.get(value.upper(), 0) if type(value) is str else 0
+        if not kind:
+            raise ValueError(
+                f"{where}.kind: expected CLIENT, SERVER, PRODUCER or CONSUMER, got {_show(value)}"
+            )
+    timestamp = _micros(get("timestamp"), where, "timestamp")
+    duration = _duration(get("duration"), where)
+    local = get("localEndpoint")
+    local = _json_endpoint(local, f"{where}.localEndpoint") if local else _NO_ENDPOINT
+    remote = get("remoteEndpoint")
+    remote = _json_endpoint(remote, f"{where}.remoteEndpoint") if remote else _NO_ENDPOINT
+    tags = get("tags")
+    tags = {} if tags is None or tags == {} else _json_tags(tags, where)
+    shared = get("shared")
+    if shared is not None and type(shared) is not bool:
+        raise ValueError(f"{where}.shared: expected a boolean, got {_show(shared)}")
+    debug = get("debug")
+    if debug is not None and type(debug) is not bool:
+        raise ValueError(f"{where}.debug: expected a boolean, got {_show(debug)}")
+    annotations = _json_annotations(get("annotations"), where)
+    return (
+        trace_id,
+        span_id,
+        parent_id,
+        name,
+        kind,
+        timestamp,
+        duration,
+        local,
+        remote,
+        annotations,
+        tags,
+        shared is True,
+    )
 
 
 def zipkin_v2_json_to_otlp(body: bytes) -> bytes:
     """Serialized OTLP request of a Zipkin v2 JSON body (``[span, ...]``); ValueError if bad."""
-    spans = _load_json_list(body, "Zipkin v2 JSON")
-    request = _Request()
-    endpoints: dict[Any, Endpoint] = {}
-    fromhex = bytes.fromhex
-    max_micros = _UINT64_MAX // 1000
-    for i, span in enumerate(spans):
-        if type(span) is not dict:
-            raise ValueError(f"spans[{i}]: expected a span object, got {_type_name(span)}")
-        get = span.get
-        # fast paths for well-formed values; the checking helpers name what is wrong
-        value = get("traceId")
-        try:
-            trace_id = fromhex(value)
-        except (TypeError, ValueError):
-            trace_id = b""
-        if len(trace_id) != 16 or len(value) != 32:
-            trace_id = _trace_id(value, f"spans[{i}]")
-        value = get("id")
-        try:
-            span_id = fromhex(value)
-        except (TypeError, ValueError):
-            span_id = b""
-        if len(span_id) != 8 or len(value) != 16:
-            span_id = _hex_id(value, f"spans[{i}]", "id", (16, 16))
-        value = get("parentId")
-        parent_id = b""
-        if value:
-            try:
-                parent_id = fromhex(value)
-            except (TypeError, ValueError):
-                parent_id = b""
-            if len(parent_id) != 8 or len(value) != 16:
-                parent_id = _hex_id(value, f"spans[{i}]", "parentId", (16, 16))
-        name = get("name")
-        if type(name) is not str:
-            if name is not None:
-                raise ValueError(f"spans[{i}].name: expected a string, got {_show(name)}")
-            name = ""
-        value = get("kind")
-        kind = 0
-        if value is not None:
-            kind = _JSON_KINDS.get(value, 0) if type(value) is str else 0
-            if not kind and type(value) is str:
-                kind = _JSON_KINDS.get(value.upper(), 0)
-            if not kind:
-                raise ValueError(
-                    f"spans[{i}].kind: expected CLIENT, SERVER, PRODUCER or CONSUMER, "
-                    f"got {_show(value)}"
-                )
-        timestamp = get("timestamp")
-        if type(timestamp) is not int or not 0 <= timestamp <= max_micros:
-            timestamp = _micros(timestamp, f"spans[{i}]", "timestamp")
-        duration = get("duration")
-        if type(duration) is not int or not 0 <= duration <= max_micros:
-            duration = _duration(duration, f"spans[{i}]")
-        local = get("localEndpoint")
-        local = (
-            _json_endpoint_cached(local, f"spans[{i}].localEndpoint", endpoints)
-            if local
-            else _NO_ENDPOINT
-        )
-        remote = get("remoteEndpoint")
-        remote = (
-            _json_endpoint_cached(remote, f"spans[{i}].remoteEndpoint", endpoints)
-            if remote
-            else _NO_ENDPOINT
-        )
-        tags = get("tags")
-        if tags:
-            try:
-                "".join(tags.values())  # every value a string, checked in C
-            except (TypeError, AttributeError):
-                tags = _json_tags(tags, f"spans[{i}]")
-        elif tags is None or tags == {}:
-            tags = {}
-        else:
-            tags = _json_tags(tags, f"spans[{i}]")
-        shared = get("shared")
-        if shared is not None and type(shared) is not bool:
-            raise ValueError(f"spans[{i}].shared: expected a boolean, got {_show(shared)}")
-        debug = get("debug")
-        if debug is not None and type(debug) is not bool:
-            raise ValueError(f"spans[{i}].debug: expected a boolean, got {_show(debug)}")
-        annotations = get("annotations")
-        _add_v2_span(
-            request,
-            i,
-            trace_id,
-            span_id,
-            parent_id,
-            name,
-            kind,
-            timestamp,
-            duration,
-            local,
-            remote,
-            _json_annotations(annotations, f"spans[{i}]") if annotations is not None else (),
-            tags,
-            shared is True,
-        )
-    return request.serialize()
+    return _zipkin_otlp.v2_json_to_otlp(body)
 
 
 # --- v2 proto3 -----------------------------------------------------------------------------
 
 
-def _proto_endpoint(ep: Any, where: str, cache: dict[tuple[Any, ...], Endpoint]) -> Endpoint:
-    key = (ep.service_name, ep.ipv4, ep.ipv6, ep.port)
-    hit = cache.get(key)
-    if hit is None:
-        service, ipv4, ipv6, port = key
-        ipv4 = _ip_text(socket.AF_INET, ipv4, where, "ipv4") if ipv4 else ""
-        ipv6 = _ip_text(socket.AF_INET6, ipv6, where, "ipv6") if ipv6 else ""
-        if not 0 <= port <= 65535:
-            raise ValueError(f"{where}.port: expected 0-65535, got {port}")
-        hit = cache[key] = (service, ipv4, ipv6, port)
-    return hit
+def _proto_endpoint(service: str, ipv4: bytes, ipv6: bytes, port: int, where: str) -> Endpoint:
+    """A ``zipkin.proto3.Endpoint``'s fields, checked (for the compiled translator)."""
+    ipv4_text = _ip_text(socket.AF_INET, ipv4, where, "ipv4") if ipv4 else ""
+    ipv6_text = _ip_text(socket.AF_INET6, ipv6, where, "ipv6") if ipv6 else ""
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{where}.port: expected 0-65535, got {port}")
+    return (service, ipv4_text, ipv6_text, port)
 
 
 def zipkin_v2_proto_to_otlp(body: bytes) -> bytes:
     """Serialized OTLP request of a ``zipkin.proto3.ListOfSpans`` body; ValueError if bad."""
-    try:
-        spans = ListOfSpans.FromString(body).spans
-    except DecodeError as e:
-        raise ValueError(f"invalid Zipkin protobuf (zipkin.proto3.ListOfSpans): {e}") from None
-    request = _Request()
-    endpoints: dict[tuple[Any, ...], Endpoint] = {}
-    max_micros = _UINT64_MAX // 1000
-    pad = b"\0" * 8
-    for i, span in enumerate(spans):
-        trace_id = span.trace_id
-        if len(trace_id) != 16:
-            if len(trace_id) != 8:
-                raise ValueError(
-                    f"spans[{i}].trace_id: expected 8 or 16 bytes, got {len(trace_id)}"
-                )
-            trace_id = pad + trace_id
-        span_id = span.id
-        if len(span_id) != 8:
-            raise ValueError(f"spans[{i}].id: expected 8 bytes, got {len(span_id)}")
-        parent_id = span.parent_id
-        if parent_id and len(parent_id) != 8:
-            raise ValueError(f"spans[{i}].parent_id: expected 8 bytes, got {len(parent_id)}")
-        timestamp, duration = span.timestamp, span.duration
-        if timestamp > max_micros or duration > max_micros:
-            raise ValueError(f"spans[{i}]: timestamp or duration out of range")
-        local = (
-            _proto_endpoint(span.local_endpoint, f"spans[{i}].local_endpoint", endpoints)
-            if span.HasField("local_endpoint")
-            else _NO_ENDPOINT
-        )
-        remote = (
-            _proto_endpoint(span.remote_endpoint, f"spans[{i}].remote_endpoint", endpoints)
-            if span.HasField("remote_endpoint")
-            else _NO_ENDPOINT
-        )
-        annotations = span.annotations
-        _add_v2_span(
-            request,
-            i,
-            trace_id,
-            span_id,
-            parent_id,
-            span.name,
-            _PROTO_KINDS.get(span.kind, 0),
-            timestamp,
-            duration,
-            local,
-            remote,
-            [(a.timestamp, a.value) for a in annotations] if annotations else (),
-            dict(span.tags),
-            span.shared,
-        )
-    return request.serialize()
+    return _zipkin_otlp.v2_proto_to_otlp(body)
 
 
 # --- v1 JSON -------------------------------------------------------------------------------
@@ -990,7 +782,7 @@ class _V1Status:
             span.status.message = message
 
 
-def _v1_add_span(request: _Request, span: Any, where: str) -> None:
+def _v1_add_span(request: _V1Request, span: Any, where: str) -> None:
     get = span.get
     trace_id = _trace_id(get("traceId"), where)
     span_id = _hex_id(get("id"), where, "id", (16, 16))
@@ -1066,7 +858,7 @@ def _v1_add_span(request: _Request, span: Any, where: str) -> None:
         attrs.append((key, value))
     if endpoint is None:
         endpoint = (fallback_service or local_component or _V1_UNKNOWN_SERVICE, "", "", 0)
-    spans = request.v1_spans(endpoint)
+    spans = request.spans(endpoint)
     timestamp = _micros(get("timestamp"), where, "timestamp")
     absent = False
     if timestamp:
@@ -1093,7 +885,9 @@ def _v1_add_span(request: _Request, span: Any, where: str) -> None:
     remote_kvs: list[KeyValue] = []
     remote_keys: frozenset[str] = frozenset()
     if remote != _NO_ENDPOINT:
-        remote_kvs, remote_keys = request.endpoint_attrs.get(_NO_ENDPOINT, remote)
+        pairs = _endpoint_kvs(_NO_ENDPOINT, remote)
+        remote_kvs = [kv for _, kv in pairs]
+        remote_keys = NON_SPAN_TAGS.union(k for k, _ in pairs)
     attributes = out.attributes
     seen: dict[str, KeyValue] = {}
     for key, value in attrs:
@@ -1108,17 +902,16 @@ def _v1_add_span(request: _Request, span: Any, where: str) -> None:
     if absent:
         attributes.add(key=ATTR_START_ABSENT).value.bool_value = True
     for ts, value in events:
-        _add_event(out.events, ts, value)
-    request.count += 1
+        out.events.append(_event(ts, value))
 
 
 def zipkin_v1_json_to_otlp(body: bytes) -> bytes:
     """Serialized OTLP request of a Zipkin v1 JSON body (``[span, ...]``); ValueError if bad."""
     spans = _load_json_list(body, "Zipkin v1 JSON")
-    request = _Request()
+    request = _V1Request()
     for i, span in enumerate(spans):
         where = f"spans[{i}]"
         if type(span) is not dict:
             raise ValueError(f"{where}: expected a span object, got {_type_name(span)}")
         _v1_add_span(request, span, where)
-    return request.serialize()
+    return request.message.SerializeToString()
