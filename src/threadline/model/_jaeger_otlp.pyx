@@ -24,9 +24,18 @@ from libc.string cimport memcmp, memcpy, memset
 
 from threadline.model._wire cimport (
     Buf,
+    PReader,
     cptr,
+    dedupe,
+    grow,
     i128,
     ldsize,
+    pb_bytes,
+    pb_field,
+    pb_fixed64,
+    pb_len,
+    pb_skip,
+    pb_varint,
     put_fixed64,
     put_ld,
     put_varint,
@@ -91,8 +100,8 @@ class ThriftError(Exception):
     """A thrift payload that does not decode."""
 
 
-class ProtoError(Exception):
-    """An api_v2 protobuf payload that does not decode."""
+class SpanError(ValueError):
+    """An api_v2 span with an id of a wrong length."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +311,8 @@ cdef class Batch:
     cdef Proc* procs
     cdef Py_ssize_t nprocs, cprocs
     cdef list keep  # bytes objects that model pointers point into (besides the input)
-    # reader state
+    # reader state (thrift; protobuf in ``pr``)
+    cdef PReader pr
     cdef cptr data
     cdef Py_ssize_t pos, end
     cdef bint compact
@@ -330,12 +340,7 @@ cdef class Batch:
 
     def __cinit__(self):
         self.keep = []
-        self.procs = <Proc*>PyMem_Malloc(4 * sizeof(Proc))
-        if self.procs == NULL:
-            raise MemoryError()
-        self.cprocs = 4
-        self.nprocs = 1  # 0: the batch's process
-        memset(self.procs, 0, sizeof(Proc))
+        self.new_proc()  # 0: the batch's process
 
     def __dealloc__(self):
         PyMem_Free(self.tags)
@@ -358,61 +363,31 @@ cdef class Batch:
     # --- growing the model -------------------------------------------------------------------
 
     cdef Py_ssize_t new_tag(self) except -1:
-        cdef Tag* p
-        if self.ntags == self.ctags:
-            self.ctags = self.ctags * 2 if self.ctags else 1024
-            p = <Tag*>PyMem_Realloc(self.tags, self.ctags * sizeof(Tag))
-            if p == NULL:
-                raise MemoryError()
-            self.tags = p
+        self.tags = <Tag*>grow(self.tags, &self.ctags, self.ntags, sizeof(Tag), 1024)
         memset(&self.tags[self.ntags], 0, sizeof(Tag))
         self.ntags += 1
         return self.ntags - 1
 
     cdef Py_ssize_t new_log(self) except -1:
-        cdef Log* p
-        if self.nlogs == self.clogs:
-            self.clogs = self.clogs * 2 if self.clogs else 64
-            p = <Log*>PyMem_Realloc(self.logs, self.clogs * sizeof(Log))
-            if p == NULL:
-                raise MemoryError()
-            self.logs = p
+        self.logs = <Log*>grow(self.logs, &self.clogs, self.nlogs, sizeof(Log), 64)
         memset(&self.logs[self.nlogs], 0, sizeof(Log))
         self.nlogs += 1
         return self.nlogs - 1
 
     cdef Py_ssize_t new_ref(self) except -1:
-        cdef Ref* p
-        if self.nrefs == self.crefs:
-            self.crefs = self.crefs * 2 if self.crefs else 64
-            p = <Ref*>PyMem_Realloc(self.refs, self.crefs * sizeof(Ref))
-            if p == NULL:
-                raise MemoryError()
-            self.refs = p
+        self.refs = <Ref*>grow(self.refs, &self.crefs, self.nrefs, sizeof(Ref), 64)
         memset(&self.refs[self.nrefs], 0, sizeof(Ref))
         self.nrefs += 1
         return self.nrefs - 1
 
     cdef Py_ssize_t new_span(self) except -1:
-        cdef Span* p
-        if self.nspans == self.cspans:
-            self.cspans = self.cspans * 2 if self.cspans else 256
-            p = <Span*>PyMem_Realloc(self.spans, self.cspans * sizeof(Span))
-            if p == NULL:
-                raise MemoryError()
-            self.spans = p
+        self.spans = <Span*>grow(self.spans, &self.cspans, self.nspans, sizeof(Span), 256)
         memset(&self.spans[self.nspans], 0, sizeof(Span))
         self.nspans += 1
         return self.nspans - 1
 
     cdef Py_ssize_t new_proc(self) except -1:
-        cdef Proc* p
-        if self.nprocs == self.cprocs:
-            self.cprocs *= 2
-            p = <Proc*>PyMem_Realloc(self.procs, self.cprocs * sizeof(Proc))
-            if p == NULL:
-                raise MemoryError()
-            self.procs = p
+        self.procs = <Proc*>grow(self.procs, &self.cprocs, self.nprocs, sizeof(Proc), 4)
         memset(&self.procs[self.nprocs], 0, sizeof(Proc))
         self.nprocs += 1
         return self.nprocs - 1
@@ -1029,97 +1004,10 @@ cdef class Batch:
 
     # --- api_v2 protobuf reading ---------------------------------------------------------------
 
-    cdef pfail(self, str message):
-        return ProtoError(f"{message} at byte {self.pos}")
-
-    cdef uint64_t pvarint(self, Py_ssize_t end) except? 0xFFFFFFFFFFFFFFFF:
-        cdef uint64_t result = 0
-        cdef int shift = 0
-        cdef uint8_t b
-        while True:
-            if self.pos >= end:
-                raise self.pfail("truncated varint")
-            b = self.data[self.pos]
-            self.pos += 1
-            if shift < 64:
-                result |= (<uint64_t>(b & 0x7F)) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-            if shift >= 70:
-                raise self.pfail("varint longer than 10 bytes")
-
-    cdef int pfield(self, Py_ssize_t end, int* wire) except -1:
-        """The next field's number (0 at ``end``), with its wire type in ``wire``."""
-        cdef uint64_t key
-        if self.pos >= end:
-            return 0
-        key = self.pvarint(end)
-        wire[0] = <int>(key & 7)
-        if key >> 3 == 0 or key >> 3 > 536870911:
-            raise self.pfail(f"invalid field number {key >> 3}")
-        self.last_fid = <int64_t>(key >> 3)
-        return <int>(key >> 3)
-
-    cdef Py_ssize_t plen(self, Py_ssize_t end) except -1:
-        """A length-delimited field's payload: its end (the payload starts at ``self.pos``)."""
-        cdef uint64_t n = self.pvarint(end)
-        if n > <uint64_t>(end - self.pos):
-            raise self.pfail("truncated length-delimited field")
-        return self.pos + <Py_ssize_t>n
-
-    cdef int pskip(self, int wire, Py_ssize_t end) except -1:
-        if wire == 0:
-            self.pvarint(end)
-        elif wire == 1:
-            if end - self.pos < 8:
-                raise self.pfail("truncated fixed64")
-            self.pos += 8
-        elif wire == 2:
-            self.pos = self.plen(end)
-        elif wire == 5:
-            if end - self.pos < 4:
-                raise self.pfail("truncated fixed32")
-            self.pos += 4
-        elif wire == 3:
-            self.pskip_group(<int>self.last_fid, end, 0)
-        else:
-            raise self.pfail(f"invalid wire type {wire}")
-        return 0
-
-    cdef int pskip_group(self, int number, Py_ssize_t end, int depth) except -1:
-        """Skip a (deprecated) group, up to its end-group tag."""
-        cdef int wire, fid
-        if depth > 100:
-            raise self.pfail("groups nested too deeply")
-        while True:
-            fid = self.pfield(end, &wire)
-            if not fid:
-                raise self.pfail("unterminated group")
-            if wire == 4:
-                if fid != number:
-                    raise self.pfail("mismatched end of group")
-                return 0
-            if wire == 3:
-                self.pskip_group(fid, end, depth + 1)
-            else:
-                self.pskip(wire, end)
-
-    cdef int pstring(self, Py_ssize_t end, cptr* s, Py_ssize_t* n, bint text) except -1:
-        cdef Py_ssize_t stop = self.plen(end)
-        s[0] = self.data + self.pos
-        n[0] = stop - self.pos
-        if text and not utf8_valid(s[0], n[0]):
-            raise self.pfail("string field is not valid UTF-8")
-        self.pos = stop
-        return 0
-
     cdef double pdouble(self, Py_ssize_t end) except? -1:
+        cdef uint64_t v = pb_fixed64(&self.pr, end)
         cdef double d
-        if end - self.pos < 8:
-            raise self.pfail("truncated fixed64")
-        memcpy(&d, self.data + self.pos, 8)
-        self.pos += 8
+        memcpy(&d, &v, 8)
         return d
 
     cdef int ptime(self, Py_ssize_t end, int64_t* seconds, int32_t* nanos) except -1:
@@ -1128,16 +1016,16 @@ cdef class Batch:
         cdef int wire, fid
         cdef uint64_t raw
         while True:
-            fid = self.pfield(end, &wire)
+            fid = pb_field(&self.pr, end, &wire)
             if not fid:
                 break
             if fid == 1 and wire == 0:
-                seconds[0] = <int64_t>self.pvarint(end)
+                seconds[0] = <int64_t>pb_varint(&self.pr, end)
             elif fid == 2 and wire == 0:
-                raw = self.pvarint(end)
+                raw = pb_varint(&self.pr, end)
                 nanos[0] = <int32_t><uint32_t>raw
             else:
-                self.pskip(wire, end)
+                pb_skip(&self.pr, wire, end)
         return 0
 
     cdef int ptag(self, Py_ssize_t end) except -1:
@@ -1152,25 +1040,25 @@ cdef class Batch:
         cdef double vdouble = 0
         t.k = <cptr>b""
         while True:
-            fid = self.pfield(end, &wire)
+            fid = pb_field(&self.pr, end, &wire)
             if not fid:
                 break
             if fid == 1 and wire == 2:
-                self.pstring(end, &t.k, &t.kn, True)
+                pb_bytes(&self.pr, end, &t.k, &t.kn, True)
             elif fid == 2 and wire == 0:
-                vtype = self.pvarint(end)
+                vtype = pb_varint(&self.pr, end)
             elif fid == 3 and wire == 2:
-                self.pstring(end, &s, &sn, True)
+                pb_bytes(&self.pr, end, &s, &sn, True)
             elif fid == 4 and wire == 0:
-                vbool = self.pvarint(end) != 0
+                vbool = pb_varint(&self.pr, end) != 0
             elif fid == 5 and wire == 0:
-                vlong = <int64_t>self.pvarint(end)
+                vlong = <int64_t>pb_varint(&self.pr, end)
             elif fid == 6 and wire == 1:
                 vdouble = self.pdouble(end)
             elif fid == 7 and wire == 2:
-                self.pstring(end, &b, &bn, False)
+                pb_bytes(&self.pr, end, &b, &bn, False)
             else:
-                self.pskip(wire, end)
+                pb_skip(&self.pr, wire, end)
         vtype = <uint64_t><int64_t><int32_t><uint32_t>vtype
         if <int32_t>vtype == 0:
             t.vt, t.s, t.sn = V_STR, s, sn
@@ -1197,16 +1085,16 @@ cdef class Batch:
         cdef int wire, fid
         cdef Py_ssize_t stop
         t0[0] = self.ntags
-        self.pos = start
+        self.pr.pos = start
         while True:
-            fid = self.pfield(end, &wire)
+            fid = pb_field(&self.pr, end, &wire)
             if not fid:
                 break
             if fid == number and wire == 2:
-                stop = self.plen(end)
+                stop = pb_len(&self.pr, end)
                 self.ptag(stop)
             else:
-                self.pskip(wire, end)
+                pb_skip(&self.pr, wire, end)
         tn[0] = self.ntags - t0[0]
         return 0
 
@@ -1218,7 +1106,7 @@ cdef class Batch:
         elif size == 16 and n == 8:
             memcpy(out + 8, s, 8)
         elif n:
-            raise ValueError(f"span {index}: {what} must be {size} bytes, got {n}")
+            raise SpanError(f"span {index}: {what} must be {size} bytes, got {n}")
         return 0
 
     cdef int pprocess(self, list parts, Py_ssize_t pi) except -1:
@@ -1230,16 +1118,16 @@ cdef class Batch:
         self.procs[pi].name_n = 0
         self.procs[pi].t0 = self.ntags
         for start, end in parts:
-            self.pos = start
+            self.pr.pos = start
             while True:
-                fid = self.pfield(end, &wire)
+                fid = pb_field(&self.pr, end, &wire)
                 if not fid:
                     break
                 if fid == 1 and wire == 2:
                     p = &self.procs[pi]
-                    self.pstring(end, &p.name, &p.name_n, True)
+                    pb_bytes(&self.pr, end, &p.name, &p.name_n, True)
                 else:
-                    self.pskip(wire, end)
+                    pb_skip(&self.pr, wire, end)
             self.ptags(start, end, 2, &t0, &tn)
         self.procs[pi].tn = self.ntags - self.procs[pi].t0
         return 0
@@ -1262,55 +1150,55 @@ cdef class Batch:
         cdef Py_ssize_t ignored_n
         self.spans[si].name = <cptr>b""
         self.spans[si].r0 = self.nrefs
-        self.pos = start
+        self.pr.pos = start
         while True:
-            fid = self.pfield(end, &wire)
+            fid = pb_field(&self.pr, end, &wire)
             if not fid:
                 break
             s = &self.spans[si]
             if fid == 1 and wire == 2:
-                self.pstring(end, &trace, &trace_n, False)
+                pb_bytes(&self.pr, end, &trace, &trace_n, False)
             elif fid == 2 and wire == 2:
-                self.pstring(end, &sid, &sid_n, False)
+                pb_bytes(&self.pr, end, &sid, &sid_n, False)
             elif fid == 3 and wire == 2:
-                self.pstring(end, &s.name, &s.name_n, True)
+                pb_bytes(&self.pr, end, &s.name, &s.name_n, True)
             elif fid == 4 and wire == 2:
-                rstop = self.plen(end)
+                rstop = pb_len(&self.pr, end)
                 rt = rs = NULL
                 rtn = rsn = 0
                 rtype = 0
                 while True:
-                    rfid = self.pfield(rstop, &rwire)
+                    rfid = pb_field(&self.pr, rstop, &rwire)
                     if not rfid:
                         break
                     if rfid == 1 and rwire == 2:
-                        self.pstring(rstop, &rt, &rtn, False)
+                        pb_bytes(&self.pr, rstop, &rt, &rtn, False)
                     elif rfid == 2 and rwire == 2:
-                        self.pstring(rstop, &rs, &rsn, False)
+                        pb_bytes(&self.pr, rstop, &rs, &rsn, False)
                     elif rfid == 3 and rwire == 0:
-                        rtype = self.pvarint(rstop)
+                        rtype = pb_varint(&self.pr, rstop)
                     else:
-                        self.pskip(rwire, rstop)
+                        pb_skip(&self.pr, rwire, rstop)
                 ri = self.new_ref()
                 self.refs[ri].rtype = <int32_t><uint32_t>rtype
                 self.pid(rt, rtn, self.refs[ri].trace, 16, "reference trace_id", index)
                 self.pid(rs, rsn, self.refs[ri].span, 8, "reference span_id", index)
             elif fid == 6 and wire == 2:
-                stop = self.plen(end)
+                stop = pb_len(&self.pr, end)
                 self.ptime(stop, &start_s, &start_n)
             elif fid == 7 and wire == 2:
-                stop = self.plen(end)
+                stop = pb_len(&self.pr, end)
                 self.ptime(stop, &dur_s, &dur_n)
             elif fid == 10 and wire == 2:
-                stop = self.plen(end)
+                stop = pb_len(&self.pr, end)
                 if procs is None:
                     procs = []
-                procs.append((self.pos, stop))
-                self.pos = stop
+                procs.append((self.pr.pos, stop))
+                self.pr.pos = stop
             elif (fid == 11 or fid == 12) and wire == 2:
-                self.pstring(end, &ignored, &ignored_n, True)
+                pb_bytes(&self.pr, end, &ignored, &ignored_n, True)
             else:
-                self.pskip(wire, end)
+                pb_skip(&self.pr, wire, end)
         s = &self.spans[si]
         s.rn = self.nrefs - s.r0
         s.start = <i128>start_s * 1000000000 + start_n
@@ -1320,31 +1208,31 @@ cdef class Batch:
         self.ptags(start, end, 8, &s.t0, &s.tn)
         # logs: each one's fields follow the span's tags in the model
         self.spans[si].l0 = self.nlogs
-        self.pos = start
+        self.pr.pos = start
         while True:
-            fid = self.pfield(end, &wire)
+            fid = pb_field(&self.pr, end, &wire)
             if not fid:
                 break
             if fid == 9 and wire == 2:
-                stop = self.plen(end)
-                lstart = self.pos
+                stop = pb_len(&self.pr, end)
+                lstart = self.pr.pos
                 ts_s = ts_n = 0
                 while True:
-                    rfid = self.pfield(stop, &rwire)
+                    rfid = pb_field(&self.pr, stop, &rwire)
                     if not rfid:
                         break
                     if rfid == 1 and rwire == 2:
-                        rstop = self.plen(stop)
+                        rstop = pb_len(&self.pr, stop)
                         self.ptime(rstop, &ts_s, &ts_n)
                     else:
-                        self.pskip(rwire, stop)
+                        pb_skip(&self.pr, rwire, stop)
                 li = self.new_log()
                 self.logs[li].ts = <i128>ts_s * 1000000000 + ts_n
                 self.ptags(lstart, stop, 2, &t0, &tn)
                 self.logs[li].t0 = t0
                 self.logs[li].tn = tn
             else:
-                self.pskip(wire, end)
+                pb_skip(&self.pr, wire, end)
         self.spans[si].ln = self.nlogs - self.spans[si].l0
         if procs is not None:
             pi = self.new_proc()
@@ -1358,28 +1246,30 @@ cdef class Batch:
         cdef list batch_process = []
         cdef list spans = []
         self.start(data, False)
+        self.pr.data = self.data
+        self.pr.pos = 0
         while True:
-            fid = self.pfield(self.end, &wire)
+            fid = pb_field(&self.pr, self.end, &wire)
             if not fid:
                 break
             if fid == 1 and wire == 2:
-                stop = self.plen(self.end)
+                stop = pb_len(&self.pr, self.end)
                 while True:
-                    bfid = self.pfield(stop, &bwire)
+                    bfid = pb_field(&self.pr, stop, &bwire)
                     if not bfid:
                         break
                     if bfid == 1 and bwire == 2:
-                        sstop = self.plen(stop)
-                        spans.append((self.pos, sstop))
-                        self.pos = sstop
+                        sstop = pb_len(&self.pr, stop)
+                        spans.append((self.pr.pos, sstop))
+                        self.pr.pos = sstop
                     elif bfid == 2 and bwire == 2:
-                        sstop = self.plen(stop)
-                        batch_process.append((self.pos, sstop))
-                        self.pos = sstop
+                        sstop = pb_len(&self.pr, stop)
+                        batch_process.append((self.pr.pos, sstop))
+                        self.pr.pos = sstop
                     else:
-                        self.pskip(bwire, stop)
+                        pb_skip(&self.pr, bwire, stop)
             else:
-                self.pskip(wire, self.end)
+                pb_skip(&self.pr, wire, self.end)
         self.pprocess(batch_process, 0)
         for index, (start, stop) in enumerate(spans):
             self.pspan(start, stop, index)
@@ -1387,37 +1277,8 @@ cdef class Batch:
 
     # --- OTLP encoding -------------------------------------------------------------------------
 
-    cdef Py_ssize_t dedupe(self, Py_ssize_t t0, Py_ssize_t tn, Py_ssize_t* eff) except -1:
-        """A tag list as a dict: ``eff`` gets the tag indices in order of each key's first
-        appearance, the last value of a repeated key winning. Returns their count."""
-        cdef Py_ssize_t m = 0, j, q
-        cdef Tag* t
-        cdef Tag* u
-        cdef dict seen
-        if tn <= DEDUPE_LINEAR:
-            for j in range(t0, t0 + tn):
-                t = &self.tags[j]
-                for q in range(m):
-                    u = &self.tags[eff[q]]
-                    if u.kn == t.kn and memcmp(u.k, t.k, t.kn) == 0:
-                        eff[q] = j
-                        break
-                else:
-                    eff[m] = j
-                    m += 1
-            return m
-        seen = {}
-        for j in range(t0, t0 + tn):
-            t = &self.tags[j]
-            key = (<const char*>t.k)[:t.kn]
-            got = seen.get(key)
-            if got is None:
-                seen[key] = m
-                eff[m] = j
-                m += 1
-            else:
-                eff[<Py_ssize_t>got] = j
-        return m
+    cdef inline Py_ssize_t dedupe(self, Py_ssize_t t0, Py_ssize_t tn, Py_ssize_t* eff) except -1:
+        return dedupe(<const char*>self.tags, sizeof(Tag), t0, tn, eff)
 
     cdef int text(self, Tag* t, cptr* p, Py_ssize_t* n) except -1:
         """Python's ``str(value)`` of a tag, as UTF-8."""
@@ -1994,6 +1855,8 @@ def post_spans_to_otlp(data: bytes) -> tuple[bytes, int]:
     cdef Batch batch = Batch()
     try:
         batch.post_spans(bytes(data))
-    except ProtoError as e:
+    except SpanError as e:
+        raise ValueError(str(e)) from None
+    except ValueError as e:
         raise ValueError(f"invalid jaeger.api_v2.PostSpansRequest protobuf: {e}") from None
     return batch.encode(), batch.nspans

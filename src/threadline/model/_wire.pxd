@@ -1,9 +1,10 @@
 # cython: language_level=3
-"""Protobuf wire-format writing helpers shared by the compiled translators (inline)."""
+"""Helpers shared by the compiled translators (all inline): protobuf wire-format writing and
+reading, growable arrays of structs, and a tag list seen as a dict."""
 
 from cpython.mem cimport PyMem_Realloc
 from libc.stdint cimport uint8_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 cdef extern from *:
     ctypedef long long i128 "__int128"
@@ -111,3 +112,163 @@ cdef inline int utf8_valid(cptr s, Py_ssize_t n) noexcept:
         else:
             return 0
     return 1
+
+
+# --- growable arrays of structs --------------------------------------------------------------
+
+cdef inline void* grow(void* items, Py_ssize_t* cap, Py_ssize_t n, size_t size,
+                       Py_ssize_t first) except NULL:
+    """``items`` (``n`` used of ``cap``, each ``size`` bytes) with room for one more."""
+    cdef void* p
+    if n < cap[0] and items != NULL:
+        return items
+    cap[0] = cap[0] * 2 if cap[0] else first
+    p = PyMem_Realloc(items, cap[0] * size)
+    if p == NULL:
+        raise MemoryError()
+    return p
+
+
+# --- a tag list as a dict ----------------------------------------------------------------------
+
+cdef struct Keyed:
+    cptr k  # every tag struct starts with its key
+    Py_ssize_t kn
+
+
+cdef inline Py_ssize_t dedupe(const char* base, size_t stride, Py_ssize_t t0, Py_ssize_t tn,
+                              Py_ssize_t* eff) except -1:
+    """The tags ``t0``..``t0 + tn`` of an array of structs starting with a ``Keyed`` as a dict:
+    ``eff`` gets their indices in order of each key's first appearance, the last value of a
+    repeated key winning. Returns how many. Linear search while the list is short, a dict of
+    the keys for long ones (no quadratic cost)."""
+    cdef Py_ssize_t m = 0, j, q
+    cdef Keyed* t
+    cdef Keyed* u
+    cdef dict seen
+    if tn <= 64:
+        for j in range(t0, t0 + tn):
+            t = <Keyed*>(base + j * stride)
+            for q in range(m):
+                u = <Keyed*>(base + eff[q] * stride)
+                if u.kn == t.kn and memcmp(u.k, t.k, t.kn) == 0:
+                    eff[q] = j
+                    break
+            else:
+                eff[m] = j
+                m += 1
+        return m
+    seen = {}
+    for j in range(t0, t0 + tn):
+        t = <Keyed*>(base + j * stride)
+        key = (<const char*>t.k)[:t.kn]
+        got = seen.get(key)
+        if got is None:
+            seen[key] = m
+            eff[m] = j
+            m += 1
+        else:
+            eff[<Py_ssize_t>got] = j
+    return m
+
+
+# --- protobuf reading (ValueError "... at byte N" on malformed input) -------------------------
+
+cdef struct PReader:
+    cptr data
+    Py_ssize_t pos
+    int number  # of the last field header read
+
+
+cdef inline uint64_t pb_varint(PReader* r, Py_ssize_t end) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t result = 0
+    cdef int shift = 0
+    cdef uint8_t b
+    while True:
+        if r.pos >= end:
+            raise ValueError(f"truncated varint at byte {r.pos}")
+        b = r.data[r.pos]
+        r.pos += 1
+        if shift < 64:
+            result |= (<uint64_t>(b & 0x7F)) << shift
+        if not b & 0x80:
+            return result
+        shift += 7
+        if shift >= 70:
+            raise ValueError(f"varint longer than 10 bytes at byte {r.pos}")
+
+
+cdef inline int pb_field(PReader* r, Py_ssize_t end, int* wire) except -1:
+    """The next field's number (0 at ``end``), with its wire type in ``wire``."""
+    cdef uint64_t key
+    if r.pos >= end:
+        return 0
+    key = pb_varint(r, end)
+    wire[0] = <int>(key & 7)
+    if key >> 3 == 0 or key >> 3 > 536870911:
+        raise ValueError(f"invalid field number {key >> 3} at byte {r.pos}")
+    r.number = <int>(key >> 3)
+    return r.number
+
+
+cdef inline Py_ssize_t pb_len(PReader* r, Py_ssize_t end) except -1:
+    """A length-delimited field's payload: its end (it starts at ``r.pos``)."""
+    cdef uint64_t n = pb_varint(r, end)
+    if n > <uint64_t>(end - r.pos):
+        raise ValueError(f"truncated length-delimited field at byte {r.pos}")
+    return r.pos + <Py_ssize_t>n
+
+
+cdef inline int pb_bytes(PReader* r, Py_ssize_t end, cptr* s, Py_ssize_t* n, bint text) except -1:
+    """A bytes field's payload; a string field (``text``) must be UTF-8."""
+    cdef Py_ssize_t stop = pb_len(r, end)
+    s[0] = r.data + r.pos
+    n[0] = stop - r.pos
+    if text and not utf8_valid(s[0], n[0]):
+        raise ValueError(f"string field is not valid UTF-8 at byte {r.pos}")
+    r.pos = stop
+    return 0
+
+
+cdef inline uint64_t pb_fixed64(PReader* r, Py_ssize_t end) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t v = 0
+    cdef int j
+    if end - r.pos < 8:
+        raise ValueError(f"truncated fixed64 at byte {r.pos}")
+    for j in range(8):
+        v |= (<uint64_t>r.data[r.pos + j]) << (8 * j)
+    r.pos += 8
+    return v
+
+
+cdef inline int pb_skip(PReader* r, int wire, Py_ssize_t end) except -1:
+    """Skip the value of the field just read (groups too, as the protobuf library does)."""
+    return pb_skip_value(r, wire, r.number, end, 0)
+
+
+cdef inline int pb_skip_value(PReader* r, int wire, int number, Py_ssize_t end,
+                              int depth) except -1:
+    cdef int w, f
+    if wire == 0:
+        pb_varint(r, end)
+    elif wire == 1 or wire == 5:
+        if end - r.pos < (8 if wire == 1 else 4):
+            raise ValueError(f"truncated fixed-size field at byte {r.pos}")
+        r.pos += 8 if wire == 1 else 4
+    elif wire == 2:
+        r.pos = pb_len(r, end)
+    elif wire == 3:
+        if depth > 100:
+            raise ValueError(f"groups nested too deeply at byte {r.pos}")
+        while True:
+            f = pb_field(r, end, &w)
+            if not f:
+                raise ValueError(f"unterminated group at byte {r.pos}")
+            if w == 4:
+                if f != number:
+                    raise ValueError(f"mismatched end of group at byte {r.pos}")
+                return 0
+            pb_skip_value(r, w, f, end, depth + 1)
+    else:
+        raise ValueError(f"invalid wire type {wire} at byte {r.pos}")
+    return 0

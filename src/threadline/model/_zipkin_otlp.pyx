@@ -27,9 +27,18 @@ from libc.string cimport memcmp, memcpy, memset
 
 from threadline.model._wire cimport (
     Buf,
+    PReader,
     cptr,
+    dedupe,
+    grow,
     i128,
     ldsize,
+    pb_bytes,
+    pb_field,
+    pb_fixed64,
+    pb_len,
+    pb_skip,
+    pb_varint,
     put_fixed64,
     put_ld,
     put_varint,
@@ -225,6 +234,7 @@ cdef class Request:
     cdef Py_ssize_t nspans, cspans
     cdef list keep
     cdef bytes body
+    cdef PReader pr  # protobuf reading (JSON reading: data, pos, end)
     cdef cptr data
     cdef Py_ssize_t pos, end
     cdef int depth
@@ -269,35 +279,17 @@ cdef class Request:
         PyMem_Free(self.span_next)
 
     cdef Py_ssize_t new_tag(self) except -1:
-        cdef ZTag* p
-        if self.ntags == self.ctags:
-            self.ctags = self.ctags * 2 if self.ctags else 4096
-            p = <ZTag*>PyMem_Realloc(self.tags, self.ctags * sizeof(ZTag))
-            if p == NULL:
-                raise MemoryError()
-            self.tags = p
+        self.tags = <ZTag*>grow(self.tags, &self.ctags, self.ntags, sizeof(ZTag), 4096)
         self.ntags += 1
         return self.ntags - 1
 
     cdef Py_ssize_t new_ann(self) except -1:
-        cdef ZAnn* p
-        if self.nanns == self.canns:
-            self.canns = self.canns * 2 if self.canns else 256
-            p = <ZAnn*>PyMem_Realloc(self.anns, self.canns * sizeof(ZAnn))
-            if p == NULL:
-                raise MemoryError()
-            self.anns = p
+        self.anns = <ZAnn*>grow(self.anns, &self.canns, self.nanns, sizeof(ZAnn), 256)
         self.nanns += 1
         return self.nanns - 1
 
     cdef Py_ssize_t new_span(self) except -1:
-        cdef ZSpan* p
-        if self.nspans == self.cspans:
-            self.cspans = self.cspans * 2 if self.cspans else 256
-            p = <ZSpan*>PyMem_Realloc(self.spans, self.cspans * sizeof(ZSpan))
-            if p == NULL:
-                raise MemoryError()
-            self.spans = p
+        self.spans = <ZSpan*>grow(self.spans, &self.cspans, self.nspans, sizeof(ZSpan), 256)
         memset(&self.spans[self.nspans], 0, sizeof(ZSpan))
         self.spans[self.nspans].name = <cptr>b""
         self.nspans += 1
@@ -899,99 +891,21 @@ cdef class Request:
 
     # --- proto3 ---------------------------------------------------------------------------------
 
-    cdef uint64_t pvarint(self, Py_ssize_t end) except? 0xFFFFFFFFFFFFFFFF:
-        cdef uint64_t result = 0
-        cdef int shift = 0
-        cdef uint8_t b
-        while True:
-            if self.pos >= end:
-                raise ValueError(f"truncated varint at byte {self.pos}")
-            b = self.data[self.pos]
-            self.pos += 1
-            if shift < 64:
-                result |= (<uint64_t>(b & 0x7F)) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-            if shift >= 70:
-                raise ValueError(f"varint longer than 10 bytes at byte {self.pos}")
-
-    cdef int pfield(self, Py_ssize_t end, int* wire, int* number) except -1:
-        cdef uint64_t key
-        if self.pos >= end:
-            return 0
-        key = self.pvarint(end)
-        wire[0] = <int>(key & 7)
-        if key >> 3 == 0 or key >> 3 > 536870911:
-            raise ValueError(f"invalid field number {key >> 3} at byte {self.pos}")
-        number[0] = <int>(key >> 3)
-        return 1
-
-    cdef Py_ssize_t plen(self, Py_ssize_t end) except -1:
-        cdef uint64_t n = self.pvarint(end)
-        if n > <uint64_t>(end - self.pos):
-            raise ValueError(f"truncated length-delimited field at byte {self.pos}")
-        return self.pos + <Py_ssize_t>n
-
-    cdef int pskip(self, int wire, int number, Py_ssize_t end, int depth) except -1:
-        cdef int w, f
-        if wire == 0:
-            self.pvarint(end)
-        elif wire == 1 or wire == 5:
-            if end - self.pos < (8 if wire == 1 else 4):
-                raise ValueError(f"truncated fixed-size field at byte {self.pos}")
-            self.pos += 8 if wire == 1 else 4
-        elif wire == 2:
-            self.pos = self.plen(end)
-        elif wire == 3:
-            if depth > MAX_PROTO_DEPTH:
-                raise ValueError("groups nested too deeply")
-            while True:
-                if not self.pfield(end, &w, &f):
-                    raise ValueError("unterminated group")
-                if w == 4:
-                    if f != number:
-                        raise ValueError(f"mismatched end of group at byte {self.pos}")
-                    return 0
-                self.pskip(w, f, end, depth + 1)
-        else:
-            raise ValueError(f"invalid wire type {wire} at byte {self.pos}")
-        return 0
-
-    cdef int pbytes(self, Py_ssize_t end, cptr* s, Py_ssize_t* n, bint text) except -1:
-        cdef Py_ssize_t stop = self.plen(end)
-        s[0] = self.data + self.pos
-        n[0] = stop - self.pos
-        if text and not utf8_valid(s[0], n[0]):
-            raise ValueError(f"invalid UTF-8 in a string field at byte {self.pos}")
-        self.pos = stop
-        return 0
-
-    cdef uint64_t pfixed64(self, Py_ssize_t end) except? 0xFFFFFFFFFFFFFFFF:
-        cdef uint64_t v = 0
-        cdef int j
-        if end - self.pos < 8:
-            raise ValueError(f"truncated fixed64 at byte {self.pos}")
-        for j in range(8):
-            v |= (<uint64_t>self.data[self.pos + j]) << (8 * j)
-        self.pos += 8
-        return v
-
     cdef int pendpoint(self, Py_ssize_t end, list fields) except -1:
         """An ``Endpoint`` occurrence into ``fields`` [service, ipv4, ipv6, port] (they merge)."""
         cdef int wire, number
         cdef cptr s
         cdef Py_ssize_t n
         cdef uint64_t raw
-        while self.pfield(end, &wire, &number):
+        while (number := pb_field(&self.pr, end, &wire)):
             if 1 <= number <= 3 and wire == 2:
-                self.pbytes(end, &s, &n, number == 1)
+                pb_bytes(&self.pr, end, &s, &n, number == 1)
                 fields[number - 1] = (<const char*>s)[:n]
             elif number == 4 and wire == 0:
-                raw = self.pvarint(end)
+                raw = pb_varint(&self.pr, end)
                 fields[3] = <int32_t><uint32_t>raw
             else:
-                self.pskip(wire, number, end, 0)
+                pb_skip(&self.pr, wire, end)
         return 0
 
     cdef int pspan(self, Py_ssize_t start, Py_ssize_t end, Py_ssize_t i) except -1:
@@ -1009,28 +923,28 @@ cdef class Request:
         cdef ZTag* t
         cdef list local = None
         cdef list remote = None
-        self.pos = start
+        self.pr.pos = start
         self.spans[si].t0 = self.ntags
         self.spans[si].a0 = self.nanns
-        while self.pfield(end, &wire, &number):
+        while (number := pb_field(&self.pr, end, &wire)):
             sp = &self.spans[si]
             if number == 1 and wire == 2:
-                self.pbytes(end, &trace, &trace_n, False)
+                pb_bytes(&self.pr, end, &trace, &trace_n, False)
             elif number == 2 and wire == 2:
-                self.pbytes(end, &parent, &parent_n, False)
+                pb_bytes(&self.pr, end, &parent, &parent_n, False)
             elif number == 3 and wire == 2:
-                self.pbytes(end, &sid, &sid_n, False)
+                pb_bytes(&self.pr, end, &sid, &sid_n, False)
             elif number == 4 and wire == 0:
-                raw = self.pvarint(end)
+                raw = pb_varint(&self.pr, end)
                 sp.kind = <int32_t><uint32_t>raw
             elif number == 5 and wire == 2:
-                self.pbytes(end, &sp.name, &sp.name_n, True)
+                pb_bytes(&self.pr, end, &sp.name, &sp.name_n, True)
             elif number == 6 and wire == 1:
-                ts = self.pfixed64(end)
+                ts = pb_fixed64(&self.pr, end)
             elif number == 7 and wire == 0:
-                dur = self.pvarint(end)
+                dur = pb_varint(&self.pr, end)
             elif (number == 8 or number == 9) and wire == 2:
-                stop = self.plen(end)
+                stop = pb_len(&self.pr, end)
                 if number == 8:
                     local = local if local is not None else [b"", b"", b"", 0]
                     self.pendpoint(stop, local)
@@ -1038,40 +952,40 @@ cdef class Request:
                     remote = remote if remote is not None else [b"", b"", b"", 0]
                     self.pendpoint(stop, remote)
             elif number == 10 and wire == 2:
-                stop = self.plen(end)
+                stop = pb_len(&self.pr, end)
                 ai = self.new_ann()
                 self.anns[ai].ts = 0
                 self.anns[ai].v = <cptr>b""
                 self.anns[ai].vn = 0
-                while self.pfield(stop, &w, &f):
+                while (f := pb_field(&self.pr, stop, &w)):
                     if f == 1 and w == 1:
-                        self.anns[ai].ts = self.pfixed64(stop)
+                        self.anns[ai].ts = pb_fixed64(&self.pr, stop)
                     elif f == 2 and w == 2:
-                        self.pbytes(stop, &self.anns[ai].v, &self.anns[ai].vn, True)
+                        pb_bytes(&self.pr, stop, &self.anns[ai].v, &self.anns[ai].vn, True)
                     else:
-                        self.pskip(w, f, stop, 0)
+                        pb_skip(&self.pr, w, stop)
             elif number == 11 and wire == 2:
-                stop = self.plen(end)
+                stop = pb_len(&self.pr, end)
                 j = self.new_tag()
                 t = &self.tags[j]
                 t.k = t.v = <cptr>b""
                 t.kn = t.vn = 0
-                while self.pfield(stop, &w, &f):
+                while (f := pb_field(&self.pr, stop, &w)):
                     if (f == 1 or f == 2) and w == 2:
                         t = &self.tags[j]
                         if f == 1:
-                            self.pbytes(stop, &t.k, &t.kn, True)
+                            pb_bytes(&self.pr, stop, &t.k, &t.kn, True)
                         else:
-                            self.pbytes(stop, &t.v, &t.vn, True)
+                            pb_bytes(&self.pr, stop, &t.v, &t.vn, True)
                     else:
-                        self.pskip(w, f, stop, 0)
+                        pb_skip(&self.pr, w, stop)
             elif (number == 12 or number == 13) and wire == 0:
                 if number == 13:
-                    sp.shared = self.pvarint(end) != 0
+                    sp.shared = pb_varint(&self.pr, end) != 0
                 else:
-                    self.pvarint(end)
+                    pb_varint(&self.pr, end)
             else:
-                self.pskip(wire, number, end, 0)
+                pb_skip(&self.pr, wire, end)
         sp = &self.spans[si]
         sp.tn = self.ntags - sp.t0
         sp.an = self.nanns - sp.a0
@@ -1115,17 +1029,17 @@ cdef class Request:
         cdef Py_ssize_t stop, i = 0
         cdef list spans = []
         self.body = body
-        self.data = <cptr>PyBytes_AS_STRING(body)
-        self.pos = 0
+        self.data = self.pr.data = <cptr>PyBytes_AS_STRING(body)
+        self.pr.pos = 0
         self.end = len(body)
         try:
-            while self.pfield(self.end, &wire, &number):
+            while (number := pb_field(&self.pr, self.end, &wire)):
                 if number == 1 and wire == 2:
-                    stop = self.plen(self.end)
-                    spans.append((self.pos, stop))
+                    stop = pb_len(&self.pr, self.end)
+                    spans.append((self.pr.pos, stop))
                     self.check_span(stop)
                 else:
-                    self.pskip(wire, number, self.end, 0)
+                    pb_skip(&self.pr, wire, self.end)
         except ValueError as e:
             raise ValueError(f"invalid Zipkin protobuf (zipkin.proto3.ListOfSpans): {e}") from None
         for i, (start, stop) in enumerate(spans):
@@ -1136,60 +1050,31 @@ cdef class Request:
         """The wire format of a span (all of it, before any span is used): as the protobuf
         library, a request with any malformed span is refused as not protobuf."""
         cdef int wire, number, w, f
-        cdef Py_ssize_t stop, save = self.pos
+        cdef Py_ssize_t stop, save = self.pr.pos
         cdef cptr s
         cdef Py_ssize_t n
-        while self.pfield(end, &wire, &number):
+        while (number := pb_field(&self.pr, end, &wire)):
             if number == 5 and wire == 2:
-                self.pbytes(end, &s, &n, True)
+                pb_bytes(&self.pr, end, &s, &n, True)
             elif number in (8, 9, 10, 11) and wire == 2:
-                stop = self.plen(end)
-                while self.pfield(stop, &w, &f):
+                stop = pb_len(&self.pr, end)
+                while (f := pb_field(&self.pr, stop, &w)):
                     if w == 2 and ((number == 10 and f == 2) or (number == 11 and f <= 2)
                                    or (number != 10 and number != 11 and f == 1)):
-                        self.pbytes(stop, &s, &n, True)
+                        pb_bytes(&self.pr, stop, &s, &n, True)
                     elif w == 2:
-                        self.pbytes(stop, &s, &n, False)
+                        pb_bytes(&self.pr, stop, &s, &n, False)
                     else:
-                        self.pskip(w, f, stop, 0)
+                        pb_skip(&self.pr, w, stop)
             else:
-                self.pskip(wire, number, end, 0)
-        self.pos = end
+                pb_skip(&self.pr, wire, end)
+        self.pr.pos = end
         return 0
 
     # --- OTLP encoding -------------------------------------------------------------------------
 
-    cdef Py_ssize_t dedupe(self, Py_ssize_t t0, Py_ssize_t tn, Py_ssize_t* eff) except -1:
-        """Tags as a dict: indices in order of each key's first appearance, the last value of a
-        repeated key winning. Returns their count."""
-        cdef Py_ssize_t m = 0, j, q
-        cdef ZTag* t
-        cdef ZTag* u
-        cdef dict seen
-        if tn <= DEDUPE_LINEAR:
-            for j in range(t0, t0 + tn):
-                t = &self.tags[j]
-                for q in range(m):
-                    u = &self.tags[eff[q]]
-                    if u.kn == t.kn and memcmp(u.k, t.k, t.kn) == 0:
-                        eff[q] = j
-                        break
-                else:
-                    eff[m] = j
-                    m += 1
-            return m
-        seen = {}
-        for j in range(t0, t0 + tn):
-            t = &self.tags[j]
-            key = (<const char*>t.k)[:t.kn]
-            got = seen.get(key)
-            if got is None:
-                seen[key] = m
-                eff[m] = j
-                m += 1
-            else:
-                eff[<Py_ssize_t>got] = j
-        return m
+    cdef inline Py_ssize_t dedupe(self, Py_ssize_t t0, Py_ssize_t tn, Py_ssize_t* eff) except -1:
+        return dedupe(<const char*>self.tags, sizeof(ZTag), t0, tn, eff)
 
     cdef dict tag_dict(self, Py_ssize_t* eff, Py_ssize_t m):
         cdef Py_ssize_t q
