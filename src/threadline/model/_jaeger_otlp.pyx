@@ -96,7 +96,7 @@ COMPACT_TYPES[:] = [-1, T_BOOL, T_BOOL, T_BYTE, T_I16, T_I32, T_I64, T_DOUBLE, T
                     T_LIST, T_SET, T_MAP, T_STRUCT]
 
 
-class ThriftError(Exception):
+class ThriftError(ValueError):
     """A thrift payload that does not decode."""
 
 
@@ -417,21 +417,13 @@ cdef class Batch:
         return 0
 
     cdef uint64_t varint(self) except? 0xFFFFFFFFFFFFFFFF:
-        cdef uint64_t result = 0
-        cdef int shift = 0
-        cdef uint8_t b
-        while True:
-            if self.pos >= self.end:
-                raise self.fail("truncated varint")
-            b = self.data[self.pos]
-            self.pos += 1
-            if shift < 64:
-                result |= (<uint64_t>(b & 0x7F)) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-            if shift >= 70:
-                raise self.fail("varint longer than 10 bytes")
+        """A compact-protocol varint (the same encoding as protobuf's)."""
+        cdef PReader r
+        cdef uint64_t v
+        r.data, r.pos = self.data, self.pos
+        v = pb_varint(&r, self.end)
+        self.pos = r.pos
+        return v
 
     cdef int64_t zigzag(self) except? -1:
         cdef uint64_t n = self.varint()
@@ -1835,7 +1827,7 @@ def thrift_batch_to_otlp(data: bytes, protocol: str = "binary") -> tuple[bytes, 
     cdef Batch batch = Batch()
     try:
         batch.thrift_batch(bytes(data), protocol == "compact")
-    except ThriftError as e:
+    except ValueError as e:
         raise ValueError(f"invalid Jaeger thrift ({protocol}) Batch: {e}") from None
     return batch.encode(), batch.nspans
 
@@ -1845,7 +1837,7 @@ def agent_message_to_otlp(data: bytes, protocol: str) -> tuple[bytes, int]:
     cdef Batch batch = Batch()
     try:
         batch.agent_message(bytes(data), protocol == "compact")
-    except ThriftError as e:
+    except ValueError as e:
         raise ValueError(f"invalid Jaeger agent message ({protocol} thrift): {e}") from None
     return batch.encode(), batch.nspans
 

@@ -622,6 +622,20 @@ def _json_annotations(value: object, where: str) -> list[tuple[int, str]]:
     return out
 
 
+def _ids_and_name(span: dict[str, Any], where: str) -> tuple[bytes, bytes, bytes, str]:
+    """Trace id, span id, parent id (b"" for none) and name of a v1 or v2 JSON span, checked."""
+    trace_id = _trace_id(span.get("traceId"), where)
+    span_id = _hex_id(span.get("id"), where, "id", (16, 16))
+    value = span.get("parentId")
+    parent_id = _hex_id(value, where, "parentId", (16, 16)) if value else b""
+    name = span.get("name")
+    if name is None:
+        name = ""
+    elif type(name) is not str:
+        raise ValueError(f"{where}.name: expected a string, got {_show(name)}")
+    return trace_id, span_id, parent_id, name
+
+
 def _normalize_json_span(i: int, span: object) -> tuple[Any, ...]:
     """The checked values of v2 JSON span ``i`` (for the compiled translator, which hands over
     the spans it does not read itself); ValueError naming the first bad field."""
@@ -629,15 +643,7 @@ def _normalize_json_span(i: int, span: object) -> tuple[Any, ...]:
     if type(span) is not dict:
         raise ValueError(f"{where}: expected a span object, got {_type_name(span)}")
     get = span.get
-    trace_id = _trace_id(get("traceId"), where)
-    span_id = _hex_id(get("id"), where, "id", (16, 16))
-    value = get("parentId")
-    parent_id = _hex_id(value, where, "parentId", (16, 16)) if value else b""
-    name = get("name")
-    if name is None:
-        name = ""
-    elif type(name) is not str:
-        raise ValueError(f"{where}.name: expected a string, got {_show(name)}")
+    trace_id, span_id, parent_id, name = _ids_and_name(span, where)
     value = get("kind")
     kind = 0
     if value is not None:
@@ -784,15 +790,7 @@ class _V1Status:
 
 def _v1_add_span(request: _V1Request, span: Any, where: str) -> None:
     get = span.get
-    trace_id = _trace_id(get("traceId"), where)
-    span_id = _hex_id(get("id"), where, "id", (16, 16))
-    parent = get("parentId")
-    parent_id = _hex_id(parent, where, "parentId", (16, 16)) if parent else b""
-    name = get("name")
-    if name is None:
-        name = ""
-    elif type(name) is not str:
-        raise ValueError(f"{where}.name: expected a string, got {_show(name)}")
+    trace_id, span_id, parent_id, name = _ids_and_name(span, where)
     kind = 0
     endpoint: Endpoint | None = None
     first = last = None
