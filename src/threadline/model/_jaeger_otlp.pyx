@@ -25,6 +25,7 @@ from libc.string cimport memcmp, memcpy, memset
 from threadline.model._wire cimport (
     Buf,
     PReader,
+    assemble,
     cptr,
     dedupe,
     grow,
@@ -336,7 +337,6 @@ cdef class Batch:
     cdef Py_ssize_t* proc_rgroup
     cdef Py_ssize_t* span_sg
     cdef Py_ssize_t* span_off
-    cdef Py_ssize_t* span_next
 
     def __cinit__(self):
         self.keep = []
@@ -358,7 +358,6 @@ cdef class Batch:
         PyMem_Free(self.proc_rgroup)
         PyMem_Free(self.span_sg)
         PyMem_Free(self.span_off)
-        PyMem_Free(self.span_next)
 
     # --- growing the model -------------------------------------------------------------------
 
@@ -1670,17 +1669,10 @@ cdef class Batch:
 
     cdef bytes encode(self):
         """The serialized OTLP ``ExportTraceServiceRequest`` of the batch."""
-        cdef Py_ssize_t i, j, n = self.nspans, nsg, nrg, size, total
+        cdef Py_ssize_t i, n = self.nspans
         cdef Py_ssize_t* eff
         cdef Py_ssize_t* leff
-        cdef Py_ssize_t k
-        cdef Py_ssize_t* sg_first
-        cdef Py_ssize_t* sg_last
-        cdef Py_ssize_t* sg_size
-        cdef Py_ssize_t* rg_size
         cdef Py_ssize_t* span_len
-        cdef uint8_t* p
-        cdef bytes res, scope
         self.rgroup_ids = {}
         self.rgroups = []
         self.sgroup_ids = {}
@@ -1691,14 +1683,13 @@ cdef class Batch:
         self.proc_rgroup = <Py_ssize_t*>PyMem_Malloc(self.nprocs * sizeof(Py_ssize_t))
         self.span_sg = <Py_ssize_t*>PyMem_Malloc((n + 1) * sizeof(Py_ssize_t))
         self.span_off = <Py_ssize_t*>PyMem_Malloc((n + 1) * sizeof(Py_ssize_t) * 2)
-        self.span_next = <Py_ssize_t*>PyMem_Malloc((n + 1) * sizeof(Py_ssize_t))
         # scratch: a span's tags, then its logs' fields (each with a count and a name index)
         self.eff = <Py_ssize_t*>PyMem_Malloc((3 * self.ntags + 2 * self.nlogs + 16)
                                              * sizeof(Py_ssize_t))
         self.cls = <int*>PyMem_Malloc((self.ntags + 16) * sizeof(int))
         self.links = <Py_ssize_t*>PyMem_Malloc((self.nrefs + 1) * sizeof(Py_ssize_t))
         if (self.proc_r0 == NULL or self.proc_rn == NULL or self.proc_rgroup == NULL
-                or self.span_sg == NULL or self.span_off == NULL or self.span_next == NULL
+                or self.span_sg == NULL or self.span_off == NULL
                 or self.eff == NULL or self.cls == NULL or self.links == NULL):
             raise MemoryError()
         for i in range(self.nprocs):
@@ -1710,59 +1701,9 @@ cdef class Batch:
             self.encode_span(i, eff, self.cls, leff)
             span_len[i] = self.out.n - self.span_off[i]
         # group the spans: resource, then scope, in order of first appearance
-        nsg = len(self.sgroups)
-        nrg = len(self.rgroups)
-        sg_first = <Py_ssize_t*>PyMem_Malloc((2 * nsg + 1) * sizeof(Py_ssize_t))
-        sg_size = <Py_ssize_t*>PyMem_Malloc((nsg + nrg + 1) * sizeof(Py_ssize_t))
-        if sg_first == NULL or sg_size == NULL:
-            PyMem_Free(sg_first)
-            PyMem_Free(sg_size)
-            raise MemoryError()
-        try:
-            sg_last = sg_first + nsg
-            rg_size = sg_size + nsg
-            for j in range(nsg):
-                sg_first[j] = -1
-                scope = self.scope_message(j)
-                sg_size[j] = ldsize(len(scope))
-            for i in range(n):
-                j = self.span_sg[i]
-                self.span_next[i] = -1
-                if sg_first[j] < 0:
-                    sg_first[j] = i
-                else:
-                    self.span_next[sg_last[j]] = i
-                sg_last[j] = i
-                sg_size[j] += ldsize(span_len[i])
-            for j in range(nrg):
-                rg_size[j] = ldsize(len(<bytes>self.rgroups[j]))
-            for j in range(nsg):
-                rg_size[<Py_ssize_t>self.sgroups[j][0]] += ldsize(sg_size[j])
-            total = 0
-            for j in range(nrg):
-                total += ldsize(rg_size[j])
-            out = PyBytes_FromStringAndSize(NULL, total)
-            p = <uint8_t*>PyBytes_AS_STRING(out)
-            for i in range(nrg):
-                p[0] = 0x0A
-                p = put_varint(p + 1, <uint64_t>rg_size[i])
-                res = self.rgroups[i]
-                p = put_ld(p, 0x0A, <cptr>PyBytes_AS_STRING(res), len(res))
-                for j in range(nsg):
-                    if <Py_ssize_t>self.sgroups[j][0] != i:
-                        continue
-                    p[0] = 0x12
-                    p = put_varint(p + 1, <uint64_t>sg_size[j])
-                    scope = self.scope_message(j)
-                    p = put_ld(p, 0x0A, <cptr>PyBytes_AS_STRING(scope), len(scope))
-                    k = sg_first[j]
-                    while k >= 0:
-                        p = put_ld(p, 0x12, self.out.p + self.span_off[k], span_len[k])
-                        k = self.span_next[k]
-            return out
-        finally:
-            PyMem_Free(sg_first)
-            PyMem_Free(sg_size)
+        scopes = [(key[0], self.scope_message(j)) for j, key in enumerate(self.sgroups)]
+        return assemble(self.out.p, self.span_off, span_len, self.span_sg, n, self.rgroups, scopes,
+                        True)
 
     cdef bytes scope_message(self, Py_ssize_t j):
         cdef bytes name = self.sgroups[j][1]

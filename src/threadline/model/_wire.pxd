@@ -2,7 +2,8 @@
 """Helpers shared by the compiled translators (all inline): protobuf wire-format writing and
 reading, growable arrays of structs, and a tag list seen as a dict."""
 
-from cpython.mem cimport PyMem_Realloc
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
@@ -272,3 +273,73 @@ cdef inline int pb_skip_value(PReader* r, int wire, int number, Py_ssize_t end,
     else:
         raise ValueError(f"invalid wire type {wire} at byte {r.pos}")
     return 0
+
+
+# --- the request -------------------------------------------------------------------------------
+
+cdef inline bytes assemble(cptr spans, Py_ssize_t* off, Py_ssize_t* length, Py_ssize_t* scope_of,
+                           Py_ssize_t n, list resources, list scopes, bint keep_empty):
+    """A serialized ``ExportTraceServiceRequest``: one ResourceSpans per entry of ``resources``
+    (serialized ``Resource`` messages), holding one ScopeSpans per entry ``(resource index,
+    serialized InstrumentationScope)`` of ``scopes`` that is its, holding the spans (span ``i``
+    at ``spans + off[i]``, ``length[i]`` bytes, of scope ``scope_of[i]``), all in order. Empty
+    resource and scope messages are written when ``keep_empty``, else left out."""
+    cdef Py_ssize_t nsc = len(scopes), nres = len(resources), i, j, k, total = 0
+    cdef Py_ssize_t* first
+    cdef Py_ssize_t* last
+    cdef Py_ssize_t* size
+    cdef Py_ssize_t* res_size
+    cdef Py_ssize_t* next_span
+    cdef uint8_t* p
+    cdef bytes msg
+    first = <Py_ssize_t*>PyMem_Malloc((3 * nsc + nres + n + 1) * sizeof(Py_ssize_t))
+    if first == NULL:
+        raise MemoryError()
+    try:
+        last = first + nsc
+        size = last + nsc
+        res_size = size + nsc
+        next_span = res_size + nres
+        for j in range(nsc):
+            first[j] = -1
+            msg = scopes[j][1]
+            size[j] = ldsize(len(msg)) if msg or keep_empty else 0
+        for i in range(n):
+            j = scope_of[i]
+            next_span[i] = -1
+            if first[j] < 0:
+                first[j] = i
+            else:
+                next_span[last[j]] = i
+            last[j] = i
+            size[j] += ldsize(length[i])
+        for j in range(nres):
+            msg = resources[j]
+            res_size[j] = ldsize(len(msg)) if msg or keep_empty else 0
+        for j in range(nsc):
+            res_size[<Py_ssize_t>scopes[j][0]] += ldsize(size[j])
+        for j in range(nres):
+            total += ldsize(res_size[j])
+        out = PyBytes_FromStringAndSize(NULL, total)
+        p = <uint8_t*>PyBytes_AS_STRING(out)
+        for i in range(nres):
+            p[0] = 0x0A
+            p = put_varint(p + 1, <uint64_t>res_size[i])
+            msg = resources[i]
+            if msg or keep_empty:
+                p = put_ld(p, 0x0A, <cptr>PyBytes_AS_STRING(msg), len(msg))
+            for j in range(nsc):
+                if <Py_ssize_t>scopes[j][0] != i:
+                    continue
+                p[0] = 0x12
+                p = put_varint(p + 1, <uint64_t>size[j])
+                msg = scopes[j][1]
+                if msg or keep_empty:
+                    p = put_ld(p, 0x0A, <cptr>PyBytes_AS_STRING(msg), len(msg))
+                k = first[j]
+                while k >= 0:
+                    p = put_ld(p, 0x12, spans + off[k], length[k])
+                    k = next_span[k]
+        return out
+    finally:
+        PyMem_Free(first)

@@ -28,6 +28,7 @@ from libc.string cimport memcmp, memcpy, memset
 from threadline.model._wire cimport (
     Buf,
     PReader,
+    assemble,
     cptr,
     dedupe,
     grow,
@@ -255,7 +256,6 @@ cdef class Request:
     cdef Py_ssize_t* span_sg
     cdef Py_ssize_t* span_off
     cdef Py_ssize_t* span_len
-    cdef Py_ssize_t* span_next
     cdef Py_ssize_t last_local, last_sg, last_scope, last_pair, last_pair_key
     cdef cptr last_lib
     cdef Py_ssize_t last_lib_n
@@ -276,7 +276,6 @@ cdef class Request:
         PyMem_Free(self.span_sg)
         PyMem_Free(self.span_off)
         PyMem_Free(self.span_len)
-        PyMem_Free(self.span_next)
 
     cdef Py_ssize_t new_tag(self) except -1:
         self.tags = <ZTag*>grow(self.tags, &self.ctags, self.ntags, sizeof(ZTag), 4096)
@@ -1007,6 +1006,12 @@ cdef class Request:
             sp.has_parent = True
         if ts > MAX_MICROS or dur > MAX_MICROS:
             raise ValueError(f"spans[{i}]: timestamp or duration out of range")
+        for j in range(sp.an):
+            if self.anns[sp.a0 + j].ts > MAX_MICROS:
+                raise ValueError(
+                    f"spans[{i}].annotations[{j}].timestamp: out of range: "
+                    f"{self.anns[sp.a0 + j].ts}"
+                )
         sp.ts = ts
         sp.dur = <int64_t>dur
         if local is not None:
@@ -1326,13 +1331,8 @@ cdef class Request:
         return got
 
     cdef bytes encode(self):
-        cdef Py_ssize_t i, j, k, n = self.nspans, nsc, nsg, total
-        cdef Py_ssize_t* sc_first = NULL
-        cdef Py_ssize_t* sc_last
-        cdef Py_ssize_t* sc_size
-        cdef Py_ssize_t* sg_size
-        cdef uint8_t* p
-        cdef bytes res, scope
+        """The serialized OTLP ``ExportTraceServiceRequest`` of the spans read."""
+        cdef Py_ssize_t i, n = self.nspans
         keyset_build()
         self.svc_ids, self.svcs = {}, []
         self.scope_ids, self.scopes = {}, []
@@ -1342,67 +1342,15 @@ cdef class Request:
         self.span_sg = <Py_ssize_t*>PyMem_Realloc(NULL, (n + 1) * sizeof(Py_ssize_t))
         self.span_off = <Py_ssize_t*>PyMem_Realloc(NULL, (n + 1) * sizeof(Py_ssize_t))
         self.span_len = <Py_ssize_t*>PyMem_Realloc(NULL, (n + 1) * sizeof(Py_ssize_t))
-        self.span_next = <Py_ssize_t*>PyMem_Realloc(NULL, (n + 1) * sizeof(Py_ssize_t))
         self.eff = <Py_ssize_t*>PyMem_Realloc(NULL, (self.ntags + 1) * sizeof(Py_ssize_t))
         self.cls = <int*>PyMem_Realloc(NULL, (self.ntags + 1) * sizeof(int))
         if (self.span_sg == NULL or self.span_off == NULL or self.span_len == NULL
-                or self.span_next == NULL or self.eff == NULL or self.cls == NULL):
+                or self.eff == NULL or self.cls == NULL):
             raise MemoryError()
         for i in range(n):
             self.encode_span(i, self.eff, self.cls)
-        nsc = len(self.scopes)
-        nsg = len(self.svcs)
-        sc_first = <Py_ssize_t*>PyMem_Realloc(NULL, (3 * nsc + nsg + 1) * sizeof(Py_ssize_t))
-        if sc_first == NULL:
-            raise MemoryError()
-        try:
-            sc_last = sc_first + nsc
-            sc_size = sc_last + nsc
-            sg_size = sc_size + nsc
-            for j in range(nsc):
-                sc_first[j] = -1
-                scope = self.scopes[j][1]
-                sc_size[j] = ldsize(len(scope)) if scope else 0
-            for i in range(n):
-                j = self.span_sg[i]
-                self.span_next[i] = -1
-                if sc_first[j] < 0:
-                    sc_first[j] = i
-                else:
-                    self.span_next[sc_last[j]] = i
-                sc_last[j] = i
-                sc_size[j] += ldsize(self.span_len[i])
-            for j in range(nsg):
-                res = self.svcs[j]
-                sg_size[j] = ldsize(len(res)) if res else 0
-            for j in range(nsc):
-                sg_size[<Py_ssize_t>self.scopes[j][0]] += ldsize(sc_size[j])
-            total = 0
-            for j in range(nsg):
-                total += ldsize(sg_size[j])
-            out = PyBytes_FromStringAndSize(NULL, total)
-            p = <uint8_t*>PyBytes_AS_STRING(out)
-            for i in range(nsg):
-                p[0] = 0x0A
-                p = put_varint(p + 1, <uint64_t>sg_size[i])
-                res = self.svcs[i]
-                if res:
-                    p = put_ld(p, 0x0A, <cptr>PyBytes_AS_STRING(res), len(res))
-                for j in range(nsc):
-                    if <Py_ssize_t>self.scopes[j][0] != i:
-                        continue
-                    p[0] = 0x12
-                    p = put_varint(p + 1, <uint64_t>sc_size[j])
-                    scope = self.scopes[j][1]
-                    if scope:
-                        p = put_ld(p, 0x0A, <cptr>PyBytes_AS_STRING(scope), len(scope))
-                    k = sc_first[j]
-                    while k >= 0:
-                        p = put_ld(p, 0x12, self.out.p + self.span_off[k], self.span_len[k])
-                        k = self.span_next[k]
-            return out
-        finally:
-            PyMem_Free(sc_first)
+        return assemble(self.out.p, self.span_off, self.span_len, self.span_sg, n, self.svcs,
+                        self.scopes, False)
 
 
 cdef inline Py_ssize_t kv_size(cptr k, Py_ssize_t kn, cptr v, Py_ssize_t vn) noexcept:
