@@ -37,6 +37,8 @@ from threadline.model._wire cimport (
     pb_len,
     pb_skip,
     pb_varint,
+    put_status,
+    status_size,
     put_fixed64,
     put_ld,
     put_varint,
@@ -1541,7 +1543,7 @@ cdef class Batch:
         for j in range(nlinks):
             size += ldsize(self.link_size(&self.refs[self.links[j]]))
         if found:
-            size += ldsize((ldsize(msg_n) if msg_n else 0) + (1 + vsize(code) if code else 0))
+            size += ldsize(status_size(msg_n, code))
         # write it
         reserve(&self.out, size)
         self.span_off[i] = self.out.n
@@ -1597,16 +1599,7 @@ cdef class Batch:
             p = put_varint(p + 1, <uint64_t>kv_size(<cptr>b"opentracing.ref_type", 20, &reftag))
             p = put_kv(p, <cptr>b"opentracing.ref_type", 20, &reftag)
         if found:
-            p[0] = 0x7A
-            p = put_varint(
-                p + 1, <uint64_t>((ldsize(msg_n) if msg_n else 0) + (1 + vsize(code) if code else 0))
-            )
-            if msg_n:
-                p = put_ld(p, 0x12, msg, msg_n)
-            if code:
-                p[0] = 0x18
-                p[1] = <uint8_t>code
-                p += 2
+            p = put_status(p, msg, msg_n, code)
         self.out.n = p - self.out.p
         # its resource and scope
         if nmoved:

@@ -343,3 +343,23 @@ cdef inline bytes assemble(cptr spans, Py_ssize_t* off, Py_ssize_t* length, Py_s
         return out
     finally:
         PyMem_Free(first)
+
+
+# --- span fields -------------------------------------------------------------------------------
+
+cdef inline Py_ssize_t status_size(Py_ssize_t msg_n, int code) noexcept:
+    """Size of a ``Status`` (message, code < 128; each left out when empty)."""
+    return (ldsize(msg_n) if msg_n else 0) + (2 if code else 0)
+
+
+cdef inline uint8_t* put_status(uint8_t* p, cptr msg, Py_ssize_t msg_n, int code) noexcept:
+    """Span field 15, the status."""
+    p[0] = 0x7A
+    p = put_varint(p + 1, <uint64_t>status_size(msg_n, code))
+    if msg_n:
+        p = put_ld(p, 0x12, msg, msg_n)
+    if code:
+        p[0] = 0x18
+        p[1] = <uint8_t>code
+        p += 2
+    return p

@@ -40,6 +40,8 @@ from threadline.model._wire cimport (
     pb_len,
     pb_skip,
     pb_varint,
+    put_status,
+    status_size,
     put_fixed64,
     put_ld,
     put_varint,
@@ -1235,7 +1237,7 @@ cdef class Request:
             else:
                 size += ldsize((9 if a.ts else 0) + (ldsize(a.vn) if a.vn else 0))
         if code or msg_n:
-            size += ldsize((ldsize(msg_n) if msg_n else 0) + (2 if code else 0))
+            size += ldsize(status_size(msg_n, code))
         # write
         reserve(&self.out, size)
         self.span_off[i] = self.out.n
@@ -1290,14 +1292,7 @@ cdef class Request:
             for raw in links:
                 p = put_ld(p, 0x6A, <cptr>PyBytes_AS_STRING(raw), len(raw))
         if code or msg_n:
-            p[0] = 0x7A
-            p = put_varint(p + 1, <uint64_t>((ldsize(msg_n) if msg_n else 0) + (2 if code else 0)))
-            if msg_n:
-                p = put_ld(p, 0x12, msg, msg_n)
-            if code:
-                p[0] = 0x18
-                p[1] = <uint8_t>code
-                p += 2
+            p = put_status(p, msg, msg_n, code)
         self.out.n = p - self.out.p
         self.span_len[i] = self.out.n - self.span_off[i]
         self.span_sg[i] = sc
