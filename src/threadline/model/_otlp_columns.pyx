@@ -35,6 +35,8 @@ from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 
+from threadline.model._wire cimport utf8_valid
+
 import os
 
 import pyarrow as pa
@@ -380,47 +382,6 @@ cdef inline int rd_fixed32(Ctx* c, cptr* pp, cptr end, uint32_t* out) noexcept n
               | (<uint32_t>p[3] << 24))
     pp[0] = p + 4
     return 0
-
-
-cdef int utf8_valid(cptr s, size_t n) noexcept nogil:
-    cdef size_t i = 0
-    cdef uint64_t w
-    cdef unsigned char c0, c1
-    while i < n:
-        while i + 8 <= n:
-            memcpy(&w, s + i, 8)
-            if w & <uint64_t>0x8080808080808080:
-                break
-            i += 8
-        if i >= n:
-            break
-        c0 = s[i]
-        if c0 < 0x80:
-            i += 1
-        elif c0 < 0xC2:
-            return 0
-        elif c0 < 0xE0:
-            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
-                return 0
-            i += 2
-        elif c0 < 0xF0:
-            if i + 2 >= n or (s[i + 1] & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80:
-                return 0
-            c1 = s[i + 1]
-            if (c0 == 0xE0 and c1 < 0xA0) or (c0 == 0xED and c1 >= 0xA0):
-                return 0
-            i += 3
-        elif c0 < 0xF5:
-            if (i + 3 >= n or (s[i + 1] & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80
-                    or (s[i + 3] & 0xC0) != 0x80):
-                return 0
-            c1 = s[i + 1]
-            if (c0 == 0xF0 and c1 < 0x90) or (c0 == 0xF4 and c1 >= 0x90):
-                return 0
-            i += 4
-        else:
-            return 0
-    return 1
 
 
 cdef inline int rd_str(Ctx* c, cptr* pp, cptr end, cptr* s, size_t* n) noexcept nogil:

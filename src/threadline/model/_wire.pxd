@@ -74,7 +74,7 @@ cdef inline uint8_t* put_ld(uint8_t* p, uint8_t tag, cptr s, Py_ssize_t n) noexc
     return p + n
 
 
-cdef inline int utf8_valid(cptr s, Py_ssize_t n) noexcept:
+cdef inline int utf8_valid(const uint8_t* s, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i = 0
     cdef uint64_t w
     cdef uint8_t c0, c1
