@@ -175,7 +175,7 @@ class Block:
         needle = pa.scalar(trace_id, pa.binary(16))
         parts: list[pa.Table] = []
         for g in groups:
-            empty = self._empty_columns(pf, g)
+            empty = self._empty_columns(g)
             names = [n for n in SPAN_SCHEMA.names if n not in empty]
             table = pf.read_row_group(g, columns=names, use_threads=False)
             hits = np.flatnonzero(
@@ -188,29 +188,12 @@ class Block:
             return None
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
-    def _empty_columns(self, pf: pq.ParquetFile, group: int) -> frozenset[str]:
-        """Nested columns (maps, lists) that hold no entries in row group ``group``.
-
-        Told by the statistics of each such column's first leaf (written by the block writer):
-        no non-null value means every map or list is empty. Reading them would cost as much
-        as a full column.
-        """
+    def _empty_columns(self, group: int) -> frozenset[str]:
+        """Map and list columns with no entries in row group ``group`` (from the meta)."""
         empty = self._empty.get(group)
         if empty is None:
-            footer = pf.metadata
-            schema, chunks = footer.schema, footer.row_group(group)
-            found = set()
-            seen = set()
-            for i in range(len(schema)):
-                path = schema.column(i).path
-                top = path.split(".", 1)[0]
-                if "." not in path or top in seen:
-                    continue
-                seen.add(top)
-                stats = chunks.column(i).statistics
-                if stats is not None and stats.has_null_count and stats.num_values == 0:
-                    found.add(top)
-            empty = self._empty[group] = frozenset(found)
+            recorded = self.meta.row_groups[group].empty_columns
+            empty = self._empty[group] = frozenset(recorded or ())
         return empty
 
     def close(self) -> None:

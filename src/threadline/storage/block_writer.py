@@ -59,15 +59,21 @@ def _leaf_paths(schema: pa.Schema) -> list[str]:
     return [parquet_schema.column(i).path for i in range(len(parquet_schema))]
 
 
-_LEAVES = _leaf_paths(BLOCK_SCHEMA)
-_DICTIONARY_LEAVES = [p for p in _LEAVES if p not in _PLAIN_LEAVES]
-# statistics: the sort keys, and the first leaf of each map or list column, whose null count
-# tells readers when that column is empty in a row group (then they skip reading it)
-_STATISTICS_LEAVES = [
-    "trace_id",
-    "start_unix_nano",
-    *{p.split(".", 1)[0]: p for p in reversed(_LEAVES) if "." in p}.values(),
-]
+_DICTIONARY_LEAVES = [p for p in _leaf_paths(BLOCK_SCHEMA) if p not in _PLAIN_LEAVES]
+_NESTED = [f.name for f in BLOCK_SCHEMA if pa.types.is_list(f.type) or pa.types.is_map(f.type)]
+
+
+def _empty_columns(table: pa.Table, starts: np.ndarray) -> list[list[str]]:
+    """For each row group (rows from ``starts[i]``), the map and list columns with no entries."""
+    empty: list[list[str]] = [[] for _ in starts]
+    for name in _NESTED:
+        lengths = np.concatenate(
+            [np.diff(chunk.offsets.to_numpy()) for chunk in table.column(name).chunks]
+        )
+        for i, entries in enumerate(np.add.reduceat(lengths, starts)):
+            if entries == 0:
+                empty[i].append(name)
+    return empty
 
 
 def sort_spans(table: pa.Table) -> pa.Table:
@@ -142,23 +148,22 @@ def write_block(
             compression_level=cfg.zstd_level,
             use_dictionary=_DICTIONARY_LEAVES,
             column_encoding=dict.fromkeys(_DELTA_COLUMNS, "DELTA_BINARY_PACKED"),
-            write_statistics=_STATISTICS_LEAVES,
+            write_statistics=["trace_id", "start_unix_nano"],
         )
         fsync_path(data_path)
         pf = pq.ParquetFile(data_path)
         footer_size = pf.metadata.serialized_size
-        row_groups = []
-        offset = 0
-        for i in range(pf.metadata.num_row_groups):
-            rows = pf.metadata.row_group(i).num_rows
-            row_groups.append(
-                RowGroupRange(
-                    minTraceID=ids[offset].as_py().hex(),
-                    maxTraceID=ids[offset + rows - 1].as_py().hex(),
-                    rows=rows,
-                )
+        sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+        starts = np.cumsum([0, *sizes[:-1]])
+        row_groups = [
+            RowGroupRange(
+                minTraceID=ids[int(start)].as_py().hex(),
+                maxTraceID=ids[int(start) + rows - 1].as_py().hex(),
+                rows=rows,
+                emptyColumns=empty,
             )
-            offset += rows
+            for start, rows, empty in zip(starts, sizes, _empty_columns(table, starts), strict=True)
+        ]
         traces = _distinct_sorted(words)
         bloom = BloomFilter.for_count(traces, cfg.bloom_false_positive)
         bloom.add(ids)

@@ -24,6 +24,9 @@ class RowGroupRange(BaseModel):
     min_trace_id: str = Field(alias="minTraceID")
     max_trace_id: str = Field(alias="maxTraceID")
     rows: int
+    # map and list columns with no entries in this row group: point reads skip them
+    # (None: not recorded, read everything)
+    empty_columns: list[str] | None = Field(None, alias="emptyColumns")
 
 
 class BlockMeta(BaseModel):
