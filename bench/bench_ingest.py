@@ -1,11 +1,14 @@
 """Ingest throughput: OTLP/gRPC or OTLP/HTTP, 1,000-span requests, durable acks.
 
 Load comes from separate processes sending pre-serialized requests (each copy with fresh trace
-ids), many in flight at once, so the client is not the bottleneck. The server's CPU and RSS are
-sampled every second; at the end the spans that reached blocks are compared with those
-acknowledged, to show whether the server kept up. Prints one JSON object.
+ids), many in flight at once, so the client is not the bottleneck; with ``--rate`` the load is
+paced to that many spans per second in all (an offered load, to see whether the server keeps up
+with it). The server's CPU, RSS, spans received and spans written to blocks are sampled every
+second; the rates over the second half of the run show whether blocks are written as fast as
+spans arrive, and at the end the spans in blocks are compared with those acknowledged. Prints
+one JSON object.
 
-    python bench/bench_ingest.py --protocol grpc --seconds 60
+    python bench/bench_ingest.py --protocol grpc --seconds 60 [--rate 150000]
 """
 
 from __future__ import annotations
@@ -27,7 +30,26 @@ from workload import Template, templates
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-async def _grpc_load(target: str, tpls: list[Template], until: float, inflight: int) -> int:
+class Pacer:
+    """Spreads requests evenly at ``rate`` spans per second (no pacing when ``rate`` is 0)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.next_at = time.monotonic()
+
+    async def wait(self, spans: int) -> None:
+        if not self.rate:
+            return
+        now = time.monotonic()
+        slot = self.next_at = max(self.next_at, now - 1.0)  # no bursts after a stall
+        self.next_at += spans / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+async def _grpc_load(
+    target: str, tpls: list[Template], until: float, inflight: int, pacer: Pacer
+) -> int:
     import grpc
 
     acked = 0
@@ -41,6 +63,7 @@ async def _grpc_load(target: str, tpls: list[Template], until: float, inflight: 
             i = k
             while time.monotonic() < until:
                 tpl = tpls[i % len(tpls)]
+                await pacer.wait(tpl.spans)
                 try:
                     await call(tpl.fresh_copy(), timeout=60)
                 except grpc.aio.AioRpcError as e:
@@ -55,7 +78,9 @@ async def _grpc_load(target: str, tpls: list[Template], until: float, inflight: 
     return acked
 
 
-async def _http_load(url: str, tpls: list[Template], until: float, inflight: int) -> int:
+async def _http_load(
+    url: str, tpls: list[Template], until: float, inflight: int, pacer: Pacer
+) -> int:
     import aiohttp
 
     acked = 0
@@ -67,6 +92,7 @@ async def _http_load(url: str, tpls: list[Template], until: float, inflight: int
             i = k
             while time.monotonic() < until:
                 tpl = tpls[i % len(tpls)]
+                await pacer.wait(tpl.spans)
                 async with session.post(url, data=tpl.fresh_copy(), headers=headers) as r:
                     if r.status == 503:  # backpressure: retry later, as exporters do
                         await asyncio.sleep(0.2)
@@ -87,6 +113,7 @@ def _load_process(
     start_at: float,
     seconds: float,
     inflight: int,
+    rate: float,
     q: mp.Queue,
 ) -> None:
     tpls = templates(16, seed=seed)
@@ -94,7 +121,7 @@ def _load_process(
         time.sleep(0.01)
     until = time.monotonic() + seconds
     run = _grpc_load if protocol == "grpc" else _http_load
-    q.put(asyncio.run(run(target, tpls, until, inflight)))
+    q.put(asyncio.run(run(target, tpls, until, inflight, Pacer(rate))))
 
 
 def main() -> None:
@@ -104,10 +131,14 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--inflight", type=int, default=8)
     ap.add_argument("--data-dir", type=Path)
+    ap.add_argument("--rate", type=float, default=0, help="offered spans/s in all (0: flat out)")
+    # the compactor as its own process elsewhere (--target compactor), not in the monolith
+    ap.add_argument("--no-compactor", action="store_true")
     args = ap.parse_args()
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tl-bench-")) / "data"
-    server = BenchServer(data_dir).start()
+    config = {"compactor": {"enabled": False}} if args.no_compactor else {}
+    server = BenchServer(data_dir, config).start()
     proc = server.process()
     target = (
         f"127.0.0.1:{server.grpc_port}"
@@ -119,7 +150,16 @@ def main() -> None:
     loaders = [
         mp.Process(
             target=_load_process,
-            args=(args.protocol, target, seed, start_at, args.seconds, args.inflight, q),
+            args=(
+                args.protocol,
+                target,
+                seed,
+                start_at,
+                args.seconds,
+                args.inflight,
+                args.rate / args.clients,
+                q,
+            ),
         )
         for seed in range(args.clients)
     ]
@@ -129,11 +169,18 @@ def main() -> None:
         time.sleep(0.01)
     cpu0 = proc.cpu_times()
     t0 = time.monotonic()
-    rss, received = [], []
+    rss: list[int] = []
+    samples: list[tuple[float, float, float]] = []  # (time, spans received, spans in blocks)
     while any(p.is_alive() for p in loaders) and time.monotonic() - t0 < args.seconds + 60:
         time.sleep(1.0)
         rss.append(proc.memory_info().rss)
-        received.append(server.metric("threadline_distributor_spans_received_total"))
+        samples.append(
+            (
+                time.monotonic(),
+                server.metric("threadline_distributor_spans_received_total"),
+                server.metric("threadline_ingester_block_spans_written_total"),
+            )
+        )
     elapsed = time.monotonic() - t0
     cpu1 = proc.cpu_times()
     acked = sum(q.get() for _ in loaders)
@@ -149,6 +196,7 @@ def main() -> None:
         time.sleep(0.5)
     drain_s = time.monotonic() - t_drain
     half = len(rss) // 2
+    (ta, ra, wa), (tb, rb, wb) = samples[half], samples[-1]
     result = {
         "benchmark": "ingest",
         "protocol": f"otlp_{args.protocol}",
@@ -161,6 +209,10 @@ def main() -> None:
         "server_peak_rss_mb": round(max(rss) / 2**20),
         "server_rss_mb_first_half_max": round(max(rss[:half] or rss) / 2**20),
         "server_rss_mb_second_half_max": round(max(rss[half:] or rss) / 2**20),
+        "offered_spans_per_s": args.rate or None,
+        "compactor": not args.no_compactor,
+        "second_half_received_spans_per_s": round((rb - ra) / (tb - ta)),
+        "second_half_block_spans_per_s": round((wb - wa) / (tb - ta)),
         "spans_in_blocks_when_load_stopped": int(in_blocks_at_end),
         "live_mb_when_load_stopped": round(live_bytes_at_end / 2**20),
         "seconds_until_all_in_blocks": round(drain_s, 1),

@@ -76,6 +76,21 @@ def test_traces_split_over_blocks_end_up_together_and_duplicates_go(tmp_path: Pa
     assert compactor.metrics.duplicates.labels("t")._value.get() == 6
 
 
+def test_compaction_waits_while_told_to_defer(tmp_path: Path) -> None:
+    cfg, blocklist, _ = setup(tmp_path)
+    busy = [True]
+    compactor = Compactor(cfg, blocklist, defer=lambda: busy[0])
+    now = time.time_ns()
+    for n in range(3):
+        write(cfg, blocklist, "t", table([n], range(1, 9), now))
+    report = compactor.run_cycle()
+    assert report.compactions == 0 and len(blocklist.blocks("t")) == 3
+    assert compactor.metrics.deferred._value.get() == 1
+    busy[0] = False
+    report = compactor.run_cycle()
+    assert report.compactions == 1 and len(blocklist.blocks("t")) == 1
+
+
 def test_dedupe_keeps_same_id_with_different_content() -> None:
     now = time.time_ns()
     a = table([7], range(1, 3), now)

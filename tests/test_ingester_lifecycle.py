@@ -131,6 +131,25 @@ def test_head_is_written_when_it_reaches_max_block_bytes(tmp_path: Path) -> None
     asyncio.run(run())
 
 
+def test_behind_while_a_full_block_waits_for_the_writer(tmp_path: Path) -> None:
+    async def run() -> None:
+        ing, blocklist, clock = make_ingester(
+            tmp_path, trace_idle_period="1s", max_block_duration="1h", max_block_bytes="20KiB"
+        )
+        for n in range(40):
+            await push(ing, n)
+        assert not ing.behind()  # live traces are not a backlog
+        state = ing.tenants["t"]
+        state.head, state.live = state.live, []  # cut, as a tick does, but not yet written
+        assert ing.behind()
+        clock.now += 2
+        await ing.tick()
+        assert blocklist.blocks("t") and not ing.behind()
+        ing.close()
+
+    asyncio.run(run())
+
+
 def test_flush_writes_everything_in_bounded_blocks(tmp_path: Path) -> None:
     async def run() -> None:
         ing, blocklist, _ = make_ingester(

@@ -72,10 +72,12 @@ class App:
             index_builder=cfg.compactor.enabled,
             stale_index=cfg.storage.trace.blocklist_poll_stale_tenant_index,
         )
+        self.ingester = Ingester(cfg, self.blocklist, self.metrics, data / "wal")
         self.compactor: Compactor | None = None
         if cfg.compactor.enabled:
-            self.compactor = Compactor(cfg, self.blocklist, self.metrics.registry)
-        self.ingester = Ingester(cfg, self.blocklist, self.metrics, data / "wal")
+            self.compactor = Compactor(
+                cfg, self.blocklist, self.metrics.registry, defer=self.ingester.behind
+            )
         self.distributor = Distributor(self.ingester, self.metrics)
         self.finder = TraceFinder(self.ingester, self.blocklist)
         resources = QueryResources(cfg.querier.memory_limit, str(data / "tmp"))

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,11 @@ class _Metrics:
             ["tenant"],
             registry=registry,
         )
+        self.deferred = Counter(
+            "threadline_compactor_jobs_deferred",
+            "Compaction jobs put off to a later cycle because ingest needed the CPU.",
+            registry=registry,
+        )
         self.failures = Counter(
             "threadline_compactor_failures",
             "Compactor cycles or jobs that failed.",
@@ -127,8 +133,13 @@ class Compactor:
         blocklist: Blocklist,
         registry: CollectorRegistry | None = None,
         staging_dir: Path | None = None,
+        defer: Callable[[], bool] | None = None,
     ) -> None:
+        """``defer``: when it answers True, compaction jobs wait for a later cycle (in the
+        monolith: while the ingester's block writer is behind, which compaction would slow
+        further); retention and clean-up still run."""
         self.cfg = cfg
+        self.defer = defer
         self.ccfg = cfg.compactor.compaction
         self.blocklist = blocklist
         self.backend = blocklist.backend
@@ -290,6 +301,9 @@ class Compactor:
             if not jobs:
                 return
             for job in jobs:
+                if self.defer is not None and self.defer():
+                    self.metrics.deferred.inc()
+                    return
                 meta = self.compact(job, now)
                 report.compactions += 1
                 report.blocks_in += len(job)

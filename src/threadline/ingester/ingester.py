@@ -294,6 +294,13 @@ class Ingester:
                 f"in the background"
             )
 
+    def behind(self) -> bool:
+        """Whether a full block waits for the block writer (it is not keeping up)."""
+        return any(
+            TenantState.nbytes(state.head) >= self.icfg.max_block_bytes
+            for state in list(self.tenants.values())
+        )
+
     async def _write_head(self, tenant: str) -> Exception | None:
         """Write (part of) the tenant's head as a block; returns the error if that failed."""
         async with self._cut_lock:

@@ -192,8 +192,11 @@ class Block:
         """Map and list columns with no entries in row group ``group`` (from the meta)."""
         empty = self._empty.get(group)
         if empty is None:
-            recorded = self.meta.row_groups[group].empty_columns
-            empty = self._empty[group] = frozenset(recorded or ())
+            mask = self.meta.row_groups[group].empty_mask or 0
+            names = self.meta.nested_columns
+            empty = self._empty[group] = frozenset(
+                name for bit, name in enumerate(names) if mask >> bit & 1
+            )
         return empty
 
     def close(self) -> None:

@@ -63,17 +63,16 @@ _DICTIONARY_LEAVES = [p for p in _leaf_paths(BLOCK_SCHEMA) if p not in _PLAIN_LE
 _NESTED = [f.name for f in BLOCK_SCHEMA if pa.types.is_list(f.type) or pa.types.is_map(f.type)]
 
 
-def _empty_columns(table: pa.Table, starts: np.ndarray) -> list[list[str]]:
-    """For each row group (rows from ``starts[i]``), the map and list columns with no entries."""
-    empty: list[list[str]] = [[] for _ in starts]
-    for name in _NESTED:
+def _empty_masks(table: pa.Table, starts: np.ndarray) -> list[int]:
+    """For each row group (rows from ``starts[i]``), a bit mask of the ``_NESTED`` columns with
+    no entries in it."""
+    masks = np.zeros(len(starts), dtype=np.int64)
+    for bit, name in enumerate(_NESTED):
         lengths = np.concatenate(
             [np.diff(chunk.offsets.to_numpy()) for chunk in table.column(name).chunks]
         )
-        for i, entries in enumerate(np.add.reduceat(lengths, starts)):
-            if entries == 0:
-                empty[i].append(name)
-    return empty
+        masks |= (np.add.reduceat(lengths, starts) == 0).astype(np.int64) << bit
+    return [int(m) for m in masks]
 
 
 def sort_spans(table: pa.Table) -> pa.Table:
@@ -160,9 +159,9 @@ def write_block(
                 minTraceID=ids[int(start)].as_py().hex(),
                 maxTraceID=ids[int(start) + rows - 1].as_py().hex(),
                 rows=rows,
-                emptyColumns=empty,
+                emptyMask=mask,
             )
-            for start, rows, empty in zip(starts, sizes, _empty_columns(table, starts), strict=True)
+            for start, rows, mask in zip(starts, sizes, _empty_masks(table, starts), strict=True)
         ]
         traces = _distinct_sorted(words)
         bloom = BloomFilter.for_count(traces, cfg.bloom_false_positive)
@@ -190,6 +189,7 @@ def write_block(
             bloomBits=bloom.bits,
             bloomHashes=bloom.hashes,
             rowGroups=row_groups,
+            nestedColumns=_NESTED,
             walThrough=wal_through,
             checksums={
                 DATA_FILE: file_checksum(data_path),

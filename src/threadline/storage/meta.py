@@ -24,9 +24,9 @@ class RowGroupRange(BaseModel):
     min_trace_id: str = Field(alias="minTraceID")
     max_trace_id: str = Field(alias="maxTraceID")
     rows: int
-    # map and list columns with no entries in this row group: point reads skip them
-    # (None: not recorded, read everything)
-    empty_columns: list[str] | None = Field(None, alias="emptyColumns")
+    # bit i set: the block's nestedColumns[i] has no entries in this row group (point reads
+    # skip it); None: not recorded, read everything
+    empty_mask: int | None = Field(None, alias="emptyMask")
 
 
 class BlockMeta(BaseModel):
@@ -48,6 +48,8 @@ class BlockMeta(BaseModel):
     bloom_bits: int = Field(alias="bloomBits")
     bloom_hashes: int = Field(alias="bloomHashes")
     row_groups: list[RowGroupRange] = Field(alias="rowGroups")
+    # the map and list columns, in the order of the row groups' emptyMask bits
+    nested_columns: list[str] = Field(default_factory=list, alias="nestedColumns")
     # newest WAL segment whose spans of this tenant are all in this block (or were carried over)
     wal_through: int = Field(-1, alias="walThrough")
     # sha256 (hex) of each file of the block, recorded at write time (``threadline blocks verify``)
