@@ -1,4 +1,4 @@
-"""Build hook for the compiled OTLP decoder and translators; all metadata lives in pyproject.toml."""
+"""Build hook for the compiled OTLP decoder and translators; metadata lives in pyproject.toml."""
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup

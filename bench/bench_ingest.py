@@ -24,27 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from load import WRITTEN, Pacer, http_load, run_clients, wait_for_start
 from server import BenchServer
 from workload import Template, templates
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-class Pacer:
-    """Spreads requests evenly at ``rate`` spans per second (no pacing when ``rate`` is 0)."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.next_at = time.monotonic()
-
-    async def wait(self, spans: int) -> None:
-        if not self.rate:
-            return
-        now = time.monotonic()
-        slot = self.next_at = max(self.next_at, now - 1.0)  # no bursts after a stall
-        self.next_at += spans / self.rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
 
 
 async def _grpc_load(
@@ -78,50 +62,25 @@ async def _grpc_load(
     return acked
 
 
-async def _http_load(
-    url: str, tpls: list[Template], until: float, inflight: int, pacer: Pacer
-) -> int:
-    import aiohttp
-
-    acked = 0
-    headers = {"Content-Type": "application/x-protobuf"}
-    async with aiohttp.ClientSession() as session:
-
-        async def worker(k: int) -> None:
-            nonlocal acked
-            i = k
-            while time.monotonic() < until:
-                tpl = tpls[i % len(tpls)]
-                await pacer.wait(tpl.spans)
-                async with session.post(url, data=tpl.fresh_copy(), headers=headers) as r:
-                    if r.status == 503:  # backpressure: retry later, as exporters do
-                        await asyncio.sleep(0.2)
-                        continue
-                    if r.status != 200:
-                        raise RuntimeError(f"push failed: {r.status} {await r.text()}")
-                acked += tpl.spans
-                i += inflight
-
-        await asyncio.gather(*(worker(k) for k in range(inflight)))
-    return acked
-
-
 def _load_process(
     protocol: str,
     target: str,
+    inflight: int,
+    rate: float,
     seed: int,
     start_at: float,
     seconds: float,
-    inflight: int,
-    rate: float,
     q: mp.Queue,
 ) -> None:
     tpls = templates(16, seed=seed)
-    while time.time() < start_at:
-        time.sleep(0.01)
-    until = time.monotonic() + seconds
-    run = _grpc_load if protocol == "grpc" else _http_load
-    q.put(asyncio.run(run(target, tpls, until, inflight, Pacer(rate))))
+    until = wait_for_start(start_at, seconds)
+    pacer = Pacer(rate)
+    if protocol == "grpc":
+        load = _grpc_load(target, tpls, until, inflight, pacer)
+    else:
+        headers = {"Content-Type": "application/x-protobuf"}
+        load = http_load(target, tpls, until, inflight, headers, 200, pacer)
+    q.put(asyncio.run(load))
 
 
 def main() -> None:
@@ -139,73 +98,38 @@ def main() -> None:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tl-bench-")) / "data"
     config = {"compactor": {"enabled": False}} if args.no_compactor else {}
     server = BenchServer(data_dir, config).start()
-    proc = server.process()
     target = (
         f"127.0.0.1:{server.grpc_port}"
         if args.protocol == "grpc"
         else f"http://127.0.0.1:{server.otlp_http_port}/v1/traces"
     )
-    q: mp.Queue = mp.Queue()
-    start_at = time.time() + 15  # time for the load processes to build their templates
-    loaders = [
-        mp.Process(
-            target=_load_process,
-            args=(
-                args.protocol,
-                target,
-                seed,
-                start_at,
-                args.seconds,
-                args.inflight,
-                args.rate / args.clients,
-                q,
-            ),
-        )
-        for seed in range(args.clients)
-    ]
-    for p in loaders:
-        p.start()
-    while time.time() < start_at:
-        time.sleep(0.01)
-    cpu0 = proc.cpu_times()
-    t0 = time.monotonic()
-    rss: list[int] = []
-    samples: list[tuple[float, float, float]] = []  # (time, spans received, spans in blocks)
-    while any(p.is_alive() for p in loaders) and time.monotonic() - t0 < args.seconds + 60:
-        time.sleep(1.0)
-        rss.append(proc.memory_info().rss)
-        samples.append(
-            (
-                time.monotonic(),
-                server.metric("threadline_distributor_spans_received_total"),
-                server.metric("threadline_ingester_block_spans_written_total"),
-            )
-        )
-    elapsed = time.monotonic() - t0
-    cpu1 = proc.cpu_times()
-    acked = sum(q.get() for _ in loaders)
-    for p in loaders:
-        p.join()
-    in_blocks_at_end = server.metric("threadline_ingester_block_spans_written_total")
+    rate = args.rate / args.clients
+    run = run_clients(
+        server,
+        _load_process,
+        lambda seed: (args.protocol, target, args.inflight, rate, seed),
+        args.clients,
+        args.seconds,
+    )
+    acked, rss = run.acked, run.rss
+    in_blocks_at_end = server.metric(WRITTEN)
     live_bytes_at_end = server.metric("threadline_ingester_live_bytes")
     # how long until every acknowledged span is in a block, with no more load
     t_drain = time.monotonic()
-    while server.metric("threadline_ingester_block_spans_written_total") < acked:
+    while server.metric(WRITTEN) < acked:
         if time.monotonic() - t_drain > 600:
             break
         time.sleep(0.5)
     drain_s = time.monotonic() - t_drain
     half = len(rss) // 2
-    (ta, ra, wa), (tb, rb, wb) = samples[half], samples[-1]
+    (ta, ra, wa), (tb, rb, wb) = run.samples[half], run.samples[-1]
     result = {
         "benchmark": "ingest",
         "protocol": f"otlp_{args.protocol}",
-        "seconds": round(elapsed, 1),
+        "seconds": round(run.elapsed, 1),
         "spans_acked": acked,
         "spans_per_s": round(acked / args.seconds),
-        "server_cpu_percent": round(
-            100 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / elapsed
-        ),
+        "server_cpu_percent": run.cpu_percent,
         "server_peak_rss_mb": round(max(rss) / 2**20),
         "server_rss_mb_first_half_max": round(max(rss[:half] or rss) / 2**20),
         "server_rss_mb_second_half_max": round(max(rss[half:] or rss) / 2**20),

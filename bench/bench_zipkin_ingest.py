@@ -31,6 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from load import RECEIVED, http_load, run_clients, wait_for_start
 from server import BenchServer
 from threadline.model.zipkin import (
     ListOfSpans,
@@ -166,37 +167,14 @@ def translate_rate(tpls: list[ZipkinTemplate], fmt: str, seconds: float = 3.0) -
     return round(spans / (time.process_time() - t0))
 
 
-async def _load(url: str, tpls: list[ZipkinTemplate], fmt: str, until: float, inflight: int) -> int:
-    import aiohttp
-
-    acked = 0
-    content_type = "application/json" if fmt == "json" else "application/x-protobuf"
-    headers = {"Content-Type": content_type}
-    async with aiohttp.ClientSession() as session:
-
-        async def worker(k: int) -> None:
-            nonlocal acked
-            i = k
-            while time.monotonic() < until:
-                tpl = tpls[i % len(tpls)]
-                async with session.post(url, data=tpl.fresh_copy(), headers=headers) as r:
-                    if r.status != 202:
-                        raise RuntimeError(f"push failed: {r.status} {await r.text()}")
-                acked += tpl.spans
-                i += inflight
-
-        await asyncio.gather(*(worker(k) for k in range(inflight)))
-    return acked
-
-
 def _load_process(
-    url: str, fmt: str, seed: int, start_at: float, seconds: float, inflight: int, q: mp.Queue
+    url: str, fmt: str, inflight: int, seed: int, start_at: float, seconds: float, q: mp.Queue
 ) -> None:
     tpls = zipkin_templates(8, seed, fmt)
-    while time.time() < start_at:
-        time.sleep(0.01)
-    until = time.monotonic() + seconds
-    q.put(asyncio.run(_load(url, tpls, fmt, until, inflight)))
+    until = wait_for_start(start_at, seconds)
+    content_type = "application/json" if fmt == "json" else "application/x-protobuf"
+    headers = {"Content-Type": content_type}
+    q.put(asyncio.run(http_load(url, tpls, until, inflight, headers, 202)))
 
 
 def main() -> None:
@@ -212,33 +190,18 @@ def main() -> None:
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tl-bench-")) / "data"
     server = BenchServer(data_dir).start()  # every receiver port is a free one
-    proc = server.process()
     url = f"http://127.0.0.1:{server.zipkin_port}/api/v2/spans"
-    q: mp.Queue = mp.Queue()
-    start_at = time.time() + 15  # time for the load processes to build their templates
-    loaders = [
-        mp.Process(
-            target=_load_process,
-            args=(url, args.format, seed, start_at, args.seconds, args.inflight, q),
-        )
-        for seed in range(args.clients)
-    ]
-    for p in loaders:
-        p.start()
-    while time.time() < start_at:
-        time.sleep(0.01)
-    cpu0 = proc.cpu_times()
-    t0 = time.monotonic()
-    rss = []
-    while any(p.is_alive() for p in loaders) and time.monotonic() - t0 < args.seconds + 60:
-        time.sleep(1.0)
-        rss.append(proc.memory_info().rss)
-    elapsed = time.monotonic() - t0
-    cpu1 = proc.cpu_times()
-    acked = sum(q.get() for _ in loaders)
-    for p in loaders:
-        p.join()
-    received = server.metric("threadline_distributor_spans_received_total")
+    # warmup: time for the load processes to build their templates
+    run = run_clients(
+        server,
+        _load_process,
+        lambda seed: (url, args.format, args.inflight, seed),
+        args.clients,
+        args.seconds,
+        warmup=15,
+    )
+    acked, rss, elapsed = run.acked, run.rss, run.elapsed
+    received = server.metric(RECEIVED)
     server.stop()
     print(
         json.dumps(
@@ -249,9 +212,7 @@ def main() -> None:
                 "spans_acked": acked,
                 "spans_per_s": round(acked / args.seconds),
                 "spans_received_by_distributor": int(received),
-                "server_cpu_percent": round(
-                    100 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / elapsed
-                ),
+                "server_cpu_percent": run.cpu_percent,
                 "server_peak_rss_mb": round(max(rss) / 2**20) if rss else None,
                 "translate_only_spans_per_s": translate,
                 "client_processes": args.clients,
