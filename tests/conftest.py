@@ -60,10 +60,11 @@ class Server:
     def grpc_target(self) -> str:
         return f"{HOST}:{self.grpc_port}"
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def command(self) -> list[str]:
+        """The ``threadline serve`` command line of this server (its config file written)."""
         config = self.data_dir.parent / f"{self.data_dir.name}-config.yaml"
         config.write_text(yaml.safe_dump(self.extra_config))
-        cmd = [
+        return [
             sys.executable,
             "-m",
             "threadline.cli",
@@ -93,6 +94,9 @@ class Server:
             "--sampling-port",
             str(self.sampling_port),
         ]
+
+    def start(self, timeout: float = 30.0) -> Server:
+        cmd = self.command()
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         offset = log.tell()
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

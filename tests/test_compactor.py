@@ -91,6 +91,25 @@ def test_compaction_waits_while_told_to_defer(tmp_path: Path) -> None:
     assert report.compactions == 1 and len(blocklist.blocks("t")) == 1
 
 
+def test_a_stop_abandons_the_job_under_way_before_it_writes(tmp_path: Path) -> None:
+    cfg, blocklist, _ = setup(tmp_path)
+    compactor = Compactor(cfg, blocklist)
+    # the stop arrives once the job has started (its inputs are being read)
+    compactor.defer = lambda: compactor.stopping.set() or False
+    now = time.time_ns()
+    inputs = {write(cfg, blocklist, "t", table([n], range(1, 9), now)) for n in range(3)}
+    report = compactor.run_cycle()
+    assert report.compactions == 0
+    assert {b.id for b in blocklist.blocks("t")} == inputs
+    on_disk = {p.name for p in (tmp_path / "blocks" / "t").iterdir() if p.is_dir()}
+    assert on_disk == inputs
+    # and a stopping compactor starts no tenant at all
+    compactor.defer = None
+    assert compactor.run_cycle().compactions == 0
+    compactor.stopping.clear()
+    assert compactor.run_cycle().compactions == 1
+
+
 def test_dedupe_keeps_same_id_with_different_content() -> None:
     now = time.time_ns()
     a = table([7], range(1, 3), now)

@@ -151,7 +151,9 @@ def test_separate_compactor_process_and_server_agree(tmp_path: Path) -> None:
     try:
         expected = write_split_blocks(server)
         assert search_count(server) == expected + 5 * 4  # duplicates are still there
-        compactor = CompactorProcess(data, shared)
+        # a process of its own has a data directory of its own; the blocks directory is shared
+        blocks = {"storage": {"trace": {"local": {"path": str(data / "blocks")}}}}
+        compactor = CompactorProcess(tmp_path / "compactor-data", shared | blocks)
         wait_for(lambda: len(metas(data)) == 1)
         index = data / "blocks" / "single-tenant" / "index.json.gz"
         wait_for(index.exists)

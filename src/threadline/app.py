@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -21,9 +24,12 @@ from threadline.api.trace_by_id import TraceByIDRoutes
 from threadline.api.zipkin_query import ZipkinQueryRoutes
 from threadline.compactor.compactor import Compactor
 from threadline.config import Config
+from threadline.dirlock import own_directories
 from threadline.distributor.distributor import Distributor
 from threadline.generator import MetricsGenerator
+from threadline.http_server import HttpServers
 from threadline.ingester.ingester import Ingester
+from threadline.listeners import check_free
 from threadline.querier.dependencies import DependencyFinder
 from threadline.querier.metrics import MetricsEngine
 from threadline.querier.search import SearchEngine
@@ -40,21 +46,10 @@ from threadline.receivers.otlp_http import OTLPHttpReceiver
 from threadline.receivers.zipkin import ZipkinReceiver
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.blocklist import Blocklist, poll_forever
-from threadline.storage.factory import make_backend, make_caches
+from threadline.storage.factory import local_blocks_dir, make_backend, make_caches
 from threadline.traceql.plan import compile_search
 
 log = logging.getLogger(__name__)
-
-
-@web.middleware
-async def _internal_errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("internal error answering %s %s", request.method, request.path)
-        return web.Response(status=500, text="internal error")
 
 
 class App:
@@ -93,26 +88,17 @@ class App:
             self.distributor.consumers.append(self.generator.consume)
         self.stop_event = asyncio.Event()
         self._ready = False
-        self._runners: list[web.AppRunner] = []
+        self.http = HttpServers(cfg.server.host, cfg.server.graceful_shutdown_timeout)
+        self._closers: list[Callable[[], Awaitable[None]]] = []  # listeners other than HTTP
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[asyncio.Task[None]] = []
-        self.urls: dict[str, str] = {}
-
-    async def _serve_http(self, app: web.Application, port: int) -> int:
-        # bodies are decompressed by the receivers themselves, within the size limit
-        runner = web.AppRunner(app, auto_decompress=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.cfg.server.host, port, reuse_address=True)
-        await site.start()
-        self._runners.append(runner)
-        return runner.addresses[0][1]
+        # (label, address, what it is for) for the start-up banner
+        self.urls: list[tuple[str, str, str]] = []
 
     async def _serve_receiver(self, routes: list[web.RouteDef], port: int) -> int:
-        app = web.Application(
-            middlewares=[_internal_errors], client_max_size=self.cfg.distributor.max_request_bytes
-        )
+        app = self.http.application(client_max_size=self.cfg.distributor.max_request_bytes)
         app.add_routes(routes)
-        return await self._serve_http(app, port)
+        return await self.http.serve(app, port)
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -122,8 +108,9 @@ class App:
         host = cfg.server.host
         mt = cfg.multitenancy_enabled
         limit = cfg.distributor.max_request_bytes
+        grace = cfg.server.graceful_shutdown_timeout
 
-        api = web.Application(middlewares=[_internal_errors])
+        api = self.http.application()
         prefix = cfg.server.http_api_prefix.rstrip("/")
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
         api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
@@ -140,53 +127,58 @@ class App:
         api.add_routes(zipkin.routes())
         sampling = SamplingRoutes(cfg.sampling)
         api.add_routes(sampling.routes(("/jaeger/api/sampling",)))
-        port = await self._serve_http(api, cfg.server.http_port)
-        self.urls["api"] = f"http://{host}:{port}"
-        self.urls["jaeger_api"] = f"http://{host}:{port}/jaeger/api"
+        port = await self.http.serve(api, cfg.server.http_port)
+        base = f"http://{host}:{port}"
+        self.urls += [
+            ("Tempo API", base, "Grafana's Tempo data source, threadline query --url"),
+            ("Jaeger API", f"{base}/jaeger", "Jaeger UI, Grafana's Jaeger data source"),
+            ("Zipkin API", f"{base}/zipkin", "Zipkin Lens (API under /zipkin/api/v2)"),
+            ("metrics", f"{base}/metrics", "Prometheus scrape of threadline itself"),
+        ]
         if cfg.sampling.port:
             routes = sampling.routes(("/", "/sampling", "/api/sampling"))
             port = await self._serve_receiver(routes, cfg.sampling.port)
-            self.urls["sampling"] = f"http://{host}:{port}/sampling"
+            sampling_url = f"http://{host}:{port}/sampling"
+            self.urls.append(("sampling", sampling_url, "Jaeger remote sampling"))
 
         receivers = cfg.distributor.receivers
         otlp = receivers.otlp
         if otlp.http_port:
             routes = OTLPHttpReceiver(self.distributor, mt, limit).routes()
             port = await self._serve_receiver(routes, otlp.http_port)
-            self.urls["otlp_http"] = f"http://{host}:{port}/v1/traces"
+            self.urls.append(("OTLP HTTP", f"http://{host}:{port}", "POST /v1/traces"))
         if otlp.grpc_port:
             grpc_receiver = OTLPGrpcReceiver(self.distributor, mt, limit)
             port = await grpc_receiver.start(host, otlp.grpc_port)
-            self._stoppers.append(grpc_receiver.stop)
-            self.urls["otlp_grpc"] = f"{host}:{port}"
+            self._closers.append(functools.partial(grpc_receiver.stop, grace))
+            self.urls.append(("OTLP gRPC", f"{host}:{port}", "TraceService/Export"))
         if receivers.zipkin.port:
             zipkin_receiver = ZipkinReceiver(self.distributor, mt, limit)
             port = await self._serve_receiver(zipkin_receiver.routes(), receivers.zipkin.port)
             self._stoppers.append(zipkin_receiver.close)
-            self.urls["zipkin"] = f"http://{host}:{port}/api/v2/spans"
+            self.urls.append(("Zipkin", f"http://{host}:{port}", "POST /api/v2/spans, /api/v1"))
         jaeger_cfg = receivers.jaeger
         if jaeger_cfg.thrift_http_port:
             routes = JaegerThriftHttpReceiver(self.distributor, mt, limit).routes()
             port = await self._serve_receiver(routes, jaeger_cfg.thrift_http_port)
-            self.urls["jaeger_thrift_http"] = f"http://{host}:{port}/api/traces"
+            self.urls.append(("Jaeger HTTP", f"http://{host}:{port}", "POST /api/traces (thrift)"))
         if jaeger_cfg.grpc_port:
             jaeger_grpc = JaegerGrpcReceiver(self.distributor, mt, limit)
             port = await jaeger_grpc.start(host, jaeger_cfg.grpc_port)
-            self._stoppers.append(jaeger_grpc.stop)
-            self.urls["jaeger_grpc"] = f"{host}:{port}"
+            self._closers.append(functools.partial(jaeger_grpc.stop, grace))
+            self.urls.append(("Jaeger gRPC", f"{host}:{port}", "CollectorService/PostSpans"))
         if jaeger_cfg.thrift_compact_port:
             compact = JaegerAgentReceiver(self.distributor, mt, "compact")
             port = await compact.start(host, jaeger_cfg.thrift_compact_port)
-            self._stoppers.append(compact.stop)
-            self.urls["jaeger_agent_compact"] = f"udp://{host}:{port}"
+            self._closers.append(compact.stop)
+            self.urls.append(("Jaeger agent", f"udp://{host}:{port}", "compact thrift"))
         if jaeger_cfg.thrift_binary_port:
             binary = JaegerAgentReceiver(self.distributor, mt, "binary")
             port = await binary.start(host, jaeger_cfg.thrift_binary_port)
-            self._stoppers.append(binary.stop)
-            self.urls["jaeger_agent_binary"] = f"udp://{host}:{port}"
+            self._closers.append(binary.stop)
+            self.urls.append(("Jaeger agent", f"udp://{host}:{port}", "binary thrift"))
 
         await self.generator.start()
-        self._stoppers.append(self.generator.stop)
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
         # the compactor; the block list is polled (and, with a compactor, the tenant
         # index rebuilt) every blocklist_poll, and at every compaction cycle ---
@@ -202,32 +194,72 @@ class App:
         await self._compactor_task
 
     async def stop(self) -> None:
+        """The graceful stop: every listener closes, requests under way finish (each server
+        waits at most ``server.graceful_shutdown_timeout``), the compactor stops after its
+        current job, live spans are written to blocks and the WAL is closed (and emptied when
+        all of it is in blocks)."""
         self._ready = False
         self.stop_event.set()
+        started = time.monotonic()
+        await self.http.stop_listening()
+        closing = [self.http.drain(), *(c() for c in self._closers)]
+        for result in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.warning("closing a listener failed: %s", result)
         for stop in self._stoppers:
             await stop()
-        for runner in self._runners:
-            await runner.cleanup()
         for task in self._background:
             await task
-        self.ingester.close()
+        drained = await self.ingester.shutdown()
+        await self.generator.stop()
+        log.info(
+            "stopped in %.1fs: %s",
+            time.monotonic() - started,
+            "every span is in blocks, the WAL is empty"
+            if drained
+            else "spans not yet in blocks stay in the WAL for the next start",
+        )
+
+
+def _print_banner(cfg: Config, app: App) -> None:
+    print("threadline is running", flush=True)
+    blocks = local_blocks_dir(cfg)
+    where = f"blocks in {blocks.resolve()}" if blocks else f"blocks in {app.backend.describe()}"
+    rows = [("data dir", str(cfg.data_dir.resolve()), f"WAL; {where}"), *app.urls]
+    width = max(len(label) for label, _, _ in rows)
+    addr = max(len(address) for _, address, _ in rows)
+    for label, address, what in rows:
+        print(f"  {label:<{width}}  {address:<{addr}}  {what}", flush=True)
 
 
 async def serve(cfg: Config) -> None:
-    """Run until SIGINT/SIGTERM."""
-    if cfg.target == "compactor":
-        from threadline.compactor.service import serve_compactor
-
-        await serve_compactor(cfg)
-        return
-    app = App(cfg)
-    await app.start()
-    print("threadline is running", flush=True)
-    for name, url in app.urls.items():
-        print(f"  {name:<10} {url}", flush=True)
+    """Run until SIGINT/SIGTERM (a second one exits at once: the WAL keeps what was acked)."""
+    # refused before anything is written: every port checked first, then the directories locked
+    check_free(cfg)
+    locks = own_directories(cfg, compacts=cfg.compactor.enabled or cfg.target == "compactor")
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: exiting now; the WAL keeps every acknowledged span", sig.name)
+            os._exit(128 + sig.value)
+        log.info("%s: stopping gracefully (send it again to exit at once)", sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, app.stop_event.set)
-    await app.stop_event.wait()
-    log.info("stopping")
-    await app.stop()
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        if cfg.target == "compactor":
+            from threadline.compactor.service import serve_compactor
+
+            await serve_compactor(cfg, stop)
+            return
+        app = App(cfg)
+        await app.start()
+        _print_banner(cfg, app)
+        await stop.wait()
+        await app.stop()
+    finally:
+        for lock in locks:
+            lock.release()

@@ -21,8 +21,17 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Where WAL and blocks live.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="YAML config file (every flag has a key there; flags win).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Where WAL and blocks live (default ./data); one server per directory.",
+)
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--http-port", type=int, help="Tempo API, /metrics, /ready (default 3200).")
 @click.option("--otlp-grpc-port", type=int, help="OTLP/gRPC receiver (default 4317, 0 = off).")
@@ -30,11 +39,17 @@ def main() -> None:
 @click.option("--zipkin-port", type=int, help="Zipkin receiver (default 9411, 0 = off).")
 @click.option("--jaeger-thrift-http-port", type=int, help="Jaeger thrift HTTP (default 14268).")
 @click.option("--jaeger-grpc-port", type=int, help="Jaeger gRPC collector (default 14250).")
-@click.option("--jaeger-agent-compact-port", type=int, help="Jaeger agent UDP compact (6831).")
-@click.option("--jaeger-agent-binary-port", type=int, help="Jaeger agent UDP binary (6832).")
+@click.option(
+    "--jaeger-agent-compact-port", type=int, help="Jaeger agent UDP compact thrift (default 6831)."
+)
+@click.option(
+    "--jaeger-agent-binary-port", type=int, help="Jaeger agent UDP binary thrift (default 6832)."
+)
 @click.option("--sampling-port", type=int, help="Jaeger remote sampling HTTP (default 5778).")
 @click.option(
-    "--multitenancy/--no-multitenancy", default=None, help="Require X-Scope-OrgID on requests."
+    "--multitenancy/--no-multitenancy",
+    default=None,
+    help="Require X-Scope-OrgID on requests (default off).",
 )
 @click.option(
     "--target",
@@ -106,10 +121,11 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from threadline.app import serve as run_server
+    from threadline.dirlock import DirectoryInUse
 
     try:
         asyncio.run(run_server(cfg))
-    except OSError as e:
+    except (OSError, DirectoryInUse) as e:
         click.echo(f"threadline: {e}", err=True)
         sys.exit(1)
 

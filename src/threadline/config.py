@@ -82,6 +82,9 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     http_port: Port = 3200
     http_api_prefix: str = ""
+    # on SIGTERM/SIGINT, requests under way get this long to finish before live traces are
+    # written to blocks and the process exits
+    graceful_shutdown_timeout: Duration = 30.0
 
 
 class OTLPReceiverConfig(_Section):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -126,6 +127,10 @@ class _Metrics:
         )
 
 
+class CompactionStopped(Exception):
+    """The process is stopping: the job was abandoned before it changed anything."""
+
+
 class Compactor:
     def __init__(
         self,
@@ -146,6 +151,9 @@ class Compactor:
         self.staging_dir = staging_dir or cfg.data_dir / "staging"
         self.metrics = _Metrics(registry or CollectorRegistry())
         self.cycles = 0
+        # set when the process stops: a cycle (in a thread) gives up between jobs and tenants,
+        # and a job before it writes anything, so a stop never waits for a whole cycle
+        self.stopping = threading.Event()
 
     # -- policy -------------------------------------------------------------------------------
 
@@ -208,6 +216,8 @@ class Compactor:
         table = pa.concat_tables(tables).combine_chunks()
         spans_in = table.num_rows
         table, dropped = drop_duplicate_spans(table)
+        if self.stopping.is_set():
+            raise CompactionStopped
         caches = self.blocklist.caches
         meta = write_block(
             self.backend,
@@ -301,10 +311,15 @@ class Compactor:
             if not jobs:
                 return
             for job in jobs:
+                if self.stopping.is_set():
+                    return
                 if self.defer is not None and self.defer():
                     self.metrics.deferred.inc()
                     return
-                meta = self.compact(job, now)
+                try:
+                    meta = self.compact(job, now)
+                except CompactionStopped:
+                    return
                 report.compactions += 1
                 report.blocks_in += len(job)
                 report.spans_in += sum(b.meta.total_spans for b in job)
@@ -339,6 +354,8 @@ class Compactor:
         report = CycleReport()
         self.blocklist.poll()
         for tenant in tenants or self.blocklist.tenants_in_backend():
+            if self.stopping.is_set():
+                break
             t_now = time.time() if now is None else now
             before = (len(self.blocklist.all_live(tenant)), len(self.blocklist.compacted(tenant)))
             report.finished += self.finish_interrupted(tenant, t_now)
@@ -361,11 +378,20 @@ class Compactor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cycles every ``compaction_cycle`` until ``stop`` is set (the first one at once)."""
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(self.run_cycle)
-            except Exception:
-                self.metrics.failures.inc()
-                log.exception("compaction cycle failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.ccfg.compaction_cycle)
+
+        async def watch() -> None:
+            await stop.wait()
+            self.stopping.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.to_thread(self.run_cycle)
+                except Exception:
+                    self.metrics.failures.inc()
+                    log.exception("compaction cycle failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.ccfg.compaction_cycle)
+        finally:
+            watcher.cancel()

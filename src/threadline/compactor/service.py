@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -66,16 +65,12 @@ class CompactorService:
             await self._runner.cleanup()
 
 
-async def serve_compactor(cfg: Config) -> None:
-    """Run the compactor until SIGINT/SIGTERM."""
+async def serve_compactor(cfg: Config, stop: asyncio.Event) -> None:
+    """Run the compactor until ``stop`` is set (SIGINT/SIGTERM); it stops after its current job."""
     service = CompactorService(cfg)
     await service.start()
     print("threadline compactor is running", flush=True)
     print(f"  api        {service.url}", flush=True)
     print(f"  backend    {service.blocklist.backend.describe()}", flush=True)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, service.stop_event.set)
-    await service.stop_event.wait()
-    log.info("stopping")
+    await stop.wait()
     await service.stop()

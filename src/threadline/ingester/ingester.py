@@ -31,6 +31,7 @@ from threadline.model.schema import SPAN_SCHEMA
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist, remove_dead_staging
+from threadline.storage.files import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -420,3 +421,21 @@ class Ingester:
         if self.wal is not None:
             self.wal.close()
             self.wal = None
+
+    async def shutdown(self) -> bool:
+        """A graceful stop: write every held span to blocks, then close the WAL.
+
+        Once everything is in blocks the WAL's segments are deleted, so the next start replays
+        nothing; returns False (and keeps the WAL for replay) when a block write failed.
+        """
+        try:
+            await self.flush()
+        except FlushFailed as e:
+            log.warning("stopping with spans not yet in blocks (%s); the WAL keeps them", e)
+        drained = not any(state.entries() for state in self.tenants.values())
+        self.close()
+        if drained:
+            for seg in list_segments(self.wal_dir):
+                segment_path(self.wal_dir, seg).unlink(missing_ok=True)
+            fsync_path(self.wal_dir)
+        return drained

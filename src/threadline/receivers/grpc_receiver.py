@@ -78,6 +78,9 @@ class RawGrpcReceiver:
                 # grpc itself refuses beyond twice the limit; up to that we refuse and count
                 ("grpc.max_receive_message_length", 2 * self.max_request_bytes),
                 ("grpc.max_send_message_length", 4 * 2**20),
+                # gRPC binds with SO_REUSEPORT unless told not to: a second server on the same
+                # port would silently take a share of the pushes
+                ("grpc.so_reuseport", 0),
             ]
         )
         handler = grpc.method_handlers_generic_handler(
@@ -95,6 +98,7 @@ class RawGrpcReceiver:
         await self.server.start()
         return bound
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop taking calls; calls under way get ``grace`` seconds to finish."""
         if self.server is not None:
-            await self.server.stop(grace=2)
+            await self.server.stop(grace=grace)

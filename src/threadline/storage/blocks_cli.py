@@ -147,10 +147,17 @@ def compact(
 ) -> None:
     """Run compaction now (as the compactor would), until no job is left."""
     from threadline.compactor.compactor import Compactor
+    from threadline.dirlock import DirectoryInUse, own_directories
     from threadline.storage.tool import open_blocklist
 
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
     cfg = tool_config(config_path, data_dir)
+    try:
+        # it stages blocks in the data directory and compacts: a server there must not run
+        locks = own_directories(cfg, compacts=True)
+    except DirectoryInUse as e:
+        _fail(e)
+        return
     try:
         blocklist = open_blocklist(cfg, builder=True)
         compactor = Compactor(cfg, blocklist)
@@ -160,6 +167,9 @@ def compact(
     except (BackendError, OSError) as e:
         _fail(e)
         return
+    finally:
+        for lock in locks:
+            lock.release()
     click.echo(
         json.dumps(
             {

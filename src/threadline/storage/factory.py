@@ -94,11 +94,20 @@ def azure_store_args(cfg: TraceStorageConfig) -> dict[str, Any]:
     return args
 
 
+def local_blocks_dir(cfg: Config) -> Path | None:
+    """The blocks directory of the local backend (None for object storage)."""
+    trace = cfg.storage.trace
+    if trace.backend != "local":
+        return None
+    return trace.local.path or cfg.data_dir / "blocks"
+
+
 def make_backend(cfg: Config) -> Backend:
     """The backend ``storage.trace`` describes; raises ``ConfigError`` naming a missing key."""
     trace = cfg.storage.trace
-    if trace.backend == "local":
-        return LocalBackend(trace.local.path or cfg.data_dir / "blocks")
+    blocks_dir = local_blocks_dir(cfg)
+    if blocks_dir is not None:
+        return LocalBackend(blocks_dir)
     try:
         return _object_backend(trace)
     except ConfigError:

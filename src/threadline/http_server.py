@@ -1,0 +1,89 @@
+"""The HTTP listeners of a process: aiohttp runners, the middleware every app shares (internal
+errors answered 500 with context logged, requests counted for the drain) and the graceful stop.
+
+aiohttp's own shutdown drops the rest of a body that is still arriving; a stop here first closes
+the listening sockets, then waits for the requests under way (bodies included) to finish, up to
+``server.graceful_shutdown_timeout``, answering 503 to new requests on kept-alive connections;
+only then are the connections closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class HttpServers:
+    """Every aiohttp listener of one process, stopped together."""
+
+    def __init__(self, host: str, shutdown_timeout: float) -> None:
+        self.host = host
+        self.shutdown_timeout = shutdown_timeout
+        self._runners: list[web.AppRunner] = []
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._draining = False
+
+    def application(self, **kwargs: object) -> web.Application:
+        """A new app with the shared middleware (``kwargs`` as for ``web.Application``)."""
+        return web.Application(middlewares=[self._middleware], **kwargs)  # type: ignore[arg-type]
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if self._draining:
+            return web.Response(
+                status=503, text="server is stopping; retry", headers={"Connection": "close"}
+            )
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("internal error answering %s %s", request.method, request.path)
+            return web.Response(status=500, text="internal error")
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def serve(self, app: web.Application, port: int) -> int:
+        """Listen on ``port`` (0: any free one); returns the bound port."""
+        # bodies are decompressed by the receivers themselves, within the size limit
+        # (the drain has waited already when aiohttp's own shutdown runs)
+        runner = web.AppRunner(app, auto_decompress=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, port, reuse_address=True)
+        await site.start()
+        self._runners.append(runner)
+        return runner.addresses[0][1]
+
+    async def stop_listening(self) -> None:
+        """Close every listening socket; connections already open stay."""
+        for runner in self._runners:
+            for site in list(runner.sites):
+                await site.stop()
+
+    async def drain(self) -> None:
+        """Wait (at most ``shutdown_timeout``) for the requests under way, then close."""
+        started = time.monotonic()
+        self._draining = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.shutdown_timeout)
+        if self._in_flight:
+            log.warning(
+                "%d HTTP requests still under way after %.0fs; closing them",
+                self._in_flight,
+                time.monotonic() - started,
+            )
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners = []
