@@ -20,6 +20,7 @@ positions are folded here (int arithmetic truncates like Go: ``1 / 2`` is 0).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +128,9 @@ _STATIC_KEYWORDS: dict[str, tuple[A.Type, object]] = {
     **{k.value: (A.Type.KIND, k) for k in A.Kind},
 }
 _NAMED_INTS = {"minInt": MIN_INT, "maxInt": MAX_INT}
+_NOT_NUMBERS = frozenset({"nan", "inf", "infinity"})
+_CHAINED = frozenset({A.BinaryOperator.AND, A.BinaryOperator.OR})
+_BALANCE_OVER = 32  # longer runs of one of _CHAINED are joined as a balanced tree
 _AGGREGATES = frozenset(op.value for op in A.AggregateOp)
 _METRICS_FUNCTIONS = frozenset(op.value for op in A.MetricsOp) | {"compare"}
 _SECOND_STAGE = frozenset(op.value for op in A.SecondStageOp)
@@ -586,8 +590,12 @@ class _Parser:
         if op is A.BinaryOperator.DIV:
             if fy == 0:
                 raise self.error_at(tok, "division by zero")
-            return A.Static(A.Type.FLOAT, fx / fy)
-        return A.Static(A.Type.FLOAT, {"+": fx + fy, "-": fx - fy, "*": fx * fy}[op.value])
+            v = fx / fy
+        else:
+            v = {"+": fx + fy, "-": fx - fy, "*": fx * fy}[op.value]
+        if not math.isfinite(v):  # an infinity here could only become NaN in a later fold
+            raise self.error_at(tok, "number out of range in constant expression")
+        return A.Static(A.Type.FLOAT, v)
 
     def static(self, tok: Token) -> A.Static:
         kind_types = {
@@ -605,7 +613,9 @@ class _Parser:
         if tok.text in _NAMED_INTS:
             return A.Static(A.Type.INT, _NAMED_INTS[tok.text], **self.span(tok, tok.end))
         message = f"unknown identifier: {tok.text}"
-        if in_field:
+        if tok.text.lower() in _NOT_NUMBERS:
+            message += " (TraceQL numbers are finite: NaN and infinity cannot be written)"
+        elif in_field:
             message += (
                 f" (attributes need a scope: .{tok.text}, span.{tok.text} or "
                 f"resource.{tok.text}; strings need quotes)"
@@ -634,21 +644,51 @@ class _Parser:
             raise self.error_at(expr, "nil can only be compared with = or !=")
 
     def field(self, min_prec: int) -> A.FieldExpr:
-        left = self.field_unary()
+        # a run of one chained operator (a && b && ...) is collected, then joined by _join
+        operands = [(self.field_unary(), self.prev_end)]
+        run_op: A.BinaryOperator | None = None
         while True:
             tok = self.peek()
-            if tok.kind is not TokenKind.OP:
-                return left
-            prec = _FIELD_PREC.get(tok.text)
+            prec = _FIELD_PREC.get(tok.text) if tok.kind is TokenKind.OP else None
             if prec is None or prec < min_prec:
-                return left
+                return self._join(run_op, operands)
             self.advance()
             right = self.field(prec if tok.text == "^" else prec + 1)
             op = A.BinaryOperator(tok.text)
             if op not in (A.BinaryOperator.EQ, A.BinaryOperator.NEQ):
-                self.no_nil(left)
+                if run_op is None:
+                    self.no_nil(operands[0][0])
                 self.no_nil(right)
-            left = A.BinaryOp(op, left, right, **self.span(left))
+            if op in _CHAINED and run_op in (None, op):
+                run_op = op
+                operands.append((right, self.prev_end))
+                continue
+            left = self._join(run_op, operands)
+            if op in _CHAINED:
+                run_op, operands = op, [(left, operands[-1][1]), (right, self.prev_end)]
+            else:
+                run_op = None
+                operands = [(A.BinaryOp(op, left, right, **self.span(left)), self.prev_end)]
+
+    def _join(
+        self, op: A.BinaryOperator | None, operands: list[tuple[A.FieldExpr, int]]
+    ) -> A.FieldExpr:
+        """Operands (with the offset where each ends) joined by ``op``, left to right.
+
+        A long run (a generated ``a = 1 || a = 2 || ...``) becomes a balanced tree instead of
+        a left-leaning one: ``&&`` and ``||`` are associative, and a tree as deep as the run is
+        long would be refused by the depth limit.
+        """
+        if op is None:
+            return operands[0][0]
+        if len(operands) > _BALANCE_OVER:
+            mid = len(operands) // 2
+            lhs, rhs = self._join(op, operands[:mid]), self._join(op, operands[mid:])
+            return A.BinaryOp(op, lhs, rhs, **self.span(lhs, operands[-1][1]))
+        node = operands[0][0]
+        for right, end in operands[1:]:
+            node = A.BinaryOp(op, node, right, **self.span(operands[0][0], end))
+        return node
 
     def field_unary(self) -> A.FieldExpr:
         tok = self.peek()
@@ -833,9 +873,28 @@ class _Parser:
         return A.Hint(name.text, value, **self.span(name))
 
 
+MAX_DEPTH = 256
+"""Deepest syntax tree accepted: everything after the parser (validation, planning, printing)
+walks the tree recursively, and stays well inside Python's recursion limit below this depth."""
+
+
+def _check_depth(root: A.Root) -> None:
+    stack: list[tuple[A.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            line, column = (node.line, node.column) if node.line > 0 else (1, 1)
+            raise TraceQLSyntaxError(
+                f"query is nested too deeply (more than {MAX_DEPTH} levels)", line, column
+            )
+        stack.extend((child, depth + 1) for child in A.children(node))
+
+
 def parse(text: str) -> A.Root:
     """Parse a TraceQL query. Raises TraceQLSyntaxError (with line and column)."""
     try:
-        return _Parser(text).root()
+        root = _Parser(text).root()
     except RecursionError:
         raise TraceQLSyntaxError("query is nested too deeply", 1, 1) from None
+    _check_depth(root)
+    return root
