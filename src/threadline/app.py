@@ -88,7 +88,7 @@ class App:
             self.distributor.consumers.append(self.generator.consume)
         self.stop_event = asyncio.Event()
         self._ready = False
-        self.http = HttpServers(cfg.server.host, cfg.server.graceful_shutdown_timeout)
+        self.http = HttpServers(cfg.server)
         self._closers: list[Callable[[], Awaitable[None]]] = []  # listeners other than HTTP
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[asyncio.Task[None]] = []

@@ -85,6 +85,8 @@ class ServerConfig(_Section):
     # on SIGTERM/SIGINT, requests under way get this long to finish before live traces are
     # written to blocks and the process exits
     graceful_shutdown_timeout: Duration = 30.0
+    # a request body that takes longer to arrive is answered 408 (slow or stalled clients)
+    http_server_read_timeout: Duration = 30.0
 
 
 class OTLPReceiverConfig(_Section):

@@ -1,5 +1,7 @@
 """The HTTP listeners of a process: aiohttp runners, the middleware every app shares (internal
-errors answered 500 with context logged, requests counted for the drain) and the graceful stop.
+errors answered 500 with context logged, requests counted for the drain), the body read timeout,
+and the graceful stop. A client's mistake (bad HTTP, a wrong protocol on the port, a connection
+dropped mid-request) is one WARNING/INFO line, never an ERROR with a traceback.
 
 aiohttp's own shutdown drops the rest of a body that is still arriving; a stop here first closes
 the listening sockets, then waits for the requests under way (bodies included) to finish, up to
@@ -15,25 +17,51 @@ import logging
 import time
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from threadline.config import ServerConfig
+from threadline.receivers.http_body import READ_TIMEOUT
 
 log = logging.getLogger(__name__)
+
+
+class _ClientErrorFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse at ERROR with a traceback: make it one warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            said = record.getMessage()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "%s: not a valid HTTP/1.x request (%s)"
+            detail = (exc.message.strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+            record.args = (said, detail)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_CLIENT_ERRORS = _ClientErrorFilter()
 
 
 class HttpServers:
     """Every aiohttp listener of one process, stopped together."""
 
-    def __init__(self, host: str, shutdown_timeout: float) -> None:
-        self.host = host
-        self.shutdown_timeout = shutdown_timeout
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.host = cfg.host
+        self.shutdown_timeout = cfg.graceful_shutdown_timeout
+        self.read_timeout = cfg.http_server_read_timeout
         self._runners: list[web.AppRunner] = []
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._draining = False
+        logging.getLogger("aiohttp.server").addFilter(_CLIENT_ERRORS)  # a set: added once
 
     def application(self, **kwargs: object) -> web.Application:
         """A new app with the shared middleware (``kwargs`` as for ``web.Application``)."""
-        return web.Application(middlewares=[self._middleware], **kwargs)  # type: ignore[arg-type]
+        app = web.Application(middlewares=[self._middleware], **kwargs)  # type: ignore[arg-type]
+        app[READ_TIMEOUT] = self.read_timeout
+        return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
@@ -47,6 +75,9 @@ class HttpServers:
             return await handler(request)
         except web.HTTPException:
             raise
+        except ConnectionError as e:
+            log.info("%s %s: the client went away (%s)", request.method, request.path, e)
+            return web.Response(status=400, text="connection lost")
         except Exception:
             log.exception("internal error answering %s %s", request.method, request.path)
             return web.Response(status=500, text="internal error")

@@ -1,10 +1,16 @@
-"""Reading HTTP request bodies with a size limit, gzip/deflate included (shared by receivers)."""
+"""Reading HTTP request bodies with a size limit and a time limit, gzip/deflate included (shared
+by receivers). A body that trickles in slower than ``server.http_server_read_timeout`` allows is
+answered 408 and its connection closed, so slow clients cannot hold the server's memory."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from aiohttp import web
+
+# seconds a whole request body may take to arrive; set on the app by the process's HTTP servers
+READ_TIMEOUT = web.AppKey("read_timeout", float)
 
 
 class BodyError(Exception):
@@ -23,12 +29,26 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The decompressed body; raises BodyError (413 over ``limit``, 400/415 bad encoding)."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    timeout = request.config_dict.get(READ_TIMEOUT)
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout):
+            size = 0
+            async for chunk in request.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyError(
+            408,
+            f"request body not received within {timeout:g}s (server.http_server_read_timeout)",
+            "read_timeout",
+        ) from None
+    except ConnectionError:
+        raise BodyError(
+            400, "the client closed the connection before sending the whole body", "aborted"
+        ) from None
     body = b"".join(chunks)
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
