@@ -44,6 +44,11 @@ class Server:
         self.jaeger_binary_port = free_port(socket.SOCK_DGRAM)
         self.sampling_port = free_port()
         self.extra_config = extra_config or {}
+        # test data carries fixed timestamps (2023): the default retention (336h) would expire
+        # its blocks at the compactor's next cycle, so a test that runs past a cycle (a busy
+        # machine) loses them; retention tests set their own
+        compaction = self.extra_config.setdefault("compactor", {}).setdefault("compaction", {})
+        compaction.setdefault("block_retention", "1000000h")
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = urllib3.PoolManager(retries=False, timeout=30)
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"

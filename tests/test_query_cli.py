@@ -136,3 +136,23 @@ def test_config_errors(tmp_path: Path, moto: MotoS3) -> None:
     out = run("{ }", "--config", str(cfg))
     assert out.returncode == 1
     assert "cannot list the s3 backend" in out.stderr, out.stderr
+
+
+def test_a_missing_or_empty_data_dir_says_so(tmp_path: Path, loaded: Server) -> None:
+    missing = tmp_path / "nowhere"
+    out = run("{ }", "--data-dir", str(missing))
+    assert out.returncode == 1
+    assert f"there is no data directory at {missing}" in out.stderr
+    assert not missing.exists()  # a reader creates nothing
+    (tmp_path / "empty").mkdir()
+    out = run("{ }", "--data-dir", str(tmp_path / "empty"))
+    assert out.returncode == 0
+    assert "no spans of tenant 'single-tenant'" in out.stderr
+    assert out.stdout.splitlines()[1:] == ["(no trace matches)"]
+    out = run("{ }", "--data-dir", str(loaded.data_dir), "--tenant", "other")
+    assert out.returncode == 0
+    assert "tenants there: single-tenant; choose one with --tenant" in out.stderr
+    out = run('{ span.no_such_attribute = "x" }', "--data-dir", str(loaded.data_dir))
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # there is data; nothing matched
+    assert out.stdout.splitlines()[1:] == ["(no trace matches)"]

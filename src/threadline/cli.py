@@ -169,7 +169,13 @@ def query(
             doc = search_url(url, traceql, limit, tenant)
         else:
             cfg = tool_config(config_path, data_dir)
-            doc = search_storage(cfg, traceql, limit, tenant or SINGLE_TENANT)
+            doc = search_storage(
+                cfg,
+                traceql,
+                limit,
+                tenant or SINGLE_TENANT,
+                warn=lambda message: click.echo(f"threadline: {message}", err=True),
+            )
     except (QueryToolError, ValueError, OSError) as e:
         click.echo(f"threadline: {e}", err=True)
         sys.exit(1)

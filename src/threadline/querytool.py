@@ -13,6 +13,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from threadline.config import Config
@@ -20,6 +21,7 @@ from threadline.ingester.ingester import Ingester
 from threadline.querier.search import SearchEngine, SearchWindow, search_response
 from threadline.querier.sources import DataSources
 from threadline.selfmetrics import SelfMetrics
+from threadline.storage.factory import local_blocks_dir
 from threadline.storage.tool import open_blocklist
 from threadline.tenancy import HEADER
 
@@ -42,16 +44,30 @@ def search_url(url: str, query: str, limit: int, tenant: str | None) -> dict[str
         raise QueryToolError(f"cannot reach {url}: {e.reason}") from None
 
 
-def search_storage(cfg: Config, query: str, limit: int, tenant: str) -> dict[str, Any]:
-    """Search the blocks of the configured backend and the WAL of ``cfg.data_dir``, read-only."""
+def search_storage(
+    cfg: Config, query: str, limit: int, tenant: str, warn: Callable[[str], None]
+) -> dict[str, Any]:
+    """Search the blocks of the configured backend and the WAL of ``cfg.data_dir``, read-only;
+    ``warn`` is told when there is nothing of ``tenant`` to search."""
     from threadline.traceql.plan import compile_search
 
+    blocks_dir = local_blocks_dir(cfg)
+    if blocks_dir is not None and not cfg.data_dir.is_dir() and not blocks_dir.is_dir():
+        raise QueryToolError(f"there is no data directory at {cfg.data_dir.resolve()}")
     try:
         blocklist = open_blocklist(cfg)
     except OSError as e:  # the backend cannot be listed (unreachable, no such bucket, ...)
         raise QueryToolError(f"cannot list the {cfg.storage.trace.backend} backend: {e}") from None
     ingester = Ingester(cfg, blocklist, SelfMetrics(), cfg.data_dir / "wal")
     ingester.replay(repair=False)
+    if not blocklist.blocks(tenant) and tenant not in ingester.tenants:
+        where = blocks_dir.resolve() if blocks_dir else blocklist.backend.describe()
+        others = sorted(set(blocklist.tenants_in_backend()) | set(ingester.tenants))
+        warn(
+            f"no spans of tenant {tenant!r}: no blocks in {where} and none in the WAL of "
+            f"{cfg.data_dir.resolve()}"
+            + (f" (tenants there: {', '.join(others)}; choose one with --tenant)" if others else "")
+        )
     engine = SearchEngine(DataSources(ingester, blocklist))
     result = asyncio.run(engine.search(tenant, compile_search(query), SearchWindow(), limit, 3))
     return search_response(result)
@@ -75,4 +91,6 @@ def format_table(doc: dict[str, Any]) -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if len(rows) == 1:
+        lines.append("(no trace matches)")
     return "\n".join(lines)
