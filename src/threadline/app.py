@@ -47,6 +47,7 @@ from threadline.receivers.zipkin import ZipkinReceiver
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.blocklist import Blocklist, poll_forever
 from threadline.storage.factory import local_blocks_dir, make_backend, make_caches
+from threadline.tls import ServerTLS
 from threadline.traceql.plan import compile_search
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,9 @@ log = logging.getLogger(__name__)
 class App:
     """The whole system in one process (``threadline serve``)."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, tls: ServerTLS | None = None) -> None:
         self.cfg = cfg
+        self.tls = tls or ServerTLS(cfg.server.tls)
         self.metrics = SelfMetrics()
         data = cfg.data_dir
         self.backend = make_backend(cfg)
@@ -88,7 +90,7 @@ class App:
             self.distributor.consumers.append(self.generator.consume)
         self.stop_event = asyncio.Event()
         self._ready = False
-        self.http = HttpServers(cfg.server)
+        self.http = HttpServers(cfg.server, self.tls.ssl_context)
         self._closers: list[Callable[[], Awaitable[None]]] = []  # listeners other than HTTP
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[asyncio.Task[None]] = []
@@ -128,7 +130,11 @@ class App:
         sampling = SamplingRoutes(cfg.sampling)
         api.add_routes(sampling.routes(("/jaeger/api/sampling",)))
         port = await self.http.serve(api, cfg.server.http_port)
-        base = f"http://{host}:{port}"
+
+        def url(port: int) -> str:
+            return f"{self.http.scheme}://{host}:{port}"
+
+        base = url(port)
         self.urls += [
             ("Tempo API", base, "Grafana's Tempo data source, threadline query --url"),
             ("Jaeger API", f"{base}/jaeger", "Jaeger UI, Grafana's Jaeger data source"),
@@ -138,7 +144,7 @@ class App:
         if cfg.sampling.port:
             routes = sampling.routes(("/", "/sampling", "/api/sampling"))
             port = await self._serve_receiver(routes, cfg.sampling.port)
-            sampling_url = f"http://{host}:{port}/sampling"
+            sampling_url = f"{url(port)}/sampling"
             self.urls.append(("sampling", sampling_url, "Jaeger remote sampling"))
 
         receivers = cfg.distributor.receivers
@@ -146,25 +152,25 @@ class App:
         if otlp.http_port:
             routes = OTLPHttpReceiver(self.distributor, mt, limit).routes()
             port = await self._serve_receiver(routes, otlp.http_port)
-            self.urls.append(("OTLP HTTP", f"http://{host}:{port}", "POST /v1/traces"))
+            self.urls.append(("OTLP HTTP", url(port), "POST /v1/traces"))
         if otlp.grpc_port:
             grpc_receiver = OTLPGrpcReceiver(self.distributor, mt, limit)
-            port = await grpc_receiver.start(host, otlp.grpc_port)
+            port = await grpc_receiver.start(host, otlp.grpc_port, self.tls.grpc_credentials())
             self._closers.append(functools.partial(grpc_receiver.stop, grace))
             self.urls.append(("OTLP gRPC", f"{host}:{port}", "TraceService/Export"))
         if receivers.zipkin.port:
             zipkin_receiver = ZipkinReceiver(self.distributor, mt, limit)
             port = await self._serve_receiver(zipkin_receiver.routes(), receivers.zipkin.port)
             self._stoppers.append(zipkin_receiver.close)
-            self.urls.append(("Zipkin", f"http://{host}:{port}", "POST /api/v2/spans, /api/v1"))
+            self.urls.append(("Zipkin", url(port), "POST /api/v2/spans, /api/v1"))
         jaeger_cfg = receivers.jaeger
         if jaeger_cfg.thrift_http_port:
             routes = JaegerThriftHttpReceiver(self.distributor, mt, limit).routes()
             port = await self._serve_receiver(routes, jaeger_cfg.thrift_http_port)
-            self.urls.append(("Jaeger HTTP", f"http://{host}:{port}", "POST /api/traces (thrift)"))
+            self.urls.append(("Jaeger HTTP", url(port), "POST /api/traces (thrift)"))
         if jaeger_cfg.grpc_port:
             jaeger_grpc = JaegerGrpcReceiver(self.distributor, mt, limit)
-            port = await jaeger_grpc.start(host, jaeger_cfg.grpc_port)
+            port = await jaeger_grpc.start(host, jaeger_cfg.grpc_port, self.tls.grpc_credentials())
             self._closers.append(functools.partial(jaeger_grpc.stop, grace))
             self.urls.append(("Jaeger gRPC", f"{host}:{port}", "CollectorService/PostSpans"))
         if jaeger_cfg.thrift_compact_port:
@@ -234,7 +240,9 @@ def _print_banner(cfg: Config, app: App) -> None:
 
 async def serve(cfg: Config) -> None:
     """Run until SIGINT/SIGTERM (a second one exits at once: the WAL keeps what was acked)."""
-    # refused before anything is written: every port checked first, then the directories locked
+    # refused before anything is written: TLS files read and every port checked first, then
+    # the directories locked
+    tls = ServerTLS(cfg.server.tls)
     check_free(cfg)
     locks = own_directories(cfg, compacts=cfg.compactor.enabled or cfg.target == "compactor")
     loop = asyncio.get_running_loop()
@@ -253,9 +261,9 @@ async def serve(cfg: Config) -> None:
         if cfg.target == "compactor":
             from threadline.compactor.service import serve_compactor
 
-            await serve_compactor(cfg, stop)
+            await serve_compactor(cfg, stop, tls)
             return
-        app = App(cfg)
+        app = App(cfg, tls)
         await app.start()
         _print_banner(cfg, app)
         await stop.wait()

@@ -125,7 +125,7 @@ def serve(
 
     try:
         asyncio.run(run_server(cfg))
-    except (OSError, DirectoryInUse) as e:
+    except (OSError, DirectoryInUse, ConfigError) as e:
         click.echo(f"threadline: {e}", err=True)
         sys.exit(1)
 

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)")
 _DURATION_UNITS = {
@@ -78,6 +85,27 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class TLSConfig(_Section):
+    """TLS on every TCP listener (HTTP and gRPC) once ``cert_file`` and ``key_file`` are set."""
+
+    cert_file: Path | None = None  # PEM: the server's certificate (chain)
+    key_file: Path | None = None  # PEM: its private key
+    # PEM: when set, clients must present a certificate signed by one of these CAs (mutual TLS)
+    client_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TLSConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("server.tls needs both cert_file and key_file")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("server.tls.client_ca_file needs cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     http_port: Port = 3200
@@ -87,6 +115,7 @@ class ServerConfig(_Section):
     graceful_shutdown_timeout: Duration = 30.0
     # a request body that takes longer to arrive is answered 408 (slow or stalled clients)
     http_server_read_timeout: Duration = 30.0
+    tls: TLSConfig = TLSConfig()
 
 
 class OTLPReceiverConfig(_Section):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 
 from aiohttp import web
@@ -46,8 +47,10 @@ _CLIENT_ERRORS = _ClientErrorFilter()
 class HttpServers:
     """Every aiohttp listener of one process, stopped together."""
 
-    def __init__(self, cfg: ServerConfig) -> None:
+    def __init__(self, cfg: ServerConfig, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host = cfg.host
+        self.ssl_context = ssl_context
+        self.scheme = "https" if ssl_context is not None else "http"
         self.shutdown_timeout = cfg.graceful_shutdown_timeout
         self.read_timeout = cfg.http_server_read_timeout
         self._runners: list[web.AppRunner] = []
@@ -92,7 +95,9 @@ class HttpServers:
         # (the drain has waited already when aiohttp's own shutdown runs)
         runner = web.AppRunner(app, auto_decompress=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, port, reuse_address=True)
+        site = web.TCPSite(
+            runner, self.host, port, reuse_address=True, ssl_context=self.ssl_context
+        )
         await site.start()
         self._runners.append(runner)
         return runner.addresses[0][1]

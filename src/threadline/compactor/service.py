@@ -14,21 +14,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from threadline.compactor.compactor import Compactor
 from threadline.config import Config
+from threadline.http_server import HttpServers
 from threadline.storage.blocklist import Blocklist
 from threadline.storage.factory import make_backend, make_caches
+from threadline.tls import ServerTLS
 
 log = logging.getLogger(__name__)
 
 
 class CompactorService:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, tls: ServerTLS) -> None:
         self.cfg = cfg
+        self.http = HttpServers(cfg.server, tls.ssl_context)
         self.registry = CollectorRegistry()
         backend = make_backend(cfg)
         self.blocklist = Blocklist(backend, make_caches(cfg, backend), index_builder=True)
         self.compactor = Compactor(cfg, self.blocklist, self.registry)
         self.stop_event = asyncio.Event()
-        self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = False
         self.url = ""
@@ -45,29 +47,25 @@ class CompactorService:
     async def start(self) -> None:
         self.cfg.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.blocklist.load)
-        app = web.Application()
+        app = self.http.application()
         app.add_routes([web.get("/ready", self._ready_handler), web.get("/metrics", self._metrics)])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        host = self.cfg.server.host
-        site = web.TCPSite(self._runner, host, self.cfg.server.http_port, reuse_address=True)
-        await site.start()
-        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
+        port = await self.http.serve(app, self.cfg.server.http_port)
+        self.url = f"{self.http.scheme}://{self.cfg.server.host}:{port}"
         self._task = asyncio.create_task(self.compactor.run(self.stop_event))
         self._ready = True
 
     async def stop(self) -> None:
         self._ready = False
         self.stop_event.set()
+        await self.http.stop_listening()
         if self._task is not None:
             await self._task
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self.http.drain()
 
 
-async def serve_compactor(cfg: Config, stop: asyncio.Event) -> None:
+async def serve_compactor(cfg: Config, stop: asyncio.Event, tls: ServerTLS) -> None:
     """Run the compactor until ``stop`` is set (SIGINT/SIGTERM); it stops after its current job."""
-    service = CompactorService(cfg)
+    service = CompactorService(cfg, tls)
     await service.start()
     print("threadline compactor is running", flush=True)
     print(f"  api        {service.url}", flush=True)

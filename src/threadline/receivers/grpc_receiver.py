@@ -71,8 +71,10 @@ class RawGrpcReceiver:
             )
         return await self.handle(request, tenant, context)
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port``; returns the bound port."""
+    async def start(
+        self, host: str, port: int, credentials: grpc.ServerCredentials | None = None
+    ) -> int:
+        """Listen on ``host:port`` (with TLS when ``credentials`` are given); returns the port."""
         self.server = grpc.aio.server(
             options=[
                 # grpc itself refuses beyond twice the limit; up to that we refuse and count
@@ -92,7 +94,11 @@ class RawGrpcReceiver:
             },
         )
         self.server.add_generic_rpc_handlers((handler,))
-        bound = self.server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        if credentials is None:
+            bound = self.server.add_insecure_port(address)
+        else:
+            bound = self.server.add_secure_port(address, credentials)
         if bound == 0:
             raise OSError(f"cannot listen for {self.service} on {host}:{port}")
         await self.server.start()
