@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint format bench clean
+.PHONY: run test setup lint format bench clean fuzz
 
 $(STAMP): pyproject.toml setup.py $(wildcard src/threadline/model/*.pyx src/threadline/model/*.pxd)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,20 @@ lint: $(STAMP)
 
 format: $(STAMP)
 	$(BIN)/ruff format .
+
+# atheris harnesses in fuzz/, FUZZ_SECONDS each; every harness runs, failures are listed at the end
+# (full logs in .venv/fuzz-NAME.log)
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= otlp_protobuf otlp_json zipkin_json zipkin_proto jaeger_thrift jaeger_api_v2 traceql config
+
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet "atheris>=2.3"
+	@failed=""; for h in $(FUZZ_HARNESSES); do \
+		echo "== fuzz/$$h.py for $(FUZZ_SECONDS)s"; \
+		$(BIN)/python fuzz/run.py $$h $(FUZZ_SECONDS) > $(VENV)/fuzz-$$h.log 2>&1 || failed="$$failed $$h"; \
+		grep -E "^stat::(number|average|peak)|^[A-Za-z]+Error|Test unit written" $(VENV)/fuzz-$$h.log; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz failures (inputs in $(VENV)/fuzz-artifacts/):$$failed"; exit 1; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
