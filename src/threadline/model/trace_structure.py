@@ -11,7 +11,8 @@
 - ``child_count``: number of direct children.
 
 A span whose parent is not in the trace counts as a root. Siblings are ordered by start time.
-The work is done level by level of the trees with numpy, never span by span in Python.
+The work is done with numpy over all rows at once, never span by span in Python, and in
+O(n log n) whatever the shape of the trees (a 200 k-span chain costs what a flat trace does).
 """
 
 from __future__ import annotations
@@ -34,42 +35,119 @@ def trace_groups(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum(changed) - 1, starts
 
 
-def _parent_rows(table: pa.Table) -> np.ndarray:
-    """Row index of each span's parent within its trace, or -1."""
+def _id_words(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A fixed_size_binary(8) array as uint64 (nulls: any value; mask them)."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    buf = ids.buffers()[1]
+    if buf is None:
+        return np.zeros(len(ids), dtype=np.uint64)
+    return np.frombuffer(buf, dtype=np.uint64, count=ids.offset + len(ids))[ids.offset :]
+
+
+def _parent_rows(table: pa.Table, trace_of: np.ndarray) -> np.ndarray:
+    """Row index of each span's parent within its trace, or -1.
+
+    A sort-based join in numpy: (trace, span id) keys are made dense integers, sorted once,
+    and every parent id is looked up by binary search (a hash join on ids is at the mercy of
+    how the ids hash: sequential ids made Arrow's take a minute for 200 k spans)."""
     n = table.num_rows
-    rows = pa.array(np.arange(n, dtype=np.int64))
-    spans = pa.table(
-        {"trace_id": table.column("trace_id"), "span_id": table.column("span_id"), "p": rows}
+    parent_col = table.column("parent_span_id")
+    has_parent = pc.is_valid(parent_col).to_numpy(zero_copy_only=False)
+    words, dense = np.unique(
+        np.concatenate([_id_words(table.column("span_id")), _id_words(parent_col)]),
+        return_inverse=True,
     )
-    # a span id used twice in a trace (Zipkin shared spans): the first row is the parent
-    spans = spans.group_by(["trace_id", "span_id"]).aggregate([("p", "min")])
-    children = pa.table(
-        {
-            "trace_id": table.column("trace_id"),
-            "span_id": table.column("parent_span_id"),
-            "c": rows,
-        }
-    ).filter(pc.is_valid(table.column("parent_span_id")))
-    joined = children.join(spans, keys=["trace_id", "span_id"], join_type="inner")
-    parent = np.full(n, -1, dtype=np.int64)
-    parent[joined.column("c").to_numpy()] = joined.column("p_min").to_numpy()
+    width = len(words)
+    span_key = trace_of * width + dense[:n]
+    parent_key = trace_of * width + dense[n:]
+    # stable: of a span id used twice in a trace (Zipkin shared spans), the first row is the
+    # parent
+    order = np.argsort(span_key, kind="stable")
+    sorted_keys = span_key[order]
+    at = np.minimum(np.searchsorted(sorted_keys, parent_key), n - 1)
+    found = has_parent & (sorted_keys[at] == parent_key)
+    parent = np.where(found, order[at], -1)
     parent[parent == np.arange(n)] = -1  # a span that names itself as parent is a root
     return parent
 
 
-def _depths(parent: np.ndarray) -> np.ndarray:
+def _jump_rounds(n: int) -> int:
+    """Pointer-jumping rounds that cover a path of ``n`` steps."""
+    return max(1, int(n).bit_length())
+
+
+def _reachable(parent: np.ndarray) -> np.ndarray:
+    """Which spans reach a root by following parents (the others hang in or off a cycle).
+
+    Pointer jumping: every round doubles the distance looked up, so O(n log n) work in
+    O(log n) numpy passes whatever the depth of the trees."""
     n = len(parent)
-    depth = np.full(n, -1, dtype=np.int64)
-    depth[parent < 0] = 0
-    level = 0
-    while True:
-        frontier = (depth < 0) & (depth[np.maximum(parent, 0)] == level) & (parent >= 0)
-        if not frontier.any():
+    up = np.append(np.where(parent >= 0, parent, n), n)  # n: "past a root"
+    for _ in range(_jump_rounds(n)):
+        nxt = up[up]
+        if np.array_equal(nxt, up):
             break
-        level += 1
-        depth[frontier] = level
-    depth[depth < 0] = 0  # spans in a parent cycle: treated as roots
-    return depth
+        up = nxt
+    return up[:n] == n
+
+
+def _list_positions(succ: np.ndarray) -> np.ndarray:
+    """Position of every element of one linked list ending in the sentinel ``len(succ) - 1``
+    (which points to itself), by pointer jumping (list ranking)."""
+    end = len(succ) - 1
+    left = np.ones(len(succ), dtype=np.int64)  # elements from here to the end, so far
+    left[end] = 0
+    for _ in range(_jump_rounds(end)):
+        if np.all(succ == end):
+            break
+        left = left + left[succ]
+        succ = succ[succ]
+    return end - left[:end]
+
+
+def _nested_sets(
+    parent: np.ndarray, trace_of: np.ndarray, first_row: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``nest_left``, ``nest_right``, ``nest_parent`` and child counts of the span forest.
+
+    The nested-set numbers are the positions of the enter and exit events in an Euler tour
+    (children and roots in row order, that is by start time); the tour is built as a linked
+    list of 2n events and ranked by pointer jumping, so the cost does not depend on depth."""
+    n = len(parent)
+    parent = np.where(_reachable(parent), parent, -1)  # a cycle's spans become roots
+    is_child = parent >= 0
+    children = np.bincount(parent[is_child], minlength=n).astype(np.int64)
+
+    # children grouped by parent, in row order: first child and next sibling links
+    kids = np.flatnonzero(is_child)
+    kids = kids[np.argsort(parent[kids], kind="stable")]
+    first_child = np.full(n, -1, dtype=np.int64)
+    next_sibling = np.full(n, -1, dtype=np.int64)
+    if len(kids):
+        same = parent[kids[1:]] == parent[kids[:-1]]
+        next_sibling[kids[:-1][same]] = kids[1:][same]
+        head = np.ones(len(kids), dtype=bool)
+        head[1:] = ~same
+        first_child[parent[kids[head]]] = kids[head]
+    roots = np.flatnonzero(~is_child)
+    next_root = np.full(n, -1, dtype=np.int64)
+    next_root[roots[:-1]] = roots[1:]
+
+    # events: enter v = v, exit v = n + v; 2n is the end of the tour
+    end = 2 * n
+    rows = np.arange(n)
+    succ = np.empty(end + 1, dtype=np.int64)
+    succ[:n] = np.where(first_child >= 0, first_child, n + rows)
+    after_exit = np.where(is_child, n + parent, np.where(next_root >= 0, next_root, end))
+    succ[n:end] = np.where(next_sibling >= 0, next_sibling, after_exit)
+    succ[end] = end
+    position = _list_positions(succ)
+    base = np.minimum.reduceat(position[:n], first_row)[trace_of]
+    left = position[:n] - base + 1
+    right = position[n:] - base + 1
+    nest_parent = np.where(is_child, left[np.maximum(parent, 0)], -1)
+    return left, right, nest_parent, children
 
 
 def add_trace_columns(table: pa.Table) -> pa.Table:
@@ -81,37 +159,9 @@ def add_trace_columns(table: pa.Table) -> pa.Table:
             schema=pa.schema([*table.schema, *TRACE_COLUMNS]),
         )
     trace_of, first_row = trace_groups(table)
-    parent = _parent_rows(table)
-    depth = _depths(parent)
-    # a parent inside a cycle was made a root above; cut that link too
-    parent[depth == 0] = -1
-
-    order = np.argsort(depth, kind="stable")  # by depth, rows (= start order) kept in order
-    by_depth = depth[order]
-    bounds = np.flatnonzero(np.diff(by_depth)) + 1
-    levels = np.split(order, bounds)
-
-    size = np.ones(n, dtype=np.int64)
-    for nodes in reversed(levels[1:]):
-        np.add.at(size, parent[nodes], size[nodes])
-    children = np.zeros(n, dtype=np.int64)
-    if len(levels) > 1:
-        np.add.at(children, parent[np.concatenate(levels[1:])], 1)
-
-    pre = np.zeros(n, dtype=np.int64)
-    # roots: consecutive blocks of preorder numbers in each trace, in start order
-    roots = levels[0]
-    group_of = trace_of[roots] if len(levels) else roots
-    pre[roots] = _exclusive_group_cumsum(size[roots], group_of)
-    for nodes in levels[1:]:
-        par = parent[nodes]
-        by_parent = nodes[np.argsort(par, kind="stable")]
-        offsets = _exclusive_group_cumsum(size[by_parent], parent[by_parent])
-        pre[by_parent] = pre[parent[by_parent]] + 1 + offsets
-
-    left = 2 * pre - depth + 1
-    right = left + 2 * size - 1
-    nest_parent = np.where(parent >= 0, left[np.maximum(parent, 0)], -1)
+    left, right, nest_parent, children = _nested_sets(
+        _parent_rows(table, trace_of), trace_of, first_row
+    )
 
     starts = table.column("start_unix_nano").to_numpy()
     ends = starts + table.column("duration_nano").to_numpy()
@@ -141,16 +191,3 @@ def add_trace_columns(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(
         [*table.columns, *columns], schema=pa.schema([*table.schema, *TRACE_COLUMNS])
     )
-
-
-def _exclusive_group_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Running sum of ``values`` before each element, restarting where ``groups`` changes
-    (``groups`` must be grouped: equal values adjacent)."""
-    if len(values) == 0:
-        return values
-    total = np.cumsum(values)
-    exclusive = total - values
-    new_group = np.ones(len(values), dtype=bool)
-    new_group[1:] = groups[1:] != groups[:-1]
-    group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(values)), 0))
-    return exclusive - exclusive[group_start]
