@@ -22,6 +22,7 @@ from threadline.api.service_graph import ServiceGraphRoutes
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
 from threadline.api.zipkin_query import ZipkinQueryRoutes
+from threadline.auth import Access, Authenticator
 from threadline.compactor.compactor import Compactor
 from threadline.config import Config
 from threadline.dirlock import own_directories
@@ -56,9 +57,12 @@ log = logging.getLogger(__name__)
 class App:
     """The whole system in one process (``threadline serve``)."""
 
-    def __init__(self, cfg: Config, tls: ServerTLS | None = None) -> None:
+    def __init__(
+        self, cfg: Config, tls: ServerTLS | None = None, auth: Authenticator | None = None
+    ) -> None:
         self.cfg = cfg
         self.tls = tls or ServerTLS(cfg.server.tls)
+        self.auth = auth or Authenticator(cfg.auth, cfg.multitenancy_enabled)
         self.metrics = SelfMetrics()
         data = cfg.data_dir
         self.backend = make_backend(cfg)
@@ -90,15 +94,18 @@ class App:
             self.distributor.consumers.append(self.generator.consume)
         self.stop_event = asyncio.Event()
         self._ready = False
-        self.http = HttpServers(cfg.server, self.tls.ssl_context)
+        self.http = HttpServers(cfg.server, self.tls.ssl_context, self.auth)
         self._closers: list[Callable[[], Awaitable[None]]] = []  # listeners other than HTTP
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[asyncio.Task[None]] = []
         # (label, address, what it is for) for the start-up banner
         self.urls: list[tuple[str, str, str]] = []
 
-    async def _serve_receiver(self, routes: list[web.RouteDef], port: int) -> int:
-        app = self.http.application(client_max_size=self.cfg.distributor.max_request_bytes)
+    async def _serve_receiver(
+        self, routes: list[web.RouteDef], port: int, access: Access | None = "write"
+    ) -> int:
+        limit = self.cfg.distributor.max_request_bytes
+        app = self.http.application(access, client_max_size=limit)
         app.add_routes(routes)
         return await self.http.serve(app, port)
 
@@ -111,6 +118,7 @@ class App:
         mt = cfg.multitenancy_enabled
         limit = cfg.distributor.max_request_bytes
         grace = cfg.server.graceful_shutdown_timeout
+        auth = self.auth if self.auth.enabled else None
 
         api = self.http.application()
         prefix = cfg.server.http_api_prefix.rstrip("/")
@@ -143,7 +151,7 @@ class App:
         ]
         if cfg.sampling.port:
             routes = sampling.routes(("/", "/sampling", "/api/sampling"))
-            port = await self._serve_receiver(routes, cfg.sampling.port)
+            port = await self._serve_receiver(routes, cfg.sampling.port, access=None)
             sampling_url = f"{url(port)}/sampling"
             self.urls.append(("sampling", sampling_url, "Jaeger remote sampling"))
 
@@ -155,6 +163,7 @@ class App:
             self.urls.append(("OTLP HTTP", url(port), "POST /v1/traces"))
         if otlp.grpc_port:
             grpc_receiver = OTLPGrpcReceiver(self.distributor, mt, limit)
+            grpc_receiver.auth = auth
             port = await grpc_receiver.start(host, otlp.grpc_port, self.tls.grpc_credentials())
             self._closers.append(functools.partial(grpc_receiver.stop, grace))
             self.urls.append(("OTLP gRPC", f"{host}:{port}", "TraceService/Export"))
@@ -170,15 +179,18 @@ class App:
             self.urls.append(("Jaeger HTTP", url(port), "POST /api/traces (thrift)"))
         if jaeger_cfg.grpc_port:
             jaeger_grpc = JaegerGrpcReceiver(self.distributor, mt, limit)
+            jaeger_grpc.auth = auth
             port = await jaeger_grpc.start(host, jaeger_cfg.grpc_port, self.tls.grpc_credentials())
             self._closers.append(functools.partial(jaeger_grpc.stop, grace))
             self.urls.append(("Jaeger gRPC", f"{host}:{port}", "CollectorService/PostSpans"))
-        if jaeger_cfg.thrift_compact_port:
+        # UDP datagrams carry no credentials: with auth on the agent receivers stay off
+        udp = not self.auth.enabled
+        if jaeger_cfg.thrift_compact_port and udp:
             compact = JaegerAgentReceiver(self.distributor, mt, "compact")
             port = await compact.start(host, jaeger_cfg.thrift_compact_port)
             self._closers.append(compact.stop)
             self.urls.append(("Jaeger agent", f"udp://{host}:{port}", "compact thrift"))
-        if jaeger_cfg.thrift_binary_port:
+        if jaeger_cfg.thrift_binary_port and udp:
             binary = JaegerAgentReceiver(self.distributor, mt, "binary")
             port = await binary.start(host, jaeger_cfg.thrift_binary_port)
             self._closers.append(binary.stop)
@@ -186,6 +198,8 @@ class App:
 
         await self.generator.start()
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
+        if self.auth.enabled and cfg.auth.users_file is not None:
+            self._background.append(asyncio.create_task(self.auth.watch(self.stop_event)))
         # the compactor; the block list is polled (and, with a compactor, the tenant
         # index rebuilt) every blocklist_poll, and at every compaction cycle ---
         if self.compactor is not None:
@@ -243,6 +257,7 @@ async def serve(cfg: Config) -> None:
     # refused before anything is written: TLS files read and every port checked first, then
     # the directories locked
     tls = ServerTLS(cfg.server.tls)
+    auth = Authenticator(cfg.auth, cfg.multitenancy_enabled)
     check_free(cfg)
     locks = own_directories(cfg, compacts=cfg.compactor.enabled or cfg.target == "compactor")
     loop = asyncio.get_running_loop()
@@ -263,7 +278,7 @@ async def serve(cfg: Config) -> None:
 
             await serve_compactor(cfg, stop, tls)
             return
-        app = App(cfg, tls)
+        app = App(cfg, tls, auth)
         await app.start()
         _print_banner(cfg, app)
         await stop.wait()

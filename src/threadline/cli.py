@@ -182,6 +182,35 @@ def query(
     click.echo(json.dumps(doc, indent=2) if as_json else format_table(doc))
 
 
+@main.group()
+def auth() -> None:
+    """Credentials for auth.users and auth.users_file."""
+
+
+@auth.command("token")
+def new_token() -> None:
+    """Make a random bearer token; prints it and the token_hash to configure."""
+    import secrets
+
+    from threadline.auth import hash_token
+
+    token = secrets.token_urlsafe(32)
+    click.echo(f"token:      {token}\ntoken_hash: {hash_token(token)}")
+
+
+@auth.command("hash")
+@click.option("--password", "is_password", is_flag=True, help="A basic-auth password.")
+def hash_secret(is_password: bool) -> None:
+    """Hash a token (or --password) read from standard input, for token_hash/password_hash."""
+    from threadline.auth import hash_password, hash_token
+
+    secret = click.prompt("secret", hide_input=True) if sys.stdin.isatty() else sys.stdin.read()
+    secret = secret.rstrip("\r\n")
+    if not secret:
+        raise click.UsageError("an empty secret")
+    click.echo(hash_password(secret) if is_password else hash_token(secret))
+
+
 def _add_blocks_group() -> None:
     from threadline.storage.blocks_cli import blocks
 

@@ -435,6 +435,44 @@ class MetricsGeneratorConfig(_Section):
     overrides: dict[str, GeneratorTenantOverrides] = {}
 
 
+class AuthUser(_Section):
+    """One credential (a bearer token, or a user and password for HTTP basic auth), the tenants
+    it may use (``*``: any) and what it may do."""
+
+    name: str
+    token: str | None = None  # plain text; prefer token_hash
+    token_hash: str | None = None  # "sha256:<hex>", from `threadline auth hash`
+    username: str | None = None
+    password: str | None = None  # plain text; prefer password_hash
+    password_hash: str | None = None  # "pbkdf2_sha256:<iterations>:<salt hex>:<hash hex>"
+    tenants: list[str] = ["*"]
+    access: Literal["read", "write", "read-write"] = "read-write"
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AuthUser:
+        bearer = self.token is not None or self.token_hash is not None
+        basic = self.username is not None
+        if bearer == basic:
+            raise ValueError(f"auth user {self.name!r} needs either a token or a username")
+        if self.token is not None and self.token_hash is not None:
+            raise ValueError(f"auth user {self.name!r}: give token or token_hash, not both")
+        if basic and (self.password is None) == (self.password_hash is None):
+            raise ValueError(f"auth user {self.name!r} needs one of password, password_hash")
+        if not self.tenants:
+            raise ValueError(f"auth user {self.name!r} has no tenants")
+        return self
+
+
+class AuthConfig(_Section):
+    """Authentication of every request that pushes or reads data (off by default)."""
+
+    enabled: bool = False
+    users: list[AuthUser] = []
+    # a YAML list of users in the same shape, re-read when it changes (added to ``users``)
+    users_file: Path | None = None
+    reload_period: Duration = 10.0
+
+
 class Config(_Section):
     # what this process runs: everything (the monolith) or only the compactor
     target: Literal["all", "compactor"] = "all"
@@ -449,6 +487,7 @@ class Config(_Section):
     querier: QuerierConfig = QuerierConfig()
     sampling: SamplingConfig = SamplingConfig()
     metrics_generator: MetricsGeneratorConfig = MetricsGeneratorConfig()
+    auth: AuthConfig = AuthConfig()
 
 
 class ConfigError(Exception):

@@ -20,8 +20,10 @@ import time
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from threadline.auth import Access, Authenticator, AuthError, check_access
 from threadline.config import ServerConfig
 from threadline.receivers.http_body import READ_TIMEOUT
+from threadline.tenancy import HEADER, TenantError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,15 @@ _CLIENT_ERRORS = _ClientErrorFilter()
 class HttpServers:
     """Every aiohttp listener of one process, stopped together."""
 
-    def __init__(self, cfg: ServerConfig, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ServerConfig,
+        ssl_context: ssl.SSLContext | None = None,
+        auth: Authenticator | None = None,
+    ) -> None:
         self.host = cfg.host
+        self.auth = auth if auth is not None and auth.enabled else None
+        self.api_prefix = cfg.http_api_prefix.rstrip("/")
         self.ssl_context = ssl_context
         self.scheme = "https" if ssl_context is not None else "http"
         self.shutdown_timeout = cfg.graceful_shutdown_timeout
@@ -60,9 +69,14 @@ class HttpServers:
         self._draining = False
         logging.getLogger("aiohttp.server").addFilter(_CLIENT_ERRORS)  # a set: added once
 
-    def application(self, **kwargs: object) -> web.Application:
-        """A new app with the shared middleware (``kwargs`` as for ``web.Application``)."""
-        app = web.Application(middlewares=[self._middleware], **kwargs)  # type: ignore[arg-type]
+    def application(self, access: Access | None = "read", **kwargs: object) -> web.Application:
+        """A new app with the shared middleware (``kwargs`` as for ``web.Application``); with
+        auth on, its requests need a credential allowed to ``access`` (``None``: any valid
+        credential, for data that belongs to no tenant, such as sampling strategies)."""
+        middlewares = [self._middleware]
+        if self.auth is not None:
+            middlewares.append(_auth_middleware(self.auth, access, self.api_prefix))
+        app = web.Application(middlewares=middlewares, **kwargs)  # type: ignore[arg-type]
         app[READ_TIMEOUT] = self.read_timeout
         return app
 
@@ -123,3 +137,48 @@ class HttpServers:
         for runner in self._runners:
             await runner.cleanup()
         self._runners = []
+
+
+# health checks answer without credentials; self-metrics and /flush of every tenant need a
+# credential for every tenant (``*``): they are the operator's
+_OPEN = ("/ready", "/api/echo", "/api/status/buildinfo")
+_OPERATOR = ("/metrics", "/flush")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="threadline", Basic realm="threadline"'}
+
+
+def _auth_middleware(auth: Authenticator, access: Access | None, prefix: str):  # type: ignore[no-untyped-def]
+    open_paths = {p for path in _OPEN for p in (path, prefix + path)}
+    operator_paths = {p for path in _OPERATOR for p in (path, prefix + path)}
+
+    @web.middleware
+    async def check(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        path = request.path
+        if path in open_paths:
+            return await handler(request)
+        try:
+            principal = auth.authenticate(request.headers.get("Authorization"))
+            if access is None:
+                return await handler(request)
+            if path in operator_paths:
+                wanted = request.query.get("tenant")
+                needs: Access = "write" if path.endswith("/flush") else "read"
+                check_access(principal, needs)
+                if not (principal.allows(wanted) if wanted else principal.operator):
+                    raise AuthError(
+                        403, f"credential {principal.name!r} may not use {path} for every tenant"
+                    )
+                return await handler(request)
+            tenant = auth.tenant_for(principal, request.headers.getall(HEADER, []), access)
+        except AuthError as e:
+            headers = _CHALLENGE if e.status == 401 else None
+            return web.Response(status=e.status, text=e.message, headers=headers)
+        except TenantError as e:
+            return web.Response(status=e.status, text=e.message)
+        # the handlers resolve the tenant from the header as without auth: it now names the one
+        # the credential acts for
+        headers = request.headers.copy()
+        headers.popall(HEADER, None)
+        headers[HEADER] = tenant
+        return await handler(request.clone(headers=headers))
+
+    return check

@@ -63,7 +63,7 @@ def listeners(cfg: Config) -> list[Listener]:
     out = []
     for what, flag, key, udp in _ALL[:1] if cfg.target == "compactor" else _ALL:
         port = functools.reduce(getattr, key.split("."), cfg)
-        if port:
+        if port and not (udp and cfg.auth.enabled):  # no UDP agent with auth (no credentials)
             out.append(Listener(what, port, flag, key, udp))
     return out
 

@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import grpc
 
+from threadline.auth import Authenticator, AuthError
 from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded, PushResult
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
@@ -26,6 +27,7 @@ class RawGrpcReceiver:
         self.multitenancy_enabled = multitenancy_enabled
         self.max_request_bytes = max_request_bytes
         self.server: grpc.aio.Server | None = None
+        self.auth: Authenticator | None = None  # with auth on: set before start
 
     async def handle(self, request: bytes, tenant: str, context: grpc.aio.ServicerContext) -> bytes:
         raise NotImplementedError
@@ -49,11 +51,27 @@ class RawGrpcReceiver:
 
     async def _call(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         header = None
+        org_ids, authorization = [], None
         for key, value in context.invocation_metadata() or ():
             if key == HEADER.lower():
                 header = value if isinstance(value, str) else value.decode()
+                org_ids.append(header)
+            elif key == "authorization":
+                authorization = value if isinstance(value, str) else value.decode()
         try:
-            tenant = resolve_tenant(header, self.multitenancy_enabled)
+            if self.auth is not None:
+                try:
+                    principal = self.auth.authenticate(authorization)
+                    tenant = self.auth.tenant_for(principal, org_ids, "write")
+                except AuthError as e:
+                    code = (
+                        grpc.StatusCode.UNAUTHENTICATED
+                        if e.status == 401
+                        else grpc.StatusCode.PERMISSION_DENIED
+                    )
+                    await self.refuse(context, code, "unauthenticated", e.message)
+            else:
+                tenant = resolve_tenant(org_ids, self.multitenancy_enabled)
         except TenantError as e:
             code = (
                 grpc.StatusCode.UNAUTHENTICATED
