@@ -5,9 +5,6 @@ key is reached) with hostile values (NaN and infinite durations, huge or negativ
 types, nested lists), then also damaged as text, and drawn as raw text. Whatever the file,
 ``load_config`` answers a ``Config`` or a ``ConfigError``, within bounded time.
 
-Three shapes still escape as other exceptions; they need a change in ``config.py`` (outside
-these tests' owner's files) and are pinned as strict xfails below, so fixing them turns the
-suite red until the marks go.
 """
 
 from __future__ import annotations
@@ -110,20 +107,17 @@ def test_raw_config_text(tmp_path: Path, text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        pytest.param(
-            b"\xff\xfe not UTF-8",
-            marks=pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason="config.py"),
-        ),
-        pytest.param(
-            b"distributor: {max_request_bytes: " + b"9" * 400 + b"TB}",
-            marks=pytest.mark.xfail(strict=True, raises=OverflowError, reason="config.py"),
-        ),
-        pytest.param(
-            b"[" * 2000,
-            marks=pytest.mark.xfail(strict=True, raises=RecursionError, reason="config.py"),
-        ),
+        b"\xff\xfe not UTF-8",
+        b"distributor: {max_request_bytes: " + b"9" * 400 + b"TB}",
+        b"[" * 2000,
+        b"ingester: {trace_idle_period: .inf}",
+        b"ingester: {trace_idle_period: .nan}",
+        b"ingester: {trace_idle_period: 1e400}",
+        b"ingester: {trace_idle_period: -5s}",
+        b"distributor: {max_request_bytes: -1}",
     ],
 )
-def test_known_config_escapes(tmp_path: Path, text: bytes) -> None:
-    """Non-UTF-8 files, a size past a float, nesting past the recursion limit (config.py)."""
+def test_odd_files_and_values_are_config_errors(tmp_path: Path, text: bytes) -> None:
+    """Non-UTF-8 files, a size past a float, nesting past the recursion limit, durations that
+    are not finite or negative, negative sizes."""
     assert isinstance(_load(tmp_path, text), ConfigError)

@@ -7,6 +7,7 @@ bytes or ``100MiB``/``64MB`` style strings.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -51,17 +52,19 @@ def parse_duration(value: Any) -> float:
     """Seconds from ``5s``/``1m30s``/``250ms`` or a number of seconds."""
     if isinstance(value, bool):
         raise ValueError("a duration like '5s' or a number of seconds")
+    seconds: float | None = None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         text = value.strip()
         try:
-            return float(text)
+            seconds = float(text)
         except ValueError:
-            pass
-        parts = _DURATION_PART.findall(text)
-        if parts and "".join(n + u for n, u in parts) == text:
-            return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+            parts = _DURATION_PART.findall(text)
+            if parts and "".join(n + u for n, u in parts) == text:
+                seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds is not None and math.isfinite(seconds) and seconds >= 0:
+        return seconds
     raise ValueError(f"invalid duration {value!r}: use a duration like '5s', '1m30s' or '250ms'")
 
 
@@ -69,10 +72,12 @@ def parse_size(value: Any) -> int:
     """Bytes from an int or ``100MiB``/``64MB``/``512KB``."""
     if isinstance(value, bool):
         raise ValueError("a size in bytes like 104857600 or '100MiB'")
-    if isinstance(value, int):
+    if isinstance(value, int) and value >= 0:
         return value
     if isinstance(value, str) and (m := _SIZE.match(value)):
-        return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").upper()])
+        size = float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").upper()]
+        if math.isfinite(size) and size < 2**63:
+            return int(size)
     raise ValueError(f"invalid size {value!r}: use bytes or a size like '100MiB'")
 
 
@@ -520,11 +525,15 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     raw: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except OSError as e:
             raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {path} is not UTF-8 text: {e.reason}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        except RecursionError:
+            raise ConfigError(f"config file {path} is nested too deeply") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded or {}
