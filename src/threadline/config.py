@@ -478,6 +478,41 @@ class AuthConfig(_Section):
     reload_period: Duration = 10.0
 
 
+class IngestionLimits(_Section):
+    """Per-tenant ingest limits (Tempo's ``overrides.defaults.ingestion`` keys, plus ours)."""
+
+    # bytes per second of OTLP a tenant may push (0: no limit) and the burst above it
+    rate_limit_bytes: Size = 64 * 2**20
+    burst_size_bytes: Size = 128 * 2**20
+    # traces held live per tenant; spans of new traces past it are refused (0: no limit)
+    max_traces_per_user: Annotated[int, Field(ge=0)] = 1_000_000
+    # spans in one request; a bigger request is refused whole (0: no limit)
+    max_spans_per_request: Annotated[int, Field(ge=0)] = 100_000
+    # attribute keys and values longer than this are truncated, and counted (0: no limit)
+    max_attribute_bytes: Size = 16 * 2**10
+
+
+class GlobalLimits(_Section):
+    # a live trace's bytes (of OTLP); its spans past it are refused, the rest of it kept
+    max_bytes_per_trace: Size = 5 * 10**6
+
+
+class TenantLimits(_Section):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    ingestion: IngestionLimits = IngestionLimits()
+    global_: GlobalLimits = Field(GlobalLimits(), alias="global")
+
+
+class OverridesConfig(_Section):
+    """Limits: ``defaults`` for every tenant; per tenant (or ``*``) in a file re-read while
+    running, in Tempo's shape ``overrides: {<tenant>: {ingestion: {...}, global: {...}}}``."""
+
+    defaults: TenantLimits = TenantLimits()
+    per_tenant_override_config: Path | None = None
+    per_tenant_override_period: Duration = 10.0
+
+
 class Config(_Section):
     # what this process runs: everything (the monolith) or only the compactor
     target: Literal["all", "compactor"] = "all"
@@ -493,6 +528,7 @@ class Config(_Section):
     sampling: SamplingConfig = SamplingConfig()
     metrics_generator: MetricsGeneratorConfig = MetricsGeneratorConfig()
     auth: AuthConfig = AuthConfig()
+    overrides: OverridesConfig = OverridesConfig()
 
 
 class ConfigError(Exception):
@@ -510,11 +546,12 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in, mapping by mapping."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -537,7 +574,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded or {}
-    raw = _merge(raw, overrides or {})
+    raw = deep_merge(raw, overrides or {})
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
