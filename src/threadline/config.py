@@ -151,6 +151,9 @@ class DistributorConfig(_Section):
     receivers: ReceiversConfig = ReceiversConfig()
     # largest accepted request body (after decompression); bigger ones get 413 / RESOURCE_EXHAUSTED
     max_request_bytes: Size = 16 * 2**20
+    # request bytes being decoded and pushed at once; past it a push waits briefly, then gets
+    # 503 / UNAVAILABLE
+    max_inflight_bytes: Size = 256 * 2**20
 
 
 class IngesterConfig(_Section):

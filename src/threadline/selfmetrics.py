@@ -39,6 +39,17 @@ class SelfMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+        self.wal_failures = Counter(
+            "threadline_wal_failures",
+            "WAL writes and fsyncs that failed (disk full, I/O error); their pushes were refused.",
+            ["op"],
+            registry=r,
+        )
+        self.inflight_bytes = Gauge(
+            "threadline_distributor_inflight_bytes",
+            "Bytes of push requests being decoded or pushed (distributor.max_inflight_bytes).",
+            registry=r,
+        )
         self.wal_replayed_records = Counter(
             "threadline_wal_replayed_records", "WAL records replayed at start.", registry=r
         )

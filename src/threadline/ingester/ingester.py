@@ -25,7 +25,7 @@ from prometheus_client import Counter
 
 from threadline.config import Config
 from threadline.ingester.records import RecordKind, decode_record, encode_record
-from threadline.ingester.wal import WAL, list_segments, read_segment, segment_path
+from threadline.ingester.wal import WAL, WALUnavailable, list_segments, read_segment, segment_path
 from threadline.model.otlp_decode import decode_export_request
 from threadline.model.schema import SPAN_SCHEMA
 from threadline.selfmetrics import SelfMetrics
@@ -132,6 +132,7 @@ class Ingester:
             fsync=self.cfg.wal.fsync,
             segment_bytes=self.cfg.wal.segment_bytes,
             on_fsync=self.metrics.wal_fsync_seconds.observe,
+            on_error=lambda op: self.metrics.wal_failures.labels(op).inc(),
         )
         self._delete_unneeded_segments()
 
@@ -198,12 +199,35 @@ class Ingester:
                     f"written to blocks (limit ingester.max_unflushed_bytes = "
                     f"{self.icfg.max_unflushed_bytes}); retry later"
                 ) from None
+        # a failed write (disk full) raises WALUnavailable here, and nothing of the push is kept
         ticket, seg = self.wal.write(*encode_record(RecordKind.OTLP, tenant, otlp))
+        entry = None
         if batch.num_rows:
             entry = Entry(pa.Table.from_batches([batch]), seg, self.clock())
             self._state(tenant).live.append(entry)
             self._held_bytes += entry.nbytes
-        await self.wal.wait_durable(ticket)
+        try:
+            await self.wal.wait_durable(ticket)
+        except WALUnavailable:
+            if entry is not None:
+                self._drop_refused(tenant, entry)
+            raise
+
+    def _drop_refused(self, tenant: str, entry: Entry) -> None:
+        """Take the rows of a push whose fsync failed out of memory again: it is refused."""
+        state = self._state(tenant)
+        for stage in (state.live, state.head):
+            for i, held in enumerate(stage):
+                if held is entry:
+                    del stage[i]
+                    self._held_bytes -= entry.nbytes
+                    if not state.head:
+                        state.head_since = None
+                    return
+        # cut together with other rows meanwhile: a retry may store these spans twice
+        log.warning(
+            "tenant %s: %d spans of a refused push stay in memory", tenant, entry.table.num_rows
+        )
 
     # -- lifecycle: live → head → block -------------------------------------------------------
 
