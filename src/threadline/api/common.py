@@ -1,9 +1,19 @@
-"""Request helpers shared by the HTTP API routes: tenant, time parameters, content negotiation."""
+"""Request helpers shared by the HTTP API routes: tenant, query parameters, content negotiation.
+
+Every number a route reads from its query string goes through one of the parsers here, which
+refuse non-numbers, NaN, infinities and values outside what the stores can hold (int64
+nanoseconds) with a 400 naming the parameter.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+from collections.abc import Callable
+
 from aiohttp import web
 
+from threadline.config import QuerierConfig, parse_duration
 from threadline.querier.dependencies import DependencyFinder
 from threadline.querier.search import SearchEngine
 from threadline.querier.tags import TagFinder
@@ -13,25 +23,101 @@ from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
 def tenant_of(request: web.Request, multitenancy_enabled: bool) -> str:
     try:
-        return resolve_tenant(request.headers.get(HEADER), multitenancy_enabled)
+        return resolve_tenant(request.headers.getall(HEADER, []), multitenancy_enabled)
     except TenantError as e:
         cls = web.HTTPUnauthorized if e.status == 401 else web.HTTPBadRequest
         raise cls(text=e.message) from None
 
 
-def parse_unix_seconds(request: web.Request, name: str) -> int | None:
+MAX_NS = 2**63 - 1  # stored times and durations are int64 nanoseconds
+ErrorFactory = Callable[[str], web.HTTPException]
+
+
+def bad_request(message: str) -> web.HTTPException:
+    return web.HTTPBadRequest(text=message)
+
+
+def _raw(request: web.Request, name: str) -> str | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
+    return None if raw is None or raw.strip() == "" else raw
+
+
+def int_param(
+    request: web.Request,
+    name: str,
+    default: int | None,
+    *,
+    minimum: int = 0,
+    maximum: int = MAX_NS,
+    unit: str = "",
+    error: ErrorFactory = bad_request,
+) -> int | None:
+    """An integer query parameter within ``[minimum, maximum]``, ``default`` when absent."""
+    raw = _raw(request, name)
+    if raw is None:
+        return default
     try:
         value = int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(
-            text=f"invalid {name} {raw!r}: expected unix epoch seconds"
-        ) from None
-    if value < 0:
-        raise web.HTTPBadRequest(text=f"invalid {name} {raw!r}: must not be negative")
+        raise error(f"invalid {name} {raw[:64]!r}: expected an integer{unit}") from None
+    if not minimum <= value <= maximum:
+        raise error(f"invalid {name} {raw[:64]!r}: must be between {minimum} and {maximum}{unit}")
     return value
+
+
+def finite_seconds(raw: str, name: str, error: ErrorFactory = bad_request) -> float:
+    """A duration (``5s``, ``1m30s``, ``250ms`` or a number of seconds) that is finite, not
+    negative and fits int64 nanoseconds."""
+    try:
+        seconds = parse_duration(raw)
+    except ValueError:
+        raise error(f"invalid {name} {raw[:64]!r}: use a duration like 100ms") from None
+    if not math.isfinite(seconds) or seconds < 0 or seconds * 1e9 >= MAX_NS:
+        raise error(
+            f"invalid {name} {raw[:64]!r}: must be a finite duration from 0 to {MAX_NS // 10**9}s"
+        )
+    return seconds
+
+
+def duration_param(
+    request: web.Request, name: str, error: ErrorFactory = bad_request
+) -> int | None:
+    """A duration query parameter in nanoseconds (see ``finite_seconds``), None when absent."""
+    raw = _raw(request, name)
+    return None if raw is None else int(finite_seconds(raw, name, error) * 1e9)
+
+
+def parse_unix_seconds(request: web.Request, name: str) -> int | None:
+    """Unix epoch seconds (an integer; within int64 nanoseconds), None when absent."""
+    return int_param(request, name, None, maximum=MAX_NS // 10**9, unit=" (unix seconds)")
+
+
+def parse_time_ns(raw: str, name: str) -> int:
+    """Unix seconds (up to 10 digits, fractions allowed), unix nanoseconds, or RFC 3339; finite
+    and within int64 nanoseconds."""
+    text = raw.strip()
+    value: float | int | None = None
+    if text.isdigit() and len(text) > 10:
+        value = int(text)
+    else:
+        try:
+            value = float(text) * 1e9
+        except ValueError:
+            try:
+                stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                value = stamp.timestamp() * 1e9
+            except (ValueError, OverflowError):
+                pass
+    if value is None:
+        raise web.HTTPBadRequest(
+            text=f"invalid {name} {raw[:64]!r}: use unix seconds, nanoseconds or RFC 3339"
+        )
+    if not (math.isfinite(value) and 0 <= value <= MAX_NS):
+        raise web.HTTPBadRequest(
+            text=f"invalid {name} {raw[:64]!r}: must be a finite time from 1970 to "
+            f"{MAX_NS // 10**9} unix seconds"
+        )
+    return int(value)
 
 
 def wants_protobuf(request: web.Request) -> bool:
@@ -49,7 +135,10 @@ class ForeignQueryRoutes:
         finder: TraceFinder,
         dependencies: DependencyFinder,
         multitenancy_enabled: bool,
+        limits: QuerierConfig | None = None,
     ) -> None:
+        # searches asking for more traces than ``max_result_limit`` get that many
+        self.max_result_limit = (limits or QuerierConfig()).max_result_limit
         self.tag_finder = tags
         self.engine = search
         self.finder = finder

@@ -4,7 +4,14 @@
 ``/flush`` answers 204 only once the cut traces are in durable blocks; when the backend refused
 or could not be reached it answers 503 naming the failure (the spans stay in the WAL and the block
 write is retried in the background). Tempo's 2.x ``/flush`` only queues the flush and always
-answers 204; ours writes synchronously, so it can say whether the data is durable."""
+answers 204; ours writes synchronously, so it can say whether the data is durable.
+``/flush?tenant=X`` answers the same whether or not X has data (204: nothing left to write),
+so that it cannot be used to find out which tenants exist; an id that cannot be a tenant is a
+400.
+
+``/metrics`` is the operator's endpoint and, as Tempo's and Prometheus's, lists every tenant's
+name and volume: with authentication on it needs an operator's credential, without it keep the
+port on the operator's network."""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from threadline import __version__
 from threadline.api.trace_by_id import json_response
 from threadline.ingester.ingester import FlushFailed, Ingester
 from threadline.selfmetrics import SelfMetrics
+from threadline.tenancy import tenant_problem
 
 
 class SystemRoutes:
@@ -68,8 +76,8 @@ class SystemRoutes:
         if self.ingester is None:
             raise web.HTTPNotFound(text="this process runs no ingester")
         tenant = request.query.get("tenant") or None
-        if tenant is not None and tenant not in self.ingester.tenants:
-            raise web.HTTPNotFound(text=f"tenant {tenant!r} has no live traces")
+        if tenant is not None and (problem := tenant_problem(tenant)) is not None:
+            raise web.HTTPBadRequest(text=problem)
         try:
             await self.ingester.flush(tenant)
         except FlushFailed as e:

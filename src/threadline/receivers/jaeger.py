@@ -79,7 +79,7 @@ class JaegerThriftHttpReceiver:
                 "bad_content_type",
             )
         try:
-            tenant = resolve_tenant(request.headers.get(HEADER), self.multitenancy_enabled)
+            tenant = resolve_tenant(request.headers.getall(HEADER, []), self.multitenancy_enabled)
         except TenantError as e:
             return self._error(e.status, e.message, "invalid_tenant")
         try:

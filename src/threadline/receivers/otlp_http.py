@@ -64,7 +64,7 @@ class OTLPHttpReceiver:
                 "bad_content_type",
             )
         try:
-            tenant = resolve_tenant(request.headers.get(HEADER), self.multitenancy_enabled)
+            tenant = resolve_tenant(request.headers.getall(HEADER, []), self.multitenancy_enabled)
         except TenantError as e:
             return self._error(content_type, e.status, e.message, "invalid_tenant")
         try:

@@ -91,7 +91,7 @@ class ZipkinReceiver:
         invalid_reason: str,
     ) -> web.Response:
         try:
-            tenant = resolve_tenant(request.headers.get(HEADER), self.multitenancy_enabled)
+            tenant = resolve_tenant(request.headers.getall(HEADER, []), self.multitenancy_enabled)
         except TenantError as e:
             return self._error(protocol, e.status, e.message, "invalid_tenant")
         try:
