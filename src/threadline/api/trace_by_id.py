@@ -7,11 +7,13 @@ compatible with OTLP ``TracesData``) or ``tempopb.TraceByIDResponse`` (v2).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import orjson
 import pyarrow as pa
 from aiohttp import web
 from google.protobuf import json_format
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from threadline.api.common import parse_unix_seconds, tenant_of, wants_protobuf
 from threadline.api.tempopb import TraceByIDResponse
@@ -20,6 +22,9 @@ from threadline.model.otlp_encode import rows_to_traces_data
 from threadline.querier.trace_by_id import TraceFinder
 
 PROTOBUF = "application/protobuf"
+# answers of traces up to this many spans are encoded on the event loop (a thread hop costs
+# more than they do); bigger ones in a thread
+_ENCODE_ON_LOOP_SPANS = 2000
 
 
 class TraceByIDRoutes:
@@ -33,7 +38,7 @@ class TraceByIDRoutes:
             web.get(prefix + "/api/v2/traces/{trace_id}", self.v2),
         ]
 
-    async def _lookup(self, request: web.Request) -> tuple[TracesData, pa.Table]:
+    async def _lookup(self, request: web.Request) -> pa.Table:
         tenant = tenant_of(request, self.multitenancy_enabled)
         try:
             trace_id = parse_trace_id(request.match_info["trace_id"])
@@ -51,24 +56,45 @@ class TraceByIDRoutes:
         )
         if table is None:
             raise web.HTTPNotFound()
-        return rows_to_traces_data(table), table
+        return table
+
+    async def _answer(self, request: web.Request, encode: Callable[[pa.Table], bytes]) -> bytes:
+        table = await self._lookup(request)
+        if table.num_rows <= _ENCODE_ON_LOOP_SPANS:
+            return encode(table)
+        return await asyncio.to_thread(encode, table)  # a big trace must not stall the loop
 
     async def v1(self, request: web.Request) -> web.Response:
-        traces, _ = await self._lookup(request)
         if wants_protobuf(request):
-            return web.Response(body=traces.SerializeToString(), content_type=PROTOBUF)
-        doc = json_format.MessageToDict(traces)
-        return json_response({"batches": doc.get("resourceSpans", [])})
+            body = await self._answer(request, lambda t: rows_to_traces_data(t).SerializeToString())
+            return web.Response(body=body, content_type=PROTOBUF)
+
+        def as_json(table: pa.Table) -> bytes:
+            doc = json_format.MessageToDict(rows_to_traces_data(table))
+            return orjson.dumps({"batches": doc.get("resourceSpans", [])})
+
+        return json_body(await self._answer(request, as_json))
 
     async def v2(self, request: web.Request) -> web.Response:
-        traces, table = await self._lookup(request)
-        response = TraceByIDResponse()
-        response.trace.resourceSpans.extend(traces.resource_spans)
-        response.metrics.inspectedBytes = table.nbytes
-        if wants_protobuf(request):
-            return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
-        return json_response(json_format.MessageToDict(response))
+        protobuf = wants_protobuf(request)
+
+        def encode(table: pa.Table) -> bytes:
+            response = TraceByIDResponse()
+            response.trace.resourceSpans.extend(rows_to_traces_data(table).resource_spans)
+            response.metrics.inspectedBytes = table.nbytes
+            if protobuf:
+                return response.SerializeToString()
+            return orjson.dumps(json_format.MessageToDict(response))
+
+        body = await self._answer(request, encode)
+        if protobuf:
+            return web.Response(body=body, content_type=PROTOBUF)
+        return json_body(body)
 
 
 def json_response(doc: object) -> web.Response:
-    return web.Response(body=orjson.dumps(doc), content_type="application/json")
+    return json_body(orjson.dumps(doc))
+
+
+def json_body(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
