@@ -191,6 +191,8 @@ class QuerierConfig(_Section):
     max_spans_per_span_set: Annotated[int, Field(ge=1)] = 100
     max_search_duration: Duration = 168 * 3600.0
     max_metrics_duration: Duration = 24 * 3600.0
+    # series one metrics query may answer with; a query that would make more is refused
+    max_metrics_series: Annotated[int, Field(ge=1)] = 1000
     # memory one query may use; DuckDB spills to data_dir/tmp beyond it
     memory_limit: Size = 2 * 2**30
 

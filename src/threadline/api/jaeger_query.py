@@ -13,9 +13,8 @@ import orjson
 from aiohttp import web
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from threadline.api.common import ForeignQueryRoutes
+from threadline.api.common import MAX_NS, ForeignQueryRoutes, duration_param, int_param
 from threadline.api.jaeger_json import jaeger_trace, split_traces
-from threadline.config import parse_duration
 from threadline.model.ids import parse_trace_id
 from threadline.model.otlp_encode import rows_to_traces_data
 from threadline.model.otlp_json import otlp_json_to_protobuf
@@ -59,24 +58,18 @@ def _error(status: int, message: str) -> web.HTTPException:
     )
 
 
-def _int(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise _error(400, f"unable to parse param '{name}': {raw!r} is not an integer") from None
+def _bad_param(message: str) -> web.HTTPException:
+    return _error(400, message)
+
+
+def _int(request: web.Request, name: str, default: int, maximum: int) -> int:
+    value = int_param(request, name, default, maximum=maximum, error=_bad_param)
+    assert value is not None
+    return value
 
 
 def _duration_ns(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name, "")
-    if not raw:
-        return None
-    try:
-        return int(parse_duration(raw) * 1e9)
-    except ValueError:
-        raise _error(400, f"unable to parse param '{name}': {raw!r} is not a duration") from None
+    return duration_param(request, name, error=_bad_param)
 
 
 def _tags(request: web.Request) -> dict[str, str]:
@@ -165,9 +158,10 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
         if not service:
             raise _error(400, "parameter 'service' is required")
         now_us = time.time_ns() // 1000
-        end_us = _int(request, "end", now_us)
-        start_us = _int(request, "start", end_us - 2 * DAY_US)
-        limit = _int(request, "limit", DEFAULT_LIMIT)
+        end_us = _int(request, "end", now_us, MAX_NS // 1000)
+        start_us = _int(request, "start", max(0, end_us - 2 * DAY_US), MAX_NS // 1000)
+        # Jaeger has no maximum; more than the querier's search maximum is cut to it
+        limit = min(_int(request, "limit", DEFAULT_LIMIT, MAX_NS), self.max_result_limit)
         query = SpanQuery(
             service=service,
             operation=request.query.get("operation") or None,
@@ -188,8 +182,8 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
 
     async def dependencies(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
-        end_ms = _int(request, "endTs", time.time_ns() // 10**6)
-        lookback_ms = _int(request, "lookback", 86_400_000)
+        end_ms = _int(request, "endTs", time.time_ns() // 10**6, MAX_NS // 10**6)
+        lookback_ms = _int(request, "lookback", 86_400_000, MAX_NS // 10**6)
         edges = await self.dependency_finder.edges(
             tenant, (end_ms - lookback_ms) * 10**6, end_ms * 10**6
         )

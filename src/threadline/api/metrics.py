@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 from aiohttp import web
 
-from threadline.api.common import tenant_of
+from threadline.api.common import finite_seconds, parse_time_ns, tenant_of
 from threadline.api.trace_by_id import json_response
-from threadline.config import QuerierConfig, parse_duration
-from threadline.querier.metrics import MetricsEngine, series_json
+from threadline.config import QuerierConfig
+from threadline.querier.metrics import MetricsEngine, Series, TooManySeries, series_json
 from threadline.traceql.metrics_plan import MetricsExpression, MetricsQueryError, compile_metrics
 
 _STEPS_S = (3600, 300, 60, 15, 5, 1)
 MAX_INTERVALS = 10_000
-
-
-def parse_time_ns(raw: str, name: str) -> int:
-    """Unix seconds (up to 10 digits, fractions allowed), unix nanoseconds, or RFC 3339."""
-    text = raw.strip()
-    try:
-        if text.isdigit() and len(text) > 10:
-            return int(text)
-        return int(float(text) * 1e9)
-    except ValueError:
-        pass
-    try:
-        return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1e9)
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text=f"invalid {name} {raw!r}: use unix seconds, nanoseconds or RFC 3339"
-        ) from None
 
 
 def default_step_ns(start_ns: int, end_ns: int) -> int:
@@ -64,11 +46,7 @@ class MetricsRoutes:
         if q.get("start"):
             start = parse_time_ns(q["start"], "start")
         else:
-            try:
-                since = parse_duration(q.get("since") or "1h")
-            except ValueError:
-                raise web.HTTPBadRequest(text=f"invalid since {q.get('since')!r}") from None
-            start = end - int(since * 1e9)
+            start = end - int(finite_seconds(q.get("since") or "1h", "since") * 1e9)
         if end <= start:
             raise web.HTTPBadRequest(text="invalid start/end: end must be greater than start")
         if end - start > self.limits.max_metrics_duration * 1e9:
@@ -87,18 +65,29 @@ class MetricsRoutes:
         except MetricsQueryError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
 
+    async def _query(
+        self, tenant: str, plan: MetricsExpression, start: int, end: int, step: int
+    ) -> tuple[list[Series], int]:
+        limit = self.limits.max_metrics_series
+        try:
+            return await self.engine.query_range(tenant, plan, start, end, step, limit)
+        except TooManySeries as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+
     async def query_range(self, request: web.Request) -> web.Response:
         tenant = tenant_of(request, self.multitenancy_enabled)
         plan = self._plan(request)
         start, end = self._window(request)
         raw_step = request.query.get("step")
         if raw_step:
-            try:
-                step = int(parse_duration(raw_step) * 1e9)
-            except ValueError:
-                raise web.HTTPBadRequest(text=f"invalid step {raw_step!r}") from None
+            step = int(finite_seconds(raw_step, "step") * 1e9)
             if step <= 0:
                 raise web.HTTPBadRequest(text="step must be greater than 0")
+            if step > self.limits.max_metrics_duration * 1e9:
+                raise web.HTTPBadRequest(
+                    text=f"step {raw_step[:64]!r} exceeds the maximum metrics query range "
+                    f"({int(self.limits.max_metrics_duration)}s)"
+                )
         else:
             step = default_step_ns(start, end)
         start -= start % step  # aligned, as Tempo does
@@ -109,7 +98,7 @@ class MetricsRoutes:
                 text=f"step of {step / 1e9}s is too small, minimum step for given range is "
                 f"{minimum}s"
             )
-        series, inspected = await self.engine.query_range(tenant, plan, start, end, step)
+        series, inspected = await self._query(tenant, plan, start, end, step)
         metrics = {"inspectedBytes": str(inspected)}
         return json_response({"series": series_json(series), "metrics": metrics})
 
@@ -117,7 +106,7 @@ class MetricsRoutes:
         tenant = tenant_of(request, self.multitenancy_enabled)
         plan = self._plan(request)
         start, end = self._window(request)
-        series, inspected = await self.engine.query_range(tenant, plan, start, end, end - start)
+        series, inspected = await self._query(tenant, plan, start, end, end - start)
         out = [
             {"labels": s.labels, "value": next(iter(s.points.values()))} for s in series if s.points
         ]

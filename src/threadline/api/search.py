@@ -6,10 +6,16 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from threadline.api.common import parse_unix_seconds, tenant_of, wants_protobuf
+from threadline.api.common import (
+    duration_param,
+    int_param,
+    parse_unix_seconds,
+    tenant_of,
+    wants_protobuf,
+)
 from threadline.api.tempopb import search_response_protobuf
 from threadline.api.trace_by_id import PROTOBUF, json_response
-from threadline.config import QuerierConfig, parse_duration
+from threadline.config import QuerierConfig
 from threadline.querier.search import (
     Plan,
     QueryError,
@@ -24,30 +30,11 @@ _KNOWN = {"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "
 
 
 def _uint(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"invalid {name} {raw!r}: expected a number") from None
-    if value <= 0:
-        raise web.HTTPBadRequest(text=f"invalid {name} {raw!r}: must be greater than 0")
+    value = int_param(request, name, default, minimum=1, maximum=2**63 - 1)
+    assert value is not None
     if value > maximum:
         raise web.HTTPBadRequest(text=f"{name} {value} exceeds max {name} {maximum}")
     return value
-
-
-def _duration_ns(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        return int(parse_duration(raw) * 1e9)
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text=f"invalid {name} {raw!r}: use a duration like 100ms"
-        ) from None
 
 
 class SearchRoutes:
@@ -103,8 +90,8 @@ class SearchRoutes:
         window = SearchWindow(
             start * 10**9 if start else None,
             end * 10**9 if end else None,
-            _duration_ns(request, "minDuration"),
-            _duration_ns(request, "maxDuration"),
+            duration_param(request, "minDuration"),
+            duration_param(request, "maxDuration"),
         )
         if (
             window.min_duration_ns is not None

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from threadline.api.common import ForeignQueryRoutes
+from threadline.api.common import MAX_NS, ForeignQueryRoutes, int_param
 from threadline.api.zipkin_json import zipkin_spans
 from threadline.model.ids import parse_trace_id
 from threadline.model.otlp_encode import rows_to_traces_data
@@ -18,6 +18,7 @@ from threadline.querier.span_search import SpanQuery, attribute_equals
 
 PREFIX = "/zipkin/api/v2"
 DAY_MS = 86_400_000
+MAX_MS = MAX_NS // 10**6
 UI_CONFIG = {
     "environment": "",
     "queryLimit": 10,
@@ -35,14 +36,8 @@ def _reply(doc: Any) -> web.Response:
     return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
 
-def _int(request: web.Request, name: str, default: int | None) -> int | None:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be an integer, got {raw!r}") from None
+def _int(request: web.Request, name: str, default: int | None, maximum: int) -> int | None:
+    return int_param(request, name, default, maximum=maximum)
 
 
 def _required(request: web.Request, name: str) -> str:
@@ -137,11 +132,12 @@ class ZipkinQueryRoutes(ForeignQueryRoutes):
 
     async def traces(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
-        end_ms = _int(request, "endTs", time.time_ns() // 10**6) or 0
-        lookback_ms = _int(request, "lookback", DAY_MS) or DAY_MS
-        limit = _int(request, "limit", 10) or 10
-        min_us = _int(request, "minDuration", None)
-        max_us = _int(request, "maxDuration", None)
+        end_ms = _int(request, "endTs", time.time_ns() // 10**6, MAX_MS) or 0
+        lookback_ms = _int(request, "lookback", DAY_MS, MAX_MS) or DAY_MS
+        # Zipkin has no maximum; more than the querier's search maximum is cut to it
+        limit = min(_int(request, "limit", 10, MAX_NS) or 10, self.max_result_limit)
+        min_us = _int(request, "minDuration", None, MAX_NS // 1000)
+        max_us = _int(request, "maxDuration", None, MAX_NS // 1000)
         query = SpanQuery(
             min_duration_ns=min_us * 1000 if min_us is not None else None,
             max_duration_ns=max_us * 1000 if max_us is not None else None,
@@ -168,10 +164,10 @@ class ZipkinQueryRoutes(ForeignQueryRoutes):
         return _reply([spans for spans in found if spans])
 
     async def dependencies(self, request: web.Request) -> web.Response:
-        end_ms = _int(request, "endTs", None)
+        end_ms = _int(request, "endTs", None, MAX_MS)
         if end_ms is None:
             raise web.HTTPBadRequest(text="endTs is required")
-        lookback_ms = _int(request, "lookback", DAY_MS) or DAY_MS
+        lookback_ms = _int(request, "lookback", DAY_MS, MAX_MS) or DAY_MS
         edges = await self.dependency_finder.edges(
             self._tenant(request), (end_ms - lookback_ms) * 10**6, end_ms * 10**6
         )

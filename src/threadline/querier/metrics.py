@@ -60,20 +60,50 @@ class Series:
     exemplars: list[dict[str, Any]] = field(default_factory=list)
 
 
+class TooManySeries(Exception):
+    """A metrics query that would answer with more series than the limit allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the query would produce more than {limit} series (querier.max_metrics_series): "
+            f"group by fewer or coarser attributes, or select fewer spans"
+        )
+        self.limit = limit
+
+
 class MetricsEngine:
     def __init__(self, sources: DataSources) -> None:
         self.sources = sources
 
     def _states(
-        self, tenant: str, plan: MetricsPlan, start_ns: int, end_ns: int, step_ns: int
+        self,
+        tenant: str,
+        plan: MetricsPlan,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int,
+        max_series: int | None,
     ) -> tuple[dict[tuple[Any, ...], _State], int]:
+        per_label_set = max(1, len(plan.quantiles))
+
         def rows_of(con: duckdb.DuckDBPyConnection, source: Source) -> list[tuple[Any, ...]]:
-            query = plan.source_sql(source.relation, ROW_NUMBER, start_ns, end_ns, step_ns)
-            return con.sql(query).fetchall()
+            query = plan.source_sql(
+                source.relation, ROW_NUMBER, start_ns, end_ns, step_ns, max_series
+            )
+            rows = con.sql(query).fetchall()
+            # each source is cut at one series past the limit in its SQL: over means refused
+            if (
+                max_series is not None
+                and max((r[-1] for r in rows), default=0) * per_label_set > max_series
+            ):
+                raise TooManySeries(max_series)
+            return rows
 
         states: dict[tuple[Any, ...], _State] = {}
+        series: set[tuple[Any, ...]] = set()
         inspected = 0
         n_labels = len(plan.label_sql)
+        histogram = plan.function is MetricsOp.HISTOGRAM_OVER_TIME
         for source, rows in self.sources.each(tenant, start_ns, end_ns, rows_of):
             inspected += source.nbytes
             for row in rows:
@@ -82,13 +112,18 @@ class MetricsEngine:
                 labels = tuple(
                     tuple(sorted(v.items())) if v else None for v in row[1 : 1 + n_labels]
                 )
-                n, s, lo, hi, ex = row[2 + n_labels :]
+                n, s, lo, hi, ex = row[2 + n_labels : 7 + n_labels]
                 state = states.setdefault((labels, k), _State())
                 state.add(n, s, lo, hi)
                 if hb is not None:
                     state.histogram[hb] += n
                 if ex is not None and (state.exemplar is None or ex["v"] > state.exemplar["v"]):
                     state.exemplar = ex
+                if max_series is not None:
+                    series.add((labels, hb) if histogram else labels)
+            # sources may each be under the limit and together over it
+            if max_series is not None and len(series) * per_label_set > max_series:
+                raise TooManySeries(max_series)
         return states, inspected
 
     def _series(
@@ -152,29 +187,44 @@ class MetricsEngine:
         return None
 
     def _run(
-        self, tenant: str, expr: MetricsExpression, start_ns: int, end_ns: int, step_ns: int
+        self,
+        tenant: str,
+        expr: MetricsExpression,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int,
+        max_series: int | None,
     ) -> tuple[list[Series] | float, int]:
         if isinstance(expr, float):
             return expr, 0
         if isinstance(expr, MetricsPlan):
-            states, inspected = self._states(tenant, expr, start_ns, end_ns, step_ns)
+            states, inspected = self._states(tenant, expr, start_ns, end_ns, step_ns, max_series)
             return self._series(expr, states, start_ns, end_ns, step_ns), inspected
         if isinstance(expr, StagesPlan):
-            value, inspected = self._run(tenant, expr.expr, start_ns, end_ns, step_ns)
+            value, inspected = self._run(tenant, expr.expr, start_ns, end_ns, step_ns, max_series)
             series = value if isinstance(value, list) else []
             for stage in expr.stages:
                 series = _apply_stage(stage, series)
             return series, inspected
-        lhs, a = self._run(tenant, expr.lhs, start_ns, end_ns, step_ns)
-        rhs, b = self._run(tenant, expr.rhs, start_ns, end_ns, step_ns)
+        lhs, a = self._run(tenant, expr.lhs, start_ns, end_ns, step_ns, max_series)
+        rhs, b = self._run(tenant, expr.rhs, start_ns, end_ns, step_ns, max_series)
         return combine(expr.op, lhs, rhs), a + b
 
     async def query_range(
-        self, tenant: str, expr: MetricsExpression, start_ns: int, end_ns: int, step_ns: int
+        self,
+        tenant: str,
+        expr: MetricsExpression,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int,
+        max_series: int | None = None,
     ) -> tuple[list[Series], int]:
-        """Series over ``(start, end]`` in buckets of ``step``, and the bytes inspected."""
+        """Series over ``(start, end]`` in buckets of ``step``, and the bytes inspected.
+
+        Raises ``TooManySeries`` when a part of the query would make more than ``max_series``
+        series; that is found in each source's SQL, before any series is built."""
         value, inspected = await asyncio.to_thread(
-            self._run, tenant, expr, start_ns, end_ns, step_ns
+            self._run, tenant, expr, start_ns, end_ns, step_ns, max_series
         )
         return (value if isinstance(value, list) else []), inspected
 

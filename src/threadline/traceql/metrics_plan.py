@@ -58,15 +58,34 @@ class MetricsPlan:
     stages: tuple[SecondStage, ...]
 
     def source_sql(
-        self, relation: str, row_number: str, start_ns: int, end_ns: int, step_ns: int
+        self,
+        relation: str,
+        row_number: str,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int,
+        max_series: int | None = None,
     ) -> str:
-        """Partial states per (labels, bucket, histogram bucket) for one source."""
+        """Partial states per (labels, bucket, histogram bucket) for one source.
+
+        The last column, ``g``, numbers the series each row belongs to (1, 2, ...); with
+        ``max_series``, rows of series past ``max_series + 1`` are not returned, so a query
+        grouped by a near-unique value yields a bounded answer that shows it is over."""
         labels = "".join(f", {expr} AS l{i}" for i, expr in enumerate(self.label_sql))
         label_cols = "".join(f", l{i}" for i in range(len(self.label_sql)))
         histogram = self.function in _HISTOGRAM_FUNCTIONS
         bucket = bucket_sql("raw_v") if histogram else "NULL::INTEGER"
         keep = "v IS NOT NULL" if self.value_sql else "true"
         start, end, step = int(start_ns), int(end_ns), int(step_ns)
+        # a series per label set, times the histogram buckets or the quantiles asked for
+        series_keys = [f"l{i}" for i in range(len(self.label_sql))]
+        if self.function is MetricsOp.HISTOGRAM_OVER_TIME:
+            series_keys.append("hb")
+        series = f"dense_rank() OVER (ORDER BY {', '.join(series_keys)})" if series_keys else "1"
+        cut = ""
+        if max_series is not None:
+            per_label_set = max(1, len(self.quantiles))
+            cut = f" WHERE g * {per_label_set} <= {int(max_series) + per_label_set}"
         if self.span_filter is not None:
             spans, rows = "", f"base WHERE {self.span_filter}"
         else:
@@ -85,12 +104,17 @@ WITH base AS NOT MATERIALIZED (
          CAST({self.raw_value_sql()} AS DOUBLE) AS raw_v,
          trace_id, span_id, start_unix_nano, duration_nano{labels}
   FROM {rows}
-)
-SELECT k{label_cols}, {bucket} AS hb, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi,
-       arg_max(struct_pack(t := trace_id, sp := span_id, ts := start_unix_nano,
-                           v := coalesce(v, duration_nano / 1e9)),
-               duration_nano) AS ex
-FROM v WHERE {keep} GROUP BY ALL
+),
+states AS (
+  SELECT k{label_cols}, {bucket} AS hb, count(*) AS n, sum(v) AS s, min(v) AS lo,
+         max(v) AS hi,
+         arg_max(struct_pack(t := trace_id, sp := span_id, ts := start_unix_nano,
+                             v := coalesce(v, duration_nano / 1e9)),
+                 duration_nano) AS ex
+  FROM v WHERE {keep} GROUP BY ALL
+),
+numbered AS (SELECT *, {series} AS g FROM states)
+SELECT * FROM numbered{cut}
 """
 
     def raw_value_sql(self) -> str:
