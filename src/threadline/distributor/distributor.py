@@ -30,8 +30,9 @@ from threadline.selfmetrics import SelfMetrics
 
 # how long a push waits for in-flight room before it is refused
 INFLIGHT_WAIT = 1.0
-# bytes the current request (task) holds of the in-flight budget, taken by ``admit``
-_held: ContextVar[int] = ContextVar("inflight_held", default=0)
+# bytes of the in-flight budget that ``admit`` took for a request, and its task (tasks it starts
+# inherit the variable, but not the bytes)
+_held: ContextVar[tuple[object, int]] = ContextVar("inflight_held", default=(None, 0))
 
 
 class Overloaded(Exception):
@@ -134,7 +135,10 @@ class Distributor:
         """Hold ``nbytes`` of the in-flight budget for the request handled inside (a nested
         ``admit`` or ``push_otlp`` takes only what it needs beyond that, without waiting);
         raises ``Overloaded`` naming the limit if no room came within ``inflight_wait``."""
-        held = _held.get()
+        task = asyncio.current_task()
+        owner, held = _held.get()
+        if owner is not task:
+            held = 0
         extra = max(0, nbytes - held)
         if held:
             self.inflight.add(extra)  # the memory is taken already: count it, don't wait
@@ -145,7 +149,7 @@ class Distributor:
                 f"decoded or pushed (limit distributor.max_inflight_bytes = "
                 f"{self.inflight.limit}); retry later"
             )
-        token = _held.set(held + extra)
+        token = _held.set((task, held + extra))
         try:
             yield
         finally:
