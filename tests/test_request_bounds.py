@@ -21,7 +21,7 @@ MAX_SERIES = 50
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(
         tmp_path_factory.mktemp("bounds") / "data",
-        {"querier": {"max_metrics_series": MAX_SERIES}},
+        {"querier": {"max_metrics_series": MAX_SERIES, "max_result_limit": 20}},
     ).start()
     yield server
     server.stop()
@@ -86,13 +86,13 @@ def test_metrics_series_are_capped_before_the_answer_is_built(srv: Server) -> No
 
 
 def test_jaeger_and_zipkin_limits_are_bounded(srv: Server) -> None:
-    push(srv, "limited", 5, 3000)
+    push(srv, "limited", 25, 3000)
     jaeger = srv.get("/jaeger/api/traces?service=limited&limit=1000000000")
     assert jaeger.status == 200, jaeger.data
-    assert len(orjson.loads(jaeger.data)["data"]) == 5
+    assert len(orjson.loads(jaeger.data)["data"]) == 20  # cut to querier.max_result_limit
     zipkin = srv.get("/zipkin/api/v2/traces?serviceName=limited&limit=1000000000")
     assert zipkin.status == 200, zipkin.data
-    assert len(orjson.loads(zipkin.data)) == 5
+    assert len(orjson.loads(zipkin.data)) == 20
     for path in (
         "/jaeger/api/traces?service=limited&limit=100000000000000000000",
         "/zipkin/api/v2/traces?serviceName=limited&limit=100000000000000000000",

@@ -131,9 +131,10 @@ class App:
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
         )
-        jaeger = JaegerQueryRoutes(self.tags, self.search, self.finder, self.dependencies, mt)
+        found = (self.tags, self.search, self.finder, self.dependencies)
+        jaeger = JaegerQueryRoutes(*found, mt, cfg.querier)
         api.add_routes(jaeger.routes())
-        zipkin = ZipkinQueryRoutes(self.tags, self.search, self.finder, self.dependencies, mt)
+        zipkin = ZipkinQueryRoutes(*found, mt, cfg.querier)
         api.add_routes(zipkin.routes())
         sampling = SamplingRoutes(cfg.sampling)
         api.add_routes(sampling.routes(("/jaeger/api/sampling",)))

@@ -280,14 +280,21 @@ class Ingester:
             self.icfg.max_block_duration
         )
 
+    def _backlog_full(self) -> bool:
+        return self._held_bytes > self.icfg.max_unflushed_bytes
+
     async def tick(self) -> None:
-        """One flush check: cut idle traces, write full head blocks."""
+        """One flush check: cut idle traces, write full head blocks. While the backlog is over
+        ``max_unflushed_bytes`` every trace is cut and written at once, whatever the size and
+        age of the head, so that waiting pushes get room instead of waiting for a full block."""
         for tenant, state in list(self.tenants.items()):
-            self._cut_idle(state, self.clock(), everything=False)
+            self._cut_idle(state, self.clock(), everything=self._backlog_full())
             # keep the writer busy while it is behind, rather than waiting for the next check
-            while self._head_full(state, self.clock()):
+            while self._head_full(state, self.clock()) or (
+                self._backlog_full() and state.head and self.clock() >= state.retry_at
+            ):
                 await self._write_head(tenant)
-                self._cut_idle(state, self.clock(), everything=False)
+                self._cut_idle(state, self.clock(), everything=self._backlog_full())
         self.update_gauges()
 
     async def flush(self, tenant: str | None = None) -> None:
