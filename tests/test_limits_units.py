@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from threadline.config import ConfigError, OverridesConfig
 from threadline.distributor.limits import RateLimiter
+from threadline.ingester.trace_sizes import TraceSizes
 from threadline.model.otlp_decode import decode_export_request
 from threadline.model.truncate import truncate_attributes
 from threadline.overrides import Overrides
@@ -119,3 +121,32 @@ def test_rate_limiter_allows_the_rate_and_the_burst() -> None:
     assert limiter.allow("t", 2000, rate=1000, burst=2000)  # refilled up to the burst only
     assert not limiter.allow("t", 1, rate=1000, burst=2000)
     assert limiter.allow("t", 10**9, rate=0, burst=0)  # rate 0: no limit
+
+
+def ids(*traces: int) -> pa.Array:
+    return pa.array([t.to_bytes(16, "big") for t in traces], pa.binary(16))
+
+
+def test_trace_sizes_keep_each_trace_within_its_bytes_in_arrival_order() -> None:
+    sizes = TraceSizes()
+    # 10 bytes a span, 35 bytes a trace: 3 spans of each trace fit
+    got = sizes.admit(ids(1, 2, 1, 1, 2, 1, 1), 10, max_bytes=35, max_traces=0)
+    assert got.keep is not None
+    assert got.keep.tolist() == [True, True, True, True, True, False, False]
+    assert (got.too_large, got.too_many_traces) == (2, 0)
+    # trace 1 is full; trace 2 has room for one more
+    got = sizes.admit(ids(2, 2, 1), 10, max_bytes=35, max_traces=0)
+    assert got.keep.tolist() == [True, False, False]
+    # within the limits: nothing to filter
+    assert sizes.admit(ids(3, 3), 10, max_bytes=35, max_traces=0).keep is None
+    sizes.forget(ids(1, 1))
+    assert sizes.admit(ids(1), 10, max_bytes=35, max_traces=0).keep is None
+
+
+def test_trace_sizes_refuse_new_traces_past_the_live_limit() -> None:
+    sizes = TraceSizes()
+    assert sizes.admit(ids(1, 2), 10, max_bytes=0, max_traces=2).keep is None
+    got = sizes.admit(ids(3, 1, 3, 4), 10, max_bytes=0, max_traces=2)
+    assert got.keep.tolist() == [False, True, False, False]  # 1 is live; 3 and 4 are new
+    assert (got.too_large, got.too_many_traces) == (0, 3)
+    assert len(sizes) == 2
