@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_traceql_conformance import CORPUS_DATA
+from test_traceql_conformance import CORPUS, CORPUS_DATA
 from threadline.traceql import TraceQLError, TraceQLSyntaxError, parse, unparse, validate
 from threadline.traceql.metrics_plan import MetricsQueryError, compile_metrics
 from threadline.traceql.parser import MAX_DEPTH
@@ -109,6 +109,7 @@ def _damaged(draw: st.DrawFn) -> str:
     return "".join(text)
 
 
+@pytest.mark.skipif(not _SEEDS, reason=f"no TraceQL conformance corpus at {CORPUS} to damage")
 @HOSTILE
 @given(query=_damaged())
 def test_damaged_corpus_queries(query: str) -> None:

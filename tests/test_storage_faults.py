@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 import urllib3
+import yaml
 
 from s3_server import FlakyProxy, MotoS3
 from storage_helpers import request, start_server
@@ -41,7 +42,14 @@ def compact_cli(data: Path, crash_at: str | None) -> subprocess.CompletedProcess
     env.pop(ENV, None)
     if crash_at:
         env[ENV] = crash_at
-    cmd = [sys.executable, "-m", "threadline.cli", "blocks", "compact", "--data-dir", str(data)]
+    # a process of its own has a data directory of its own; the blocks directory is the server's
+    own = data.parent / "compact-cli"
+    config = data.parent / "compact-cli.yaml"
+    config.write_text(
+        yaml.safe_dump({"storage": {"trace": {"local": {"path": str(data / "blocks")}}}})
+    )
+    cmd = [sys.executable, "-m", "threadline.cli", "blocks", "compact", "--config", str(config)]
+    cmd += ["--data-dir", str(own)]
     return subprocess.run(cmd, env=env, capture_output=True, timeout=120)
 
 
@@ -60,10 +68,14 @@ def live_metas(data: Path) -> list[Path]:
 )
 def test_compactor_killed_mid_compaction(tmp_path: Path, point: str, output_visible: bool) -> None:
     data = tmp_path / "data"
-    # the server compacts nothing itself (a long cycle) but lists the directory each poll
+    # the server compacts nothing itself (the tool does: one compactor per blocks directory)
+    # and lists the directory at every (frequent) poll: a tenant index the crashed tool wrote
+    # before compacting counts as stale at once
     cfg = {
-        "compactor": {"compaction": {"compaction_cycle": "1h"}},
-        "storage": {"trace": {"blocklist_poll": "100ms"}},
+        "compactor": {"enabled": False},
+        "storage": {
+            "trace": {"blocklist_poll": "100ms", "blocklist_poll_stale_tenant_index": "1ms"}
+        },
     }
     server = start_server(data, cfg)
     try:
