@@ -72,7 +72,8 @@ class BenchServer:
             "--log-level",
             "warning",
         ]
-        self.proc = subprocess.Popen(cmd)
+        # the start-up banner to stderr: stdout is the benchmark's JSON
+        self.proc = subprocess.Popen(cmd, stdout=sys.stderr)
         for _ in range(600):
             try:
                 if self.http.request("GET", self.api + "/ready").status == 200:
