@@ -55,12 +55,12 @@ def test_concurrent_large_pushes_past_the_limit_are_refused_and_the_server_stays
     cfg = {
         # four requests fit, a fifth does not
         "distributor": {"max_inflight_bytes": 4 * size + size // 2},
-        # the backlog is full after the first push (no block is cut): pushes are held there
+        # the backlog is full after the first push, and no flush check drains it: pushes are
+        # held there
         "ingester": {
             "max_unflushed_bytes": "1KiB",
             "backlog_wait": "5s",
-            "trace_idle_period": "1h",
-            "max_block_duration": "1h",
+            "flush_check_period": "1h",
         },
     }
     server = Server(tmp_path / "data", cfg).start()

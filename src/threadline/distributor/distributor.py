@@ -8,8 +8,9 @@ At most ``distributor.max_inflight_bytes`` of requests are decoded and pushed at
 holds its bytes until the ingester has acknowledged or refused it, including while it waits for
 the ingester's backlog): past it a push waits up to ``INFLIGHT_WAIT`` for room, in arrival order,
 then is refused as ``Overloaded``. A receiver that reads a body can take the bytes before reading
-it (``async with distributor.admit(declared_size)``), so that bodies waiting for room are not
-read into memory either; ``push_otlp`` inside it then takes only what the decoded body adds.
+it (``async with distributor.admit(declared_size, protocol)``), so that bodies waiting for room
+are not read into memory either; ``push_otlp`` inside it then takes only what the decoded body
+adds.
 """
 
 from __future__ import annotations
