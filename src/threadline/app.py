@@ -31,6 +31,7 @@ from threadline.generator import MetricsGenerator
 from threadline.http_server import HttpServers
 from threadline.ingester.ingester import Ingester
 from threadline.listeners import check_free
+from threadline.overrides import Overrides
 from threadline.querier.dependencies import DependencyFinder
 from threadline.querier.metrics import MetricsEngine
 from threadline.querier.search import SearchEngine
@@ -79,7 +80,8 @@ class App:
             self.compactor = Compactor(
                 cfg, self.blocklist, self.metrics.registry, defer=self.ingester.behind
             )
-        self.distributor = Distributor(self.ingester, self.metrics)
+        self.overrides = Overrides(cfg.overrides)
+        self.distributor = Distributor(self.ingester, self.metrics, overrides=self.overrides)
         self.finder = TraceFinder(self.ingester, self.blocklist)
         resources = QueryResources(cfg.querier.memory_limit, str(data / "tmp"))
         self.sources = DataSources(self.ingester, self.blocklist, resources)
@@ -199,6 +201,8 @@ class App:
 
         await self.generator.start()
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
+        if cfg.overrides.per_tenant_override_config is not None:
+            self._background.append(asyncio.create_task(self.overrides.watch(self.stop_event)))
         if self.auth.enabled and cfg.auth.users_file is not None:
             self._background.append(asyncio.create_task(self.auth.watch(self.stop_event)))
         # the compactor; the block list is polled (and, with a compactor, the tenant

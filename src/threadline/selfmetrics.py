@@ -27,6 +27,12 @@ class SelfMetrics:
             ["tenant", "reason"],
             registry=r,
         )
+        self.attributes_truncated = Counter(
+            "threadline_distributor_attributes_truncated",
+            "Attribute keys and values cut to ingestion.max_attribute_bytes, per tenant.",
+            ["tenant"],
+            registry=r,
+        )
         self.requests_refused = Counter(
             "threadline_receiver_refused_requests",
             "Requests refused whole, by protocol and reason.",

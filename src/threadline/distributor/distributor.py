@@ -24,9 +24,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from threadline.distributor.limits import LimitExceeded, RateLimiter
 from threadline.ingester.ingester import Ingester, IngesterBacklogFull
+from threadline.ingester.records import AppliedLimits
 from threadline.ingester.wal import WALUnavailable
 from threadline.model.otlp_decode import decode_export_request
+from threadline.model.truncate import truncate_attributes
+from threadline.overrides import Overrides
 from threadline.selfmetrics import SelfMetrics
 
 # how long a push waits for in-flight room before it is refused
@@ -117,7 +121,11 @@ BatchConsumer = Callable[[str, pa.RecordBatch], None]
 
 class Distributor:
     def __init__(
-        self, ingester: Ingester, metrics: SelfMetrics, inflight_wait: float = INFLIGHT_WAIT
+        self,
+        ingester: Ingester,
+        metrics: SelfMetrics,
+        inflight_wait: float = INFLIGHT_WAIT,
+        overrides: Overrides | None = None,
     ) -> None:
         self.ingester = ingester
         self.metrics = metrics
@@ -126,6 +134,8 @@ class Distributor:
             ingester.cfg.distributor.max_inflight_bytes, metrics.inflight_bytes.set
         )
         self.inflight_wait = inflight_wait
+        self.overrides = overrides or Overrides(ingester.cfg.overrides)
+        self.rate = RateLimiter()
 
     def refuse(self, protocol: str, reason: str) -> None:
         """Count a request refused whole (bad body, wrong content type, too large ...)."""
@@ -170,29 +180,92 @@ class Distributor:
             raise InvalidInput(str(e), "invalid_protobuf") from None
         for reason, count in decoded.rejected.items():
             self.metrics.spans_refused.labels(tenant, reason).inc(count)
-        accepted = decoded.batch.num_rows
-        if accepted == 0 and decoded.rejected_count:
+        batch = decoded.batch
+        if batch.num_rows == 0 and decoded.rejected_count:
             self.refuse(protocol, "all_spans_invalid")
             raise InvalidInput(
                 f"all {decoded.rejected_count} spans were rejected: {decoded.first_error}",
                 "all_spans_invalid",
             )
-        if accepted:
+        limited, applied, limited_why = self._limit(tenant, data, batch, protocol)
+        if limited.num_rows:
             try:
-                await self.ingester.push(tenant, data, decoded.batch)
+                await self.ingester.push(tenant, data, limited, applied)
             except IngesterBacklogFull as e:
                 self.refuse(protocol, "backlog_full")
                 raise Overloaded(str(e)) from None
             except WALUnavailable as e:  # disk full or failing: nothing of the push is kept
                 self.refuse(protocol, "wal_unavailable")
                 raise Overloaded(str(e)) from None
-            self.metrics.spans_received.labels(tenant, protocol).inc(accepted)
+            self.metrics.spans_received.labels(tenant, protocol).inc(limited.num_rows)
             for consume in self.consumers:
-                consume(tenant, decoded.batch)
+                consume(tenant, limited)
+        refused = decoded.rejected_count + batch.num_rows - limited.num_rows
         message = ""
-        if decoded.rejected_count:
+        if refused:
+            first = decoded.first_error or limited_why
             message = (
-                f"{decoded.rejected_count} of {decoded.rejected_count + accepted} spans rejected; "
-                f"first: {decoded.first_error}"
+                f"{refused} of {decoded.rejected_count + batch.num_rows} spans rejected; "
+                f"first: {first}"
             )
-        return PushResult(accepted, decoded.rejected_count, message)
+        return PushResult(limited.num_rows, refused, message)
+
+    def _limit(
+        self, tenant: str, data: bytes, batch: pa.RecordBatch, protocol: str
+    ) -> tuple[pa.RecordBatch, AppliedLimits | None, str]:
+        """The tenant's limits applied to a push: refused whole (``LimitExceeded``, counted) or
+        cut to the spans and attribute lengths they allow; with what was applied (for the WAL)
+        and why spans were refused."""
+        limits = self.overrides.limits(tenant)
+        ing = limits.ingestion
+        spans = batch.num_rows
+
+        def refuse(reason: str, message: str) -> LimitExceeded:
+            self.refuse(protocol, reason)
+            self.metrics.spans_refused.labels(tenant, reason).inc(spans)
+            return LimitExceeded(message, reason)
+
+        if not self.rate.allow(tenant, len(data), ing.rate_limit_bytes, ing.burst_size_bytes):
+            raise refuse(
+                "rate_limited",
+                f"ingestion rate limit of tenant {tenant!r} exceeded: {len(data)} bytes over "
+                f"ingestion.rate_limit_bytes = {ing.rate_limit_bytes} bytes/s "
+                f"(burst_size_bytes = {ing.burst_size_bytes}); retry later",
+            )
+        if ing.max_spans_per_request and spans > ing.max_spans_per_request:
+            raise refuse(
+                "too_many_spans",
+                f"the request holds {spans} spans, over ingestion.max_spans_per_request = "
+                f"{ing.max_spans_per_request} of tenant {tenant!r}; send smaller batches",
+            )
+        admitted = self.ingester.admit(
+            tenant, batch.column("trace_id"), len(data) / max(spans, 1), limits
+        )
+        keep, why = admitted.keep, ""
+        if keep is not None:
+            for reason, count in (
+                ("trace_too_large", admitted.too_large),
+                ("live_traces_exceeded", admitted.too_many_traces),
+            ):
+                if count:
+                    self.metrics.spans_refused.labels(tenant, reason).inc(count)
+            if admitted.too_large:
+                why = (
+                    f"trace too large: a trace of tenant {tenant!r} is over "
+                    f"global.max_bytes_per_trace = {limits.global_.max_bytes_per_trace} bytes"
+                )
+            else:
+                why = (
+                    f"too many live traces: tenant {tenant!r} has "
+                    f"ingestion.max_traces_per_user = {ing.max_traces_per_user} live traces"
+                )
+            if not keep.any():
+                self.refuse(protocol, "trace_limits")
+                raise LimitExceeded(why, "trace_limits")
+            batch = batch.filter(pa.array(keep))
+        batch, truncated = truncate_attributes(batch, ing.max_attribute_bytes)
+        if truncated:
+            self.metrics.attributes_truncated.labels(tenant).inc(truncated)
+        if keep is None and not truncated:
+            return batch, None, why
+        return batch, AppliedLimits(keep, ing.max_attribute_bytes if truncated else 0), why

@@ -23,8 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import Counter
 
-from threadline.config import Config
-from threadline.ingester.records import RecordKind, decode_record, encode_record
+from threadline.config import Config, TenantLimits
+from threadline.ingester.records import AppliedLimits, RecordKind, decode_record, encode_record
+from threadline.ingester.trace_sizes import Admitted, TraceSizes
 from threadline.ingester.wal import WAL, WALUnavailable, list_segments, read_segment, segment_path
 from threadline.model.otlp_decode import decode_export_request
 from threadline.model.schema import SPAN_SCHEMA
@@ -64,6 +65,7 @@ class TenantState:
     head: list[Entry] = field(default_factory=list)
     head_since: float | None = None
     flushing: list[Entry] = field(default_factory=list)
+    sizes: TraceSizes = field(default_factory=TraceSizes)  # bytes of each live trace
     failures: int = 0  # block writes failed in a row (the backend is unreachable)
     retry_at: float = 0.0  # no new block write before this (backoff after failures)
 
@@ -148,13 +150,18 @@ class Ingester:
             for payload in read_segment(segment_path(self.wal_dir, seg), truncate_torn_tail=repair):
                 try:
                     rec = decode_record(payload)
-                    decoded = decode_export_request(rec.body)
+                    applied, body = None, rec.body
+                    if rec.kind is RecordKind.OTLP_LIMITED:
+                        applied, body = AppliedLimits.decode(body)
+                    batch = decode_export_request(body).batch
                 except ValueError:
                     log.exception("WAL segment %d: skipping a record that cannot be read", seg)
                     continue
                 self.metrics.wal_replayed_records.inc()
-                if decoded.batch.num_rows:
-                    table = pa.Table.from_batches([decoded.batch])
+                if applied is not None:
+                    batch = applied.apply(batch)
+                if batch.num_rows:
+                    table = pa.Table.from_batches([batch])
                     replayed.setdefault(rec.tenant, []).append(Entry(table, seg, now))
         for tenant, entries in replayed.items():
             merged = _merge(entries, now)
@@ -184,8 +191,15 @@ class Ingester:
 
     # -- write path -----------------------------------------------------------------------------
 
-    async def push(self, tenant: str, otlp: bytes | memoryview, batch: pa.RecordBatch) -> None:
-        """Make ``batch`` (decoded from ``otlp``) durable and visible; returns once fsynced."""
+    async def push(
+        self,
+        tenant: str,
+        otlp: bytes | memoryview,
+        batch: pa.RecordBatch,
+        applied: AppliedLimits | None = None,
+    ) -> None:
+        """Make ``batch`` (decoded from ``otlp``, then cut by ``applied`` limits) durable and
+        visible; returns once fsynced."""
         assert self.wal is not None
         # backpressure: the block writer is behind, so acks slow down instead of memory growing;
         # past ``backlog_wait`` (block writes failing) the push is refused, nothing is written
@@ -200,7 +214,7 @@ class Ingester:
                     f"{self.icfg.max_unflushed_bytes}); retry later"
                 ) from None
         # a failed write (disk full) raises WALUnavailable here, and nothing of the push is kept
-        ticket, seg = self.wal.write(*encode_record(RecordKind.OTLP, tenant, otlp))
+        ticket, seg = self.wal.write(*encode_record(tenant, otlp, applied))
         entry = None
         if batch.num_rows:
             entry = Entry(pa.Table.from_batches([batch]), seg, self.clock())
@@ -227,6 +241,17 @@ class Ingester:
         # cut together with other rows meanwhile: a retry may store these spans twice
         log.warning(
             "tenant %s: %d spans of a refused push stay in memory", tenant, entry.table.num_rows
+        )
+
+    def admit(
+        self, tenant: str, trace_ids: pa.Array, span_bytes: float, limits: TenantLimits
+    ) -> Admitted:
+        """Which spans the tenant's per-trace and live-trace limits let in (counted in)."""
+        return self._state(tenant).sizes.admit(
+            trace_ids,
+            span_bytes,
+            limits.global_.max_bytes_per_trace,
+            limits.ingestion.max_traces_per_user,
         )
 
     # -- lifecycle: live → head → block -------------------------------------------------------
@@ -264,6 +289,10 @@ class Ingester:
                     kept.append(Entry(e.table.filter(still), e.min_seg, e.arrival))
         state.live = [e for e in kept if e.table.num_rows]
         moved = [e for e in moved if e.table.num_rows]
+        if not state.live:
+            state.sizes = TraceSizes()
+        elif moved:
+            state.sizes.forget(pa.chunked_array([e.table.column("trace_id") for e in moved]))
         if moved:
             if state.head_since is None:
                 state.head_since = now

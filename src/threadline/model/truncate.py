@@ -13,7 +13,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+def _longest(arr: pa.Array, limit: int) -> int:
+    """The longest value of a string/binary array, or 0 when none can be over ``limit``."""
+    _, offsets, data = arr.buffers()
+    if len(arr) == 0 or data is None or data.size <= limit:
+        return 0
+    ends = np.frombuffer(offsets, dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+    return int(np.max(ends[1:] - ends[:-1]))
+
+
 def _truncate_leaf(arr: pa.Array, limit: int) -> tuple[pa.Array, int]:
+    if _longest(arr, limit) <= limit:
+        return arr, 0
     lengths = pc.binary_length(arr)
     too_long = pc.greater(lengths, limit)
     n = pc.sum(too_long).as_py() or 0

@@ -10,6 +10,7 @@ import grpc
 
 from threadline.auth import Authenticator, AuthError
 from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded, PushResult
+from threadline.distributor.limits import LimitExceeded
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
 
@@ -47,6 +48,8 @@ class RawGrpcReceiver:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except Overloaded as e:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        except LimitExceeded as e:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         raise AssertionError("abort returns only by raising")
 
     async def _call(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:

@@ -32,6 +32,7 @@ import grpc
 from aiohttp import web
 
 from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded
+from threadline.distributor.limits import LimitExceeded
 from threadline.model.jaeger import (
     COLLECTOR_SERVICE,
     PostSpansResponse,
@@ -96,6 +97,8 @@ class JaegerThriftHttpReceiver:
             return web.Response(status=400, text=str(e))
         except Overloaded as e:  # counted by the distributor; clients retry a 503
             return web.Response(status=503, text=str(e))
+        except LimitExceeded as e:  # counted by the distributor
+            return web.Response(status=429, text=str(e))
         return web.Response(status=202)
 
 
@@ -194,7 +197,7 @@ class JaegerAgentReceiver:
     async def _push(self, otlp: bytes) -> None:
         try:
             await self.distributor.push_otlp(SINGLE_TENANT, otlp, self.protocol)
-        except (InvalidInput, Overloaded) as e:  # counted by the distributor; UDP can't answer
+        except (InvalidInput, Overloaded, LimitExceeded) as e:  # counted; UDP can't answer
             log.debug("Jaeger agent datagram refused: %s", e)
         except Exception:
             log.exception("pushing a Jaeger agent datagram failed")

@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded
+from threadline.distributor.limits import LimitExceeded
 from threadline.model.otlp_json import otlp_json_to_protobuf
 from threadline.model.protowire import bytes_field, varint_field
 from threadline.receivers.http_body import BodyError, read_body
@@ -86,6 +87,10 @@ class OTLPHttpReceiver:
         except Overloaded as e:  # counted by the distributor; OTLP clients retry a 503
             return web.Response(
                 status=503, body=_status_body(content_type, 503, str(e)), content_type=content_type
+            )
+        except LimitExceeded as e:  # counted by the distributor; a 429 is retried later
+            return web.Response(
+                status=429, body=_status_body(content_type, 429, str(e)), content_type=content_type
             )
         response = ExportTraceServiceResponse()
         if result.rejected:

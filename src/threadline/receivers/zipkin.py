@@ -19,6 +19,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded
+from threadline.distributor.limits import LimitExceeded
 from threadline.model.zipkin import (
     zipkin_v1_json_to_otlp,
     zipkin_v2_json_to_otlp,
@@ -109,5 +110,7 @@ class ZipkinReceiver:
             return web.Response(status=400, text=f"{e}\n")
         except Overloaded as e:  # counted by the distributor; clients retry a 503
             return web.Response(status=503, text=f"{e}\n")
+        except LimitExceeded as e:  # counted by the distributor
+            return web.Response(status=429, text=f"{e}\n")
         # Zipkin has no partial success: spans the distributor rejected are counted there
         return web.Response(status=202)
