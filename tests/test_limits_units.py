@@ -87,7 +87,7 @@ def test_overrides_merge_over_defaults_and_are_reread(tmp_path: Path) -> None:
     big = overrides.limits("big")
     assert big.global_.max_bytes_per_trace == 50 * 10**6
     assert big.ingestion.max_traces_per_user == 7  # the default, merged under the entry
-    assert big.ingestion.rate_limit_bytes == 64 * 2**20
+    assert big.ingestion.rate_limit_bytes == 128 * 2**20
     other = overrides.limits("anyone")
     assert other.ingestion.rate_limit_bytes == 1000  # the * entry
     assert other.global_.max_bytes_per_trace == 5 * 10**6
@@ -95,7 +95,7 @@ def test_overrides_merge_over_defaults_and_are_reread(tmp_path: Path) -> None:
     write_overrides(path, {"overrides": {"big": {"ingestion": {"max_traces_per_user": 9}}}})
     assert overrides.reload()
     assert overrides.limits("big").ingestion.max_traces_per_user == 9
-    assert overrides.limits("anyone").ingestion.rate_limit_bytes == 64 * 2**20
+    assert overrides.limits("anyone").ingestion.rate_limit_bytes == 128 * 2**20
     assert not overrides.reload()  # unchanged file: nothing to do
 
     for bad in ("overrides: [1, 2]", "overrides: {big: {ingestion: {nope: 1}}}", ": : :"):

@@ -487,8 +487,8 @@ class IngestionLimits(_Section):
     """Per-tenant ingest limits (Tempo's ``overrides.defaults.ingestion`` keys, plus ours)."""
 
     # bytes per second of OTLP a tenant may push (0: no limit) and the burst above it
-    rate_limit_bytes: Size = 64 * 2**20
-    burst_size_bytes: Size = 128 * 2**20
+    rate_limit_bytes: Size = 128 * 2**20
+    burst_size_bytes: Size = 256 * 2**20
     # traces held live per tenant; spans of new traces past it are refused (0: no limit)
     max_traces_per_user: Annotated[int, Field(ge=0)] = 1_000_000
     # spans in one request; a bigger request is refused whole (0: no limit)
