@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import urllib3
 import yaml
@@ -126,6 +127,15 @@ class Server:
 
     def request(self, method: str, url: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
         return self.http.request(method, url, **kwargs)
+
+    def span_count(self, trace: str, headers: dict[str, str] | None = None) -> int:
+        """Spans of ``trace`` (hex id) that trace by ID answers (0 when it is not found)."""
+        r = self.get(f"/api/traces/{trace}", headers=headers)
+        if r.status == 404:
+            return 0
+        assert r.status == 200, r.data
+        doc = orjson.loads(r.data)
+        return sum(len(ss["spans"]) for b in doc["batches"] for ss in b["scopeSpans"])
 
     def flush(self, tenant: str | None = None) -> None:
         path = "/flush" + (f"?tenant={tenant}" if tenant else "")

@@ -8,21 +8,11 @@ import time
 from pathlib import Path
 
 import grpc
-import orjson
 
 from conftest import Server
 from otlp_requests import SPANS_PER_TRACE, trace_request
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-def span_count(server: Server, trace: str) -> int:
-    r = server.get(f"/api/traces/{trace}")
-    if r.status == 404:
-        return 0
-    assert r.status == 200, r.data
-    doc = orjson.loads(r.data)
-    return sum(len(ss["spans"]) for b in doc["batches"] for ss in b["scopeSpans"])
 
 
 def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path) -> None:
@@ -75,7 +65,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path) -> None:
 
     server.start()
     try:
-        missing = [t for t in acked if span_count(server, t) != SPANS_PER_TRACE]
+        missing = [t for t in acked if server.span_count(t) != SPANS_PER_TRACE]
         assert not missing, (
             f"{len(missing)} acknowledged traces lost or partial, e.g. {missing[:3]}"
         )
@@ -103,12 +93,12 @@ def test_torn_last_wal_record_is_dropped(tmp_path: Path) -> None:
     try:
         assert server.get("/ready").status == 200
         for trace in traces[:-1]:
-            assert span_count(server, trace) == SPANS_PER_TRACE
-        assert span_count(server, traces[-1]) == 0
+            assert server.span_count(trace) == SPANS_PER_TRACE
+        assert server.span_count(traces[-1]) == 0
         # and the server keeps working after the repair
         body, trace = trace_request(99)
         call = grpc.insecure_channel(server.grpc_target).unary_unary(EXPORT)
         call(body, timeout=5)
-        assert span_count(server, trace) == SPANS_PER_TRACE
+        assert server.span_count(trace) == SPANS_PER_TRACE
     finally:
         server.stop()

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import grpc
-import orjson
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -18,15 +17,6 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from conftest import HOST, Server
 from otel_helpers import make_trace, trace_hex
 from otlp_requests import SPANS_PER_TRACE, trace_request
-
-
-def span_count(server: Server, trace: str) -> int:
-    r = server.get(f"/api/traces/{trace}")
-    if r.status == 404:
-        return 0
-    assert r.status == 200, r.data
-    doc = orjson.loads(r.data)
-    return sum(len(ss["spans"]) for b in doc["batches"] for ss in b["scopeSpans"])
 
 
 def wait_for_log(server: Server, text: str, timeout: float = 30.0) -> None:
@@ -76,8 +66,8 @@ def test_a_push_under_way_is_finished_and_nothing_is_replayed(
     server.start()
     try:
         assert server.metric("threadline_wal_replayed_records_total") == 0
-        assert span_count(server, trace) == SPANS_PER_TRACE
-        assert span_count(server, earlier[1]) == SPANS_PER_TRACE
+        assert server.span_count(trace) == SPANS_PER_TRACE
+        assert server.span_count(earlier[1]) == SPANS_PER_TRACE
     finally:
         server.stop()
 
@@ -117,7 +107,7 @@ def test_sigterm_during_a_stream_of_sdk_exports_keeps_every_acknowledged_span(
     server.start()
     try:
         assert server.metric("threadline_wal_replayed_records_total") == 0
-        missing = [t for t in acked if span_count(server, t) != 5]
+        missing = [t for t in acked if server.span_count(t) != 5]
         assert not missing, f"{len(missing)} of {len(acked)} acknowledged traces lost"
     finally:
         server.stop()
@@ -149,6 +139,6 @@ def test_a_second_signal_exits_at_once_and_the_wal_keeps_the_spans(tmp_path: Pat
     server.start()
     try:
         assert server.metric("threadline_wal_replayed_records_total") >= 1
-        assert span_count(server, trace) == SPANS_PER_TRACE
+        assert server.span_count(trace) == SPANS_PER_TRACE
     finally:
         server.stop()

@@ -17,15 +17,6 @@ from otlp_requests import SPANS_PER_TRACE, trace_request
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def span_count(server: Server, trace: str) -> int:
-    r = server.get(f"/api/traces/{trace}")
-    if r.status == 404:
-        return 0
-    assert r.status == 200, r.data
-    doc = orjson.loads(r.data)
-    return sum(len(ss["spans"]) for b in doc["batches"] for ss in b["scopeSpans"])
-
-
 def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``directory`` with its size and modification time (ns)."""
     out = {}
@@ -60,7 +51,7 @@ def test_second_server_on_the_same_data_dir_is_refused_and_changes_nothing(
         acked += [push(first, n) for n in range(5, 10)]
         first.kill()
         first.start()
-        assert all(span_count(first, t) == SPANS_PER_TRACE for t in acked)
+        assert all(first.span_count(t) == SPANS_PER_TRACE for t in acked)
     finally:
         first.stop()
 
@@ -149,7 +140,7 @@ def test_lock_outlives_no_owner(tmp_path: Path) -> None:
     assert (data / ".threadline.lock").read_text().strip() == str(killed)
     server.start()
     try:
-        assert span_count(server, trace) == SPANS_PER_TRACE
+        assert server.span_count(trace) == SPANS_PER_TRACE
         owner = (data / ".threadline.lock").read_text().strip()
         assert owner == str(server.proc.pid) != str(killed)  # type: ignore[union-attr]
     finally:

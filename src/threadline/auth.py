@@ -17,19 +17,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from threadline.config import AuthConfig, AuthUser, ConfigError
+from threadline.config import AuthConfig, AuthUser
+from threadline.reloaded import ReloadedFile
 from threadline.tenancy import SINGLE_TENANT, TenantError, resolve_tenant
 
 log = logging.getLogger(__name__)
@@ -125,14 +124,18 @@ class Authenticator:
     def __init__(self, cfg: AuthConfig, multitenancy_enabled: bool) -> None:
         self.cfg = cfg
         self.multitenancy_enabled = multitenancy_enabled
-        self._file_stamp: tuple[float, int] | None = None
-        self._file_users: list[AuthUser] = []
         self._verified: dict[str, Principal] = {}  # sha256(user:password) -> principal
-        self.reloads = 0
-        self.reload_failures = 0
         self._credentials = _Credentials(cfg.users)
+        self._file: ReloadedFile[list[AuthUser]] | None = None
         if cfg.users_file is not None:
-            self.reload(strict=True)
+            self._file = ReloadedFile(
+                cfg.users_file,
+                "auth.users_file",
+                lambda text: _USERS.validate_python(yaml.safe_load(text) or []),
+                self._use_file_users,
+                "credentials",
+            )
+            self._file.reload(strict=True)
 
     @property
     def enabled(self) -> bool:
@@ -140,42 +143,15 @@ class Authenticator:
 
     # -- credentials ------------------------------------------------------------------------
 
-    def reload(self, strict: bool = False) -> bool:
-        """Re-read ``users_file`` if it changed; returns whether the credentials changed.
-
-        ``strict`` (at start) raises ``ConfigError`` on a bad file; later a bad file keeps the
-        credentials in force."""
-        path = self.cfg.users_file
-        if path is None:
-            return False
-        try:
-            st = Path(path).stat()
-            stamp = (st.st_mtime, st.st_size)
-            if stamp == self._file_stamp:
-                return False
-            users = _USERS.validate_python(yaml.safe_load(Path(path).read_text()) or [])
-        except (OSError, yaml.YAMLError, ValidationError) as e:
-            self.reload_failures += 1
-            message = f"auth.users_file {path} cannot be used: {str(e).splitlines()[0]}"
-            if strict:
-                raise ConfigError(message) from None
-            log.error("%s; keeping the credentials in force", message)
-            return False
-        self._file_stamp = stamp
-        self._file_users = users
+    def _use_file_users(self, users: list[AuthUser]) -> None:
         self._credentials = _Credentials([*self.cfg.users, *users])
         self._verified = {}
-        self.reloads += 1
-        log.info("auth: %d users from %s", len(users), path)
-        return True
+        log.info("auth: %d users from %s", len(users), self.cfg.users_file)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Re-read ``users_file`` every ``reload_period`` until ``stop``."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.cfg.reload_period)
-            if not stop.is_set():
-                await asyncio.to_thread(self.reload)
+        if self._file is not None:
+            await self._file.watch(self.cfg.reload_period, stop)
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an ``Authorization`` header value; raises ``AuthError`` (401)."""

@@ -10,14 +10,13 @@ never lifts or tightens every tenant's limits by accident.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from threadline.config import ConfigError, OverridesConfig, TenantLimits, deep_merge
+from threadline.config import OverridesConfig, TenantLimits, deep_merge
+from threadline.reloaded import ReloadedFile
 
 log = logging.getLogger(__name__)
 
@@ -52,43 +51,34 @@ class Overrides:
         self.cfg = cfg
         self.defaults = cfg.defaults
         self._tenants: dict[str, TenantLimits] = {}
-        self._stamp: tuple[float, int] | None = None
-        self.reloads = 0
-        self.reload_failures = 0
+        self._file: ReloadedFile[dict[str, TenantLimits]] | None = None
         if cfg.per_tenant_override_config is not None:
-            self.reload(strict=True)
+            self._file = ReloadedFile(
+                cfg.per_tenant_override_config,
+                "overrides.per_tenant_override_config",
+                lambda text: _parse(text, self.defaults),
+                self._use,
+                "limits",
+            )
+            self._file.reload(strict=True)
 
     def limits(self, tenant: str) -> TenantLimits:
         return self._tenants.get(tenant) or self._tenants.get(ANY_TENANT) or self.defaults
 
-    def reload(self, strict: bool = False) -> bool:
-        """Re-read the overrides file if it changed; returns whether the limits changed.
-        At start (``strict``) a bad file is a ``ConfigError``; later it is logged and ignored."""
-        path = self.cfg.per_tenant_override_config
-        if path is None:
-            return False
-        try:
-            st = Path(path).stat()
-            if (st.st_mtime, st.st_size) == self._stamp:
-                return False
-            tenants = _parse(Path(path).read_text(encoding="utf-8"), self.defaults)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as e:
-            self.reload_failures += 1
-            message = f"overrides.per_tenant_override_config {path} cannot be used: {e}"
-            if strict:
-                raise ConfigError(message) from None
-            log.error("%s; keeping the limits in force", message)
-            return False
-        self._stamp = (st.st_mtime, st.st_size)
+    def _use(self, tenants: dict[str, TenantLimits]) -> None:
         self._tenants = tenants
-        self.reloads += 1
+        path = self.cfg.per_tenant_override_config
         log.info("overrides: limits for %d tenants from %s", len(tenants), path)
-        return True
+
+    @property
+    def reload_failures(self) -> int:
+        return self._file.failures if self._file is not None else 0
+
+    def reload(self) -> bool:
+        """Re-read the overrides file if it changed; returns whether the limits changed."""
+        return self._file.reload() if self._file is not None else False
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Re-read the file every ``per_tenant_override_period`` until ``stop``."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.cfg.per_tenant_override_period)
-            if not stop.is_set():
-                await asyncio.to_thread(self.reload)
+        if self._file is not None:
+            await self._file.watch(self.cfg.per_tenant_override_period, stop)

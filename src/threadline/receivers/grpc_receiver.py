@@ -13,6 +13,10 @@ from threadline.distributor.distributor import Distributor, InvalidInput, Overlo
 from threadline.distributor.limits import LimitExceeded
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+# the HTTP statuses of tenant and auth refusals, as gRPC codes (anything else: invalid)
+_CODES = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED}
+
 
 class RawGrpcReceiver:
     """Subclasses name ``service``, ``method``, ``protocol`` and implement ``handle``."""
@@ -53,35 +57,22 @@ class RawGrpcReceiver:
         raise AssertionError("abort returns only by raising")
 
     async def _call(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        header = None
         org_ids, authorization = [], None
         for key, value in context.invocation_metadata() or ():
+            text = value if isinstance(value, str) else value.decode()
             if key == HEADER.lower():
-                header = value if isinstance(value, str) else value.decode()
-                org_ids.append(header)
+                org_ids.append(text)
             elif key == "authorization":
-                authorization = value if isinstance(value, str) else value.decode()
+                authorization = text
         try:
-            if self.auth is not None:
-                try:
-                    principal = self.auth.authenticate(authorization)
-                    tenant = self.auth.tenant_for(principal, org_ids, "write")
-                except AuthError as e:
-                    code = (
-                        grpc.StatusCode.UNAUTHENTICATED
-                        if e.status == 401
-                        else grpc.StatusCode.PERMISSION_DENIED
-                    )
-                    await self.refuse(context, code, "unauthenticated", e.message)
-            else:
+            if self.auth is None:
                 tenant = resolve_tenant(org_ids, self.multitenancy_enabled)
-        except TenantError as e:
-            code = (
-                grpc.StatusCode.UNAUTHENTICATED
-                if e.status == 401
-                else grpc.StatusCode.INVALID_ARGUMENT
-            )
-            await self.refuse(context, code, "invalid_tenant", e.message)
+            else:
+                principal = self.auth.authenticate(authorization)
+                tenant = self.auth.tenant_for(principal, org_ids, "write")
+        except (AuthError, TenantError) as e:
+            reason = "unauthenticated" if isinstance(e, AuthError) else "invalid_tenant"
+            await self.refuse(context, _CODES.get(e.status, _INVALID), reason, e.message)
         if len(request) > self.max_request_bytes:
             await self.refuse(
                 context,
