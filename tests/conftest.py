@@ -102,6 +102,25 @@ class Server:
         ]
 
     def start(self, timeout: float = 30.0) -> Server:
+        """Start (or restart) the server; a port another test process took meanwhile (a
+        restart reuses the ports) is replaced by a fresh one, a few times."""
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self._new_ports()
+        return self._start(timeout)
+
+    def _new_ports(self) -> None:
+        for name in (
+            "http_port", "grpc_port", "otlp_http_port", "zipkin_port", "jaeger_http_port",
+            "jaeger_grpc_port", "sampling_port",
+        ):  # fmt: skip
+            setattr(self, name, free_port())
+        self.jaeger_compact_port = free_port(socket.SOCK_DGRAM)
+        self.jaeger_binary_port = free_port(socket.SOCK_DGRAM)
+
+    def _start(self, timeout: float) -> Server:
         cmd = self.command()
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         offset = log.tell()
