@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +38,9 @@ from threadline.storage.files import fsync_path
 log = logging.getLogger(__name__)
 
 
+_ENTRY_SEQ = itertools.count()
+
+
 @dataclass(slots=True)
 class Entry:
     """Span rows held in memory, the oldest WAL segment they came from and their arrival."""
@@ -45,6 +49,8 @@ class Entry:
     min_seg: int
     arrival: float
     nbytes: int = field(init=False)
+    # unique per entry made (queries cache what they built from a set of entries)
+    seq: int = field(init=False, default_factory=lambda: next(_ENTRY_SEQ))
     _traces: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:

@@ -173,16 +173,34 @@ class SearchEngine:
 
         found: dict[bytes, TraceResult] = {}
         inspected_bytes = inspected_spans = blocks = 0
-        for source, rows in self.sources.each(tenant, window.start_ns, window.end_ns, rows_of):
+        merged = 0
+
+        def merge(done: list[tuple[Source, list[tuple[Any, ...]]]]) -> None:
+            nonlocal merged
+            for _, rows in done[merged:]:
+                for trace in _rows_to_traces(rows, len(plan.attributes), plan):
+                    if trace.trace_id in found:
+                        found[trace.trace_id].merge(trace)
+                    else:
+                        found[trace.trace_id] = trace
+            merged = len(done)
+
+        def enough(done: list[tuple[Source, list[tuple[Any, ...]]]], upcoming: Source) -> bool:
+            """Sources come newest first: once ``limit`` traces started after everything the
+            next source holds, no source left can put a trace among the newest ``limit``."""
+            merge(done)
+            if len(found) < limit:
+                return False
+            starts = sorted((t.start_ns for t in found.values()), reverse=True)
+            return starts[limit - 1] > upcoming.end_unix_nano
+
+        visited = self.sources.each(tenant, window.start_ns, window.end_ns, rows_of, enough)
+        merge(visited)
+        for source, _ in visited:
             inspected_bytes += source.nbytes
             if source.block is not None:
                 blocks += 1
                 inspected_spans += source.block.meta.total_spans
-            for trace in _rows_to_traces(rows, len(plan.attributes), plan):
-                if trace.trace_id in found:
-                    found[trace.trace_id].merge(trace)
-                else:
-                    found[trace.trace_id] = trace
         newest = sorted(found.values(), key=lambda t: t.start_ns, reverse=True)[:limit]
         for trace in newest:
             for ss in trace.spansets.values():

@@ -3,13 +3,21 @@
 Blocks are Parquet files that already carry the per-trace columns; live data is the ingester's
 in-memory rows, sorted and given the same columns here, then registered with DuckDB as an Arrow
 table. Queries are written once against the block schema and run unchanged over both.
+
+Set-up is paid once, not per query: one DuckDB database serves every query (its Parquet
+footer cache keeps each block's metadata parsed; queries run on cursors of it), and the live
+table of a tenant is rebuilt only when the ingester's entries changed since the last query.
+Sources are visited newest first, so a search can stop as soon as no unvisited source can
+change its answer (``each``'s ``enough``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 import duckdb
@@ -37,19 +45,46 @@ class Source:
     block: Block | None  # None for live data
     nbytes: int
     end_unix_nano: int
+    # what the source's answers may be cached under: the block id, or one live snapshot's
+    key: str = ""
+    live: pa.Table | None = None
 
 
-def live_table(ingester: Ingester | None, tenant: str) -> pa.Table | None:
-    """The tenant's in-memory rows with the block columns, or None if there are none."""
-    if ingester is None:
-        return None
-    state = ingester.tenants.get(tenant)
-    entries = state.entries() if state is not None else []
-    if not entries:
-        return None
-    table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)
+def live_table(entries: Sequence[object]) -> pa.Table:
+    """In-memory entries' rows with the block columns (and the row number)."""
+    table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)  # type: ignore[attr-defined]
     table = add_trace_columns(sort_spans(table)).cast(BLOCK_SCHEMA)
     return table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
+
+
+class LiveSnapshots:
+    """The newest live table of each tenant, kept until the ingester's entries change (entries
+    never change once made; their sequence numbers say which ones a table was built from)."""
+
+    def __init__(self, ingester: Ingester | None) -> None:
+        self.ingester = ingester
+        self._lock = threading.Lock()
+        self._tables: dict[str, tuple[tuple[int, ...], str, pa.Table]] = {}
+        self._built = itertools.count()
+
+    def get(self, tenant: str) -> tuple[str, pa.Table] | None:
+        """(snapshot key, table) of the tenant's live rows, or None when it has none."""
+        state = self.ingester.tenants.get(tenant) if self.ingester is not None else None
+        entries = state.entries() if state is not None else []
+        if not entries:
+            with self._lock:
+                self._tables.pop(tenant, None)
+            return None
+        seqs = tuple(e.seq for e in entries)
+        with self._lock:
+            hit = self._tables.get(tenant)
+            if hit is not None and hit[0] == seqs:
+                return hit[1], hit[2]
+        table = live_table(entries)
+        key = f"live:{next(self._built)}"
+        with self._lock:
+            self._tables[tenant] = (seqs, key, table)
+        return key, table
 
 
 def _quote(path: str) -> str:
@@ -72,13 +107,17 @@ def connect(resources: QueryResources) -> duckdb.DuckDBPyConnection:
     }
     if resources.spill_dir:
         config["temp_directory"] = resources.spill_dir
-    return duckdb.connect(config=config)
+    con = duckdb.connect(config=config)
+    # blocks never change: their parsed footers are kept across queries (a setting of the
+    # Parquet extension, which loads on first use)
+    con.execute("LOAD parquet; SET parquet_metadata_cache = true")
+    return con
 
 
 class DataSources:
     """A tenant's data for queries: the ingester's live rows and the block list, plus the
-    resources a query gets. ``each`` runs a piece of work on every source, blocks in
-    parallel, each worker with its own DuckDB connection."""
+    resources queries share. ``each`` runs a piece of work on every source, newest first,
+    blocks in parallel, each worker on its own cursor of the one database."""
 
     def __init__(
         self,
@@ -89,23 +128,46 @@ class DataSources:
         self.ingester = ingester
         self.blocklist = blocklist
         self.resources = resources or QueryResources()
+        self.live = LiveSnapshots(ingester)
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._remote = BlockFileSystem(())
+        self._db_lock = threading.Lock()
 
-    def _sources(
-        self, live: pa.Table | None, tenant: str, start_ns: int | None, end_ns: int | None
-    ) -> list[Source]:
+    def database(self) -> duckdb.DuckDBPyConnection:
+        with self._db_lock:
+            if self._db is None:
+                self._db = connect(self.resources)
+                self._db.register_filesystem(self._remote)
+            return self._db
+
+    def close(self) -> None:
+        with self._db_lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _sources(self, tenant: str, start_ns: int | None, end_ns: int | None) -> list[Source]:
         """Sources overlapping the window, newest first (live data first of all)."""
         sources = []
+        live = self.live.get(tenant)
         if live is not None:
-            sources.append(Source(LIVE, None, live.nbytes, 2**63 - 1))
+            key, table = live
+            sources.append(Source(LIVE, None, table.nbytes, 2**63 - 1, key, table))
         for block in sorted(
             self.blocklist.blocks(tenant, start_ns, end_ns),
             key=lambda b: b.meta.end_unix_nano,
             reverse=True,
         ):
             # local blocks are read in place; remote ones in ranges, through the block cache
-            path = block_url(block) if block.path is None else str(block.path / DATA_FILE)
+            if block.path is None:
+                self._remote.add(block)
+                path = block_url(block)
+            else:
+                path = str(block.path / DATA_FILE)
             relation = f"read_parquet({_quote(path)}, file_row_number=true)"
-            sources.append(Source(relation, block, block.meta.size, block.meta.end_unix_nano))
+            sources.append(
+                Source(relation, block, block.meta.size, block.meta.end_unix_nano, block.id)
+            )
         return sources
 
     def each(
@@ -114,29 +176,37 @@ class DataSources:
         start_ns: int | None,
         end_ns: int | None,
         work: Callable[[duckdb.DuckDBPyConnection, Source], T],
+        enough: Callable[[list[tuple[Source, T]], Source], bool] | None = None,
     ) -> list[tuple[Source, T]]:
-        """``work(connection, source)`` for every source in the window, in source order."""
-        live = live_table(self.ingester, tenant)
-        sources = self._sources(live, tenant, start_ns, end_ns)
+        """``work(cursor, source)`` for every source in the window, in source order (newest
+        first). With ``enough``, sources are visited in rounds of as many as run at once, and
+        the rest are skipped once ``enough(results so far, next source)`` is true."""
+        sources = self._sources(tenant, start_ns, end_ns)
+        db = self.database()
         workers = max(1, min(len(sources), self.resources.threads))
-        each_gets = replace(
-            self.resources,
-            memory_limit=self.resources.memory_limit // workers,
-            threads=max(1, self.resources.threads // workers),
-        )
 
         def run(source: Source) -> tuple[Source, T]:
-            con = connect(each_gets)
+            con = db.cursor()
             try:
-                if source.block is None:
-                    con.register(LIVE, live)
-                elif source.block.remote:
-                    con.register_filesystem(BlockFileSystem([source.block]))
+                if source.live is not None:
+                    con.register(LIVE, source.live)
                 return source, work(con, source)
             finally:
                 con.close()
 
         if workers == 1:
-            return [run(s) for s in sources]
+            done: list[tuple[Source, T]] = []
+            for s in sources:
+                if enough is not None and done and enough(done, s):
+                    break
+                done.append(run(s))
+            return done
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query") as pool:
-            return list(pool.map(run, sources))
+            if enough is None:
+                return list(pool.map(run, sources))
+            done = []
+            for at in range(0, len(sources), workers):
+                if done and enough(done, sources[at]):
+                    break
+                done.extend(pool.map(run, sources[at : at + workers]))
+            return done

@@ -143,9 +143,7 @@ class TagFinder:
         """The union of ``compute`` over every source; block answers come from the cache."""
 
         def answer(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
-            if source.block is None:
-                return compute(con, source)
-            key = (source.block.id, question)
+            key = (source.key, question)  # a block, or one snapshot of the live rows
             hit = self._cache.get(key)
             if hit is None:
                 hit = compute(con, source)

@@ -1,9 +1,9 @@
 """Remote blocks as files DuckDB can open: an fsspec file system over cached range reads.
 
 A query over a block in object storage names its data file ``tlblock://<tenant>/<block>/data.parquet``
-on a connection that has a ``BlockFileSystem`` of the query's blocks registered. DuckDB then reads
-the footer and only the row groups and column chunks the query needs, each through the blocks'
-``RangeCache`` (memory, then local disk, then the store), never the whole file.
+on a database with a ``BlockFileSystem`` registered that the query's blocks were added to. DuckDB
+then reads the footer and only the row groups and column chunks the query needs, each through
+the blocks' ``RangeCache`` (memory, then local disk, then the store), never the whole file.
 """
 
 from __future__ import annotations
@@ -43,11 +43,15 @@ class BlockFileSystem(AbstractFileSystem):
     """The data files of ``blocks``, read-only."""
 
     protocol = PROTOCOL
-    cachable = False  # one instance per query, holding that query's blocks
+    cachable = False  # one instance per database, holding the blocks queries were given
 
     def __init__(self, blocks: Iterable[Block], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._blocks = {f"{b.tenant}/{b.id}/{DATA_FILE}": b for b in blocks}
+
+    def add(self, block: Block) -> None:
+        """Make ``block`` openable (blocks never change, so a name always means one block)."""
+        self._blocks[f"{block.tenant}/{block.id}/{DATA_FILE}"] = block
 
     def _block(self, path: str) -> Block:
         block = self._blocks.get(self._strip_protocol(path))
