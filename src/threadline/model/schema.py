@@ -93,7 +93,23 @@ TRACE_COLUMNS = pa.schema(
     ]
 )
 
-BLOCK_SCHEMA = pa.schema([*SPAN_SCHEMA, *TRACE_COLUMNS])
+# hot attributes as columns of their own (see model.dedicated): (column, scope, type, key). Each
+# holds a copy of one typed map entry, which the map keeps, so spans read back unchanged
+DEDICATED: tuple[tuple[str, str, str, str], ...] = (
+    ("span_http_status_code", "span", "int", "http.status_code"),
+    ("span_http_response_status_code", "span", "int", "http.response.status_code"),
+    ("span_http_method", "span", "str", "http.method"),
+    ("span_http_request_method", "span", "str", "http.request.method"),
+    ("span_http_route", "span", "str", "http.route"),
+    ("span_db_system", "span", "str", "db.system"),
+    ("span_rpc_service", "span", "str", "rpc.service"),
+)
+_ARROW_TYPES = {"str": pa.string(), "int": pa.int64()}
+DEDICATED_COLUMNS = pa.schema(
+    [pa.field(column, _ARROW_TYPES[kind], nullable=True) for column, _, kind, _ in DEDICATED]
+)
+
+BLOCK_SCHEMA = pa.schema([*SPAN_SCHEMA, *TRACE_COLUMNS, *DEDICATED_COLUMNS])
 
 ATTR_SCOPES = ("resource", "scope", "span")
 ATTR_TYPES = ("str", "int", "float", "bool", "raw")

@@ -18,10 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
 from threadline.querier.histogram import bucket_sql
-from threadline.querier.sources import DataSources, Source
+from threadline.querier.sources import DataSources, Source, SourceCursor
 from threadline.querier.sql import attr
 
 
@@ -59,7 +57,7 @@ class DependencyFinder:
         self._peer_sql = f"coalesce({', '.join(peers)})" if peers else "NULL"
 
     def _graph(self, tenant: str, start_ns: int, end_ns: int, nodes: bool) -> ServiceGraph:
-        def rows_of(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[list[Any], list[Any]]:
+        def rows_of(con: SourceCursor, source: Source) -> tuple[list[Any], list[Any]]:
             spans = (
                 "SELECT trace_id, span_id, parent_span_id, service_name, status_code, kind, "
                 f"duration_nano, {self._peer_sql} AS peer "

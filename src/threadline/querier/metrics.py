@@ -14,11 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import orjson
 
 from threadline.querier.histogram import quantile
-from threadline.querier.sources import ROW_NUMBER, DataSources, Source
+from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
 from threadline.traceql.field_sql import label_value
 from threadline.traceql.metrics_plan import MetricsExpression, MetricsPlan, StagesPlan
@@ -86,7 +85,7 @@ class MetricsEngine:
     ) -> tuple[dict[tuple[Any, ...], _State], int]:
         per_label_set = max(1, len(plan.quantiles))
 
-        def rows_of(con: duckdb.DuckDBPyConnection, source: Source) -> list[tuple[Any, ...]]:
+        def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
             query = plan.source_sql(
                 source.relation, ROW_NUMBER, start_ns, end_ns, step_ns, max_series
             )

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from threadline.querier.sources import ROW_NUMBER, DataSources, Source
+from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,7 @@ class SearchEngine:
     def _search(
         self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
     ) -> SearchResult:
-        def rows_of(con: duckdb.DuckDBPyConnection, source: Source) -> list[tuple[Any, ...]]:
+        def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
             try:
                 return con.sql(source_sql(source, plan, window, limit, spss)).fetchall()
             except duckdb.Error as e:

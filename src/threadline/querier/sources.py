@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
 
 from threadline.ingester.ingester import Ingester
-from threadline.model.schema import BLOCK_SCHEMA, SPAN_SCHEMA
+from threadline.model.dedicated import add_dedicated_columns, attribute_keys
+from threadline.model.schema import BLOCK_SCHEMA, DEDICATED, SPAN_SCHEMA
 from threadline.model.trace_structure import add_trace_columns
+from threadline.querier.sql import AttributeColumns, resolve_attributes
 from threadline.storage.block_fs import BlockFileSystem, block_url
 from threadline.storage.block_reader import DATA_FILE, Block
 from threadline.storage.block_writer import sort_spans
@@ -48,12 +50,43 @@ class Source:
     # what the source's answers may be cached under: the block id, or one live snapshot's
     key: str = ""
     live: pa.Table | None = None
+    columns: AttributeColumns = field(default_factory=AttributeColumns)
+
+
+class SourceCursor:
+    """A cursor for one source: the attribute placeholders of its queries are resolved for
+    that source (dedicated columns, keys it lacks)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, columns: AttributeColumns) -> None:
+        self.con = con
+        self.columns = columns
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        return self.con.sql(resolve_attributes(query, self.columns))
+
+
+def attribute_columns(
+    keys: Mapping[str, Sequence[str]] | None, dedicated: Sequence[str]
+) -> AttributeColumns:
+    """What a source of these map keys (None: unknown) and dedicated columns holds."""
+    present = set(dedicated)
+    return AttributeColumns(
+        None if keys is None else {column: frozenset(k) for column, k in keys.items()},
+        {
+            (f"{scope}_attrs_{kind}", key): column
+            for column, scope, kind, key in DEDICATED
+            if column in present
+        },
+    )
+
+
+_LIVE_DEDICATED = [column for column, *_ in DEDICATED]
 
 
 def live_table(entries: Sequence[object]) -> pa.Table:
     """In-memory entries' rows with the block columns (and the row number)."""
     table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)  # type: ignore[attr-defined]
-    table = add_trace_columns(sort_spans(table)).cast(BLOCK_SCHEMA)
+    table = add_dedicated_columns(add_trace_columns(sort_spans(table))).cast(BLOCK_SCHEMA)
     return table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
 
 
@@ -64,11 +97,11 @@ class LiveSnapshots:
     def __init__(self, ingester: Ingester | None) -> None:
         self.ingester = ingester
         self._lock = threading.Lock()
-        self._tables: dict[str, tuple[tuple[int, ...], str, pa.Table]] = {}
+        self._tables: dict[str, tuple[tuple[int, ...], str, pa.Table, AttributeColumns]] = {}
         self._built = itertools.count()
 
-    def get(self, tenant: str) -> tuple[str, pa.Table] | None:
-        """(snapshot key, table) of the tenant's live rows, or None when it has none."""
+    def get(self, tenant: str) -> tuple[str, pa.Table, AttributeColumns] | None:
+        """(snapshot key, table, its attributes) of the tenant's live rows, or None."""
         state = self.ingester.tenants.get(tenant) if self.ingester is not None else None
         entries = state.entries() if state is not None else []
         if not entries:
@@ -79,12 +112,13 @@ class LiveSnapshots:
         with self._lock:
             hit = self._tables.get(tenant)
             if hit is not None and hit[0] == seqs:
-                return hit[1], hit[2]
+                return hit[1:]
         table = live_table(entries)
         key = f"live:{next(self._built)}"
+        columns = attribute_columns(attribute_keys(table), _LIVE_DEDICATED)
         with self._lock:
-            self._tables[tenant] = (seqs, key, table)
-        return key, table
+            self._tables[tenant] = (seqs, key, table, columns)
+        return key, table, columns
 
 
 def _quote(path: str) -> str:
@@ -131,6 +165,7 @@ class DataSources:
         self.live = LiveSnapshots(ingester)
         self._db: duckdb.DuckDBPyConnection | None = None
         self._remote = BlockFileSystem(())
+        self._block_columns: dict[str, AttributeColumns] = {}
         self._db_lock = threading.Lock()
 
     def database(self) -> duckdb.DuckDBPyConnection:
@@ -151,8 +186,8 @@ class DataSources:
         sources = []
         live = self.live.get(tenant)
         if live is not None:
-            key, table = live
-            sources.append(Source(LIVE, None, table.nbytes, 2**63 - 1, key, table))
+            key, table, columns = live
+            sources.append(Source(LIVE, None, table.nbytes, 2**63 - 1, key, table, columns))
         for block in sorted(
             self.blocklist.blocks(tenant, start_ns, end_ns),
             key=lambda b: b.meta.end_unix_nano,
@@ -165,8 +200,21 @@ class DataSources:
             else:
                 path = str(block.path / DATA_FILE)
             relation = f"read_parquet({_quote(path)}, file_row_number=true)"
+            columns = self._block_columns.get(block.id)
+            if columns is None:
+                meta = block.meta
+                columns = attribute_columns(meta.attribute_keys, meta.dedicated_columns)
+                self._block_columns[block.id] = columns
             sources.append(
-                Source(relation, block, block.meta.size, block.meta.end_unix_nano, block.id)
+                Source(
+                    relation,
+                    block,
+                    block.meta.size,
+                    block.meta.end_unix_nano,
+                    block.id,
+                    None,
+                    columns,
+                )
             )
         return sources
 
@@ -175,7 +223,7 @@ class DataSources:
         tenant: str,
         start_ns: int | None,
         end_ns: int | None,
-        work: Callable[[duckdb.DuckDBPyConnection, Source], T],
+        work: Callable[[SourceCursor, Source], T],
         enough: Callable[[list[tuple[Source, T]], Source], bool] | None = None,
     ) -> list[tuple[Source, T]]:
         """``work(cursor, source)`` for every source in the window, in source order (newest
@@ -190,7 +238,7 @@ class DataSources:
             try:
                 if source.live is not None:
                     con.register(LIVE, source.live)
-                return source, work(con, source)
+                return source, work(SourceCursor(con, source.columns), source)
             finally:
                 con.close()
 

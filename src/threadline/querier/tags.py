@@ -13,10 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
 from threadline.querier import sql
-from threadline.querier.sources import DataSources, Source
+from threadline.querier.sources import DataSources, Source, SourceCursor
 
 # TraceQL attribute scopes, all stored as typed maps; the unscoped form searches the first two
 MAP_SCOPES = ("resource", "span", "instrumentation", "event", "link")
@@ -138,11 +136,11 @@ class TagFinder:
         tenant: str,
         window: tuple[int | None, int | None],
         question: str,
-        compute: Callable[[duckdb.DuckDBPyConnection, Source], frozenset[Any]],
+        compute: Callable[[SourceCursor, Source], frozenset[Any]],
     ) -> set[Any]:
         """The union of ``compute`` over every source; block answers come from the cache."""
 
-        def answer(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+        def answer(con: SourceCursor, source: Source) -> frozenset[Any]:
             key = (source.key, question)  # a block, or one snapshot of the live rows
             hit = self._cache.get(key)
             if hit is None:
@@ -164,7 +162,7 @@ class TagFinder:
     ) -> dict[str, list[str]]:
         """Attribute names per scope (``resource``, ``span``) on spans matching ``where``."""
 
-        def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+        def compute(con: SourceCursor, source: Source) -> frozenset[Any]:
             return frozenset(
                 (scope, row[0])
                 for scope in MAP_SCOPES
@@ -195,7 +193,7 @@ class TagFinder:
             if column is None:
                 return []
 
-            def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+            def compute(con: SourceCursor, source: Source) -> frozenset[Any]:
                 query = (
                     f"SELECT DISTINCT {column} FROM {source.relation} "
                     f"WHERE {column} != '' AND ({where})"
@@ -206,7 +204,7 @@ class TagFinder:
         else:
             scopes = UNSCOPED if scope is None else (scope,)
 
-            def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+            def compute(con: SourceCursor, source: Source) -> frozenset[Any]:
                 return frozenset(
                     TagValue(type_name, row[0])
                     for s in scopes
@@ -225,7 +223,7 @@ class TagFinder:
     ) -> list[str]:
         """Service names (``service.name`` of the resource) seen in the window."""
 
-        def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+        def compute(con: SourceCursor, source: Source) -> frozenset[Any]:
             query = f"SELECT DISTINCT service_name FROM {source.relation} WHERE service_name != ''"
             return frozenset(r[0] for r in con.sql(query).fetchall())
 
@@ -239,7 +237,7 @@ class TagFinder:
     ) -> list[tuple[str, int]]:
         """(span name, OTLP kind) pairs of one service."""
 
-        def compute(con: duckdb.DuckDBPyConnection, source: Source) -> frozenset[Any]:
+        def compute(con: SourceCursor, source: Source) -> frozenset[Any]:
             query = (
                 f"SELECT DISTINCT name, kind FROM {source.relation} "
                 f"WHERE service_name = {sql.string(service)}"

@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from threadline.config import BlockConfig
+from threadline.model.dedicated import add_dedicated_columns, attribute_keys
 from threadline.model.ids import trace_id_words
-from threadline.model.schema import BLOCK_SCHEMA, FORMAT_VERSION, SPAN_SCHEMA
+from threadline.model.schema import BLOCK_SCHEMA, DEDICATED_COLUMNS, FORMAT_VERSION, SPAN_SCHEMA
 from threadline.model.trace_structure import add_trace_columns
 from threadline.storage.backend import META_FILE, Backend, LocalBackend
 from threadline.storage.block_reader import BLOOM_FILE, DATA_FILE
@@ -121,6 +122,7 @@ def write_block(
     """
     backend = target if isinstance(target, Backend) else LocalBackend(Path(target))
     table = add_trace_columns(sort_spans(table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)))
+    table = add_dedicated_columns(table)
     n = table.num_rows
     if n == 0:
         raise ValueError("refusing to write an empty block")
@@ -196,6 +198,8 @@ def write_block(
                 BLOOM_FILE: file_checksum(tmp / BLOOM_FILE),
             },
             compactedFrom=list(compacted_from),
+            attributeKeys=attribute_keys(table),
+            dedicatedColumns=DEDICATED_COLUMNS.names,
         )
         (tmp / META_FILE).write_bytes(meta.to_json())
         fsync_path(tmp / META_FILE)

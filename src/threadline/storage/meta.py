@@ -57,6 +57,10 @@ class BlockMeta(BaseModel):
     # blocks this one was compacted from: once this block is visible they are hidden, even
     # before the compactor has marked them compacted (see ``Blocklist``)
     compacted_from: list[str] = Field(default_factory=list, alias="compactedFrom")
+    # the keys of each attribute map column (None: not recorded, queries read the maps), and
+    # the dedicated attribute columns the data file has (model.dedicated)
+    attribute_keys: dict[str, list[str]] | None = Field(None, alias="attributeKeys")
+    dedicated_columns: list[str] = Field(default_factory=list, alias="dedicatedColumns")
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(by_alias=True), option=orjson.OPT_INDENT_2)
