@@ -64,6 +64,9 @@ class SourceCursor:
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         return self.con.sql(resolve_attributes(query, self.columns))
 
+    def execute(self, query: str) -> duckdb.DuckDBPyConnection:
+        return self.con.execute(resolve_attributes(query, self.columns))
+
 
 def attribute_columns(
     keys: Mapping[str, Sequence[str]] | None, dedicated: Sequence[str]
