@@ -154,6 +154,9 @@ class DistributorConfig(_Section):
     # request bytes being decoded and pushed at once; past it a push waits briefly, then gets
     # 503 / UNAVAILABLE
     max_inflight_bytes: Size = 256 * 2**20
+    # calls each gRPC receiver (OTLP, Jaeger) handles at once; past it a call is refused at once
+    # with RESOURCE_EXHAUSTED
+    max_concurrent_rpcs: Annotated[int, Field(ge=1)] = 64
 
 
 class IngesterConfig(_Section):

@@ -1,6 +1,8 @@
 """What every gRPC front door shares: one unary method taking the request as raw bytes, the
-tenant from ``x-scope-orgid`` metadata, the size limit, and the distributor's errors mapped to
-gRPC status codes."""
+tenant from ``x-scope-orgid`` metadata, the size limit, at most
+``distributor.max_concurrent_rpcs`` calls at once (gRPC refuses more with RESOURCE_EXHAUSTED,
+so a flood of calls cannot hold unbounded memory), and the distributor's errors mapped to gRPC
+status codes."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class RawGrpcReceiver:
         self.distributor = distributor
         self.multitenancy_enabled = multitenancy_enabled
         self.max_request_bytes = max_request_bytes
+        self.max_concurrent_rpcs = distributor.ingester.cfg.distributor.max_concurrent_rpcs
         self.server: grpc.aio.Server | None = None
         self.auth: Authenticator | None = None  # with auth on: set before start
 
@@ -95,7 +98,8 @@ class RawGrpcReceiver:
                 # gRPC binds with SO_REUSEPORT unless told not to: a second server on the same
                 # port would silently take a share of the pushes
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
+            maximum_concurrent_rpcs=self.max_concurrent_rpcs,
         )
         handler = grpc.method_handlers_generic_handler(
             self.service,

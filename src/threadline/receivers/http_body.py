@@ -1,13 +1,20 @@
-"""Reading HTTP request bodies with a size limit and a time limit, gzip/deflate included (shared
-by receivers). A body that trickles in slower than ``server.http_server_read_timeout`` allows is
-answered 408 and its connection closed, so slow clients cannot hold the server's memory."""
+"""Reading HTTP request bodies with a size limit, a time limit and room in the distributor's
+in-flight budget, gzip/deflate included (shared by receivers). A body that trickles in slower
+than ``server.http_server_read_timeout`` allows is answered 408 and its connection closed, so
+slow clients cannot hold the server's memory; a body is read only once the in-flight budget
+(``distributor.max_inflight_bytes``) has room for it, so concurrent large uploads cannot either.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+
+from threadline.distributor.distributor import Distributor
 
 # seconds a whole request body may take to arrive; set on the app by the process's HTTP servers
 READ_TIMEOUT = web.AppKey("read_timeout", float)
@@ -25,10 +32,34 @@ def _too_large(limit: int) -> BodyError:
     return BodyError(413, f"request body is over the limit of {limit} bytes", "too_large")
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The decompressed body; raises BodyError (413 over ``limit``, 400/415 bad encoding)."""
-    if request.content_length is not None and request.content_length > limit:
+@contextlib.asynccontextmanager
+async def admitted_body(
+    request: web.Request, limit: int, distributor: Distributor, protocol: str
+) -> AsyncIterator[bytes]:
+    """The decompressed body, its bytes held in ``distributor``'s in-flight budget while the
+    caller decodes and pushes it (``push_otlp`` inside takes only what its bytes add).
+
+    The declared ``Content-Length`` (``limit`` without one: the most the body may be) is taken
+    before the body is read, so bodies waiting for room stay in the client; the decompressed
+    size once it is known. Raises ``BodyError`` (413 over ``limit``, 408 too slow, 400/415 bad
+    encoding) or ``Overloaded`` (no room within the distributor's wait)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
         raise _too_large(limit)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity", "gzip", "deflate"):
+        raise BodyError(
+            415, f"unsupported Content-Encoding {encoding!r}: use gzip or identity", "bad_encoding"
+        )
+    async with distributor.admit(limit if declared is None else declared, protocol):
+        body = await _read(request, limit)
+        if encoding not in ("", "identity"):
+            body = _decompress(body, encoding, limit)
+        async with distributor.admit(len(body), protocol):
+            yield body
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
     timeout = request.config_dict.get(READ_TIMEOUT)
     chunks: list[bytes] = []
     try:
@@ -49,14 +80,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise BodyError(
             400, "the client closed the connection before sending the whole body", "aborted"
         ) from None
-    body = b"".join(chunks)
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "deflate"):
-        raise BodyError(
-            415, f"unsupported Content-Encoding {encoding!r}: use gzip or identity", "bad_encoding"
-        )
+    return b"".join(chunks)
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
     inflater = zlib.decompressobj(wbits)
     try:

@@ -42,7 +42,7 @@ from threadline.model.jaeger import (
     thrift_batch_to_otlp,
 )
 from threadline.receivers.grpc_receiver import RawGrpcReceiver
-from threadline.receivers.http_body import BodyError, read_body
+from threadline.receivers.http_body import BodyError, admitted_body
 from threadline.tenancy import HEADER, SINGLE_TENANT, TenantError, resolve_tenant
 
 log = logging.getLogger(__name__)
@@ -83,16 +83,17 @@ class JaegerThriftHttpReceiver:
             tenant = resolve_tenant(request.headers.getall(HEADER, []), self.multitenancy_enabled)
         except TenantError as e:
             return self._error(e.status, e.message, "invalid_tenant")
+        limit = self.max_request_bytes
         try:
-            body = await read_body(request, self.max_request_bytes)
+            async with admitted_body(request, limit, self.distributor, HTTP_PROTOCOL) as body:
+                try:
+                    otlp, _ = thrift_batch_to_otlp(body)
+                except ValueError as e:
+                    msg = f"cannot decode the request body: {e}"
+                    return self._error(400, msg, "invalid_thrift")
+                await self.distributor.push_otlp(tenant, otlp, HTTP_PROTOCOL)
         except BodyError as e:
             return self._error(e.status, e.message, e.reason)
-        try:
-            otlp, _ = thrift_batch_to_otlp(body)
-        except ValueError as e:
-            return self._error(400, f"cannot decode the request body: {e}", "invalid_thrift")
-        try:
-            await self.distributor.push_otlp(tenant, otlp, HTTP_PROTOCOL)
         except InvalidInput as e:  # counted by the distributor
             return web.Response(status=400, text=str(e))
         except Overloaded as e:  # counted by the distributor; clients retry a 503

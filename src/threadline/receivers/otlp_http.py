@@ -15,7 +15,7 @@ from threadline.distributor.distributor import Distributor, InvalidInput, Overlo
 from threadline.distributor.limits import LimitExceeded
 from threadline.model.otlp_json import otlp_json_to_protobuf
 from threadline.model.protowire import bytes_field, varint_field
-from threadline.receivers.http_body import BodyError, read_body
+from threadline.receivers.http_body import BodyError, admitted_body
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
 PROTOBUF = "application/x-protobuf"
@@ -68,17 +68,18 @@ class OTLPHttpReceiver:
             tenant = resolve_tenant(request.headers.getall(HEADER, []), self.multitenancy_enabled)
         except TenantError as e:
             return self._error(content_type, e.status, e.message, "invalid_tenant")
+        protocol = self.protocol(content_type)
+        limit = self.max_request_bytes
         try:
-            body = await read_body(request, self.max_request_bytes)
+            async with admitted_body(request, limit, self.distributor, protocol) as body:
+                if content_type == JSON:
+                    try:
+                        body = otlp_json_to_protobuf(body)
+                    except ValueError as e:
+                        return self._error(content_type, 400, str(e), "invalid_json")
+                result = await self.distributor.push_otlp(tenant, body, protocol)
         except BodyError as e:
             return self._error(content_type, e.status, e.message, e.reason)
-        if content_type == JSON:
-            try:
-                body = otlp_json_to_protobuf(body)
-            except ValueError as e:
-                return self._error(content_type, 400, str(e), "invalid_json")
-        try:
-            result = await self.distributor.push_otlp(tenant, body, self.protocol(content_type))
         except InvalidInput as e:
             # the distributor has counted it already
             return web.Response(

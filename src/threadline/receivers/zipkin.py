@@ -25,7 +25,7 @@ from threadline.model.zipkin import (
     zipkin_v2_json_to_otlp,
     zipkin_v2_proto_to_otlp,
 )
-from threadline.receivers.http_body import BodyError, read_body
+from threadline.receivers.http_body import BodyError, admitted_body
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
 
 JSON = "application/json"
@@ -95,16 +95,16 @@ class ZipkinReceiver:
             tenant = resolve_tenant(request.headers.getall(HEADER, []), self.multitenancy_enabled)
         except TenantError as e:
             return self._error(protocol, e.status, e.message, "invalid_tenant")
+        limit = self.max_request_bytes
         try:
-            body = await read_body(request, self.max_request_bytes)
+            async with admitted_body(request, limit, self.distributor, protocol) as body:
+                try:
+                    otlp = translate(body)
+                except ValueError as e:
+                    return self._error(protocol, 400, str(e), invalid_reason)
+                await self.distributor.push_otlp(tenant, otlp, protocol)
         except BodyError as e:
             return self._error(protocol, e.status, e.message, e.reason)
-        try:
-            otlp = translate(body)
-        except ValueError as e:
-            return self._error(protocol, 400, str(e), invalid_reason)
-        try:
-            await self.distributor.push_otlp(tenant, otlp, protocol)
         except InvalidInput as e:
             # counted by the distributor already
             return web.Response(status=400, text=f"{e}\n")
