@@ -439,18 +439,24 @@ def test_zipkin_v2_json_hostile_values(seed: int, index: int, replacement: Any) 
 
 
 def _zipkin_proto_oracle(data: bytes) -> None:
-    """Same decision as protobuf, and the same output as for protobuf's re-serialization."""
+    """Same decision as protobuf, and the same output as for protobuf's re-serialization, with
+    and without the unknown fields it kept (upb keeps a tag map entry holding an unknown field
+    as an unknown field of the span, re-encoded at its end, and not as a tag)."""
     got = bounded(zipkin_v2_proto_to_otlp, data)
     try:
         parsed = zipkin_pb2.ListOfSpans.FromString(data)
     except DecodeError:
         assert isinstance(got, ValueError), "protobuf refuses these bytes"
         return
-    canonical = bounded(zipkin_v2_proto_to_otlp, parsed.SerializeToString())
-    if isinstance(got, ValueError) or isinstance(canonical, ValueError):
-        assert type(got) is type(canonical), (got, canonical)
-        return
-    _same_request(got, canonical)
+    bare = zipkin_pb2.ListOfSpans()
+    bare.CopyFrom(parsed)
+    bare.DiscardUnknownFields()
+    for again in (parsed, bare):
+        canonical = bounded(zipkin_v2_proto_to_otlp, again.SerializeToString())
+        if isinstance(got, ValueError) or isinstance(canonical, ValueError):
+            assert type(got) is type(canonical), (got, canonical)
+            continue
+        _same_request(got, canonical)
 
 
 @HOSTILE
@@ -574,3 +580,108 @@ def test_jaeger_api_v2_damaged_and_raw(seed: int, ops: Any, raw: bytes) -> None:
     _, api_v2 = _random_batch(random.Random(seed))
     _api_v2_oracle(mutate(api_v2, ops))
     _api_v2_oracle(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# found by make fuzz: wire details where the compiled readers must decide as upb does
+
+_WIRE_CASES = [
+    (b"\x9b\x01\x00\x05\x9c\x01", True),  # fuzz: field 0 (a varint) in an unknown group 19
+    (b"\x9b\x01\x03\x00\x01\x04\x9c\x01", True),  # a group of field 0 in one
+    (b"\x9b\x01\x02\x02ab\x9c\x01", True),  # a length-delimited field 0 in one
+    (b"\x9b\x01\x80\x80\x00\x05\x9c\x01", True),  # field 0 in a 3-byte tag in one
+    (b"\x00\x05", False),  # field 0 in a message
+    (b"\x03\x04", False),  # a group of field 0 in a message
+    (b"\x9b\x01\x04\x9c\x01", False),  # the end of a group 0 never started
+    (b"\x9b\x01\x03\x0c\x9c\x01", False),  # a group 0 ended as group 1
+    (b"\x9b\x01\x00\x9c\x01", False),  # field 0 takes the end tag as its value
+    (b"\x88\x80\x80\x80\x00\x05", True),  # a 5-byte tag
+    (b"\x88\x80\x80\x80\x80\x00\x05", False),  # a 6-byte tag
+    (b"\x9b\x01\x88\x80\x80\x80\x80\x00\x05\x9c\x01", False),  # ... in a group
+    (b"\x9b\x01\x9c\x81\x80\x80\x80\x00", False),  # ... ending a group
+    (b"\x12\x82\x80\x80\x80\x00ab", True),  # a 5-byte length
+    (b"\x12\x82\x80\x80\x80\x80\x00ab", False),  # a 6-byte length
+]
+
+
+def _zipkin_span_with(extra: bytes) -> bytes:
+    ids = b"\x0a\x10" + b"\x01" * 16 + b"\x1a\x08" + b"\x02" * 8
+    span = ids + b"\x31" + (1_556_604_172_355_737).to_bytes(8, "little") + b"\x38\x0f" + extra
+    return b"\x0a" + bytes([len(span)]) + span
+
+
+@pytest.mark.parametrize(("data", "accepted"), _WIRE_CASES)
+def test_protobuf_readers_decide_wire_details_as_upb(data: bytes, accepted: bool) -> None:
+    for message, oracle in (
+        (ExportTraceServiceRequest, _oracle_check),
+        (zipkin_pb2.ListOfSpans, _zipkin_proto_oracle),
+        (tj.PostSpansRequest, _api_v2_oracle),
+    ):
+        try:
+            message.FromString(data)
+        except DecodeError:
+            assert not accepted, message
+        else:
+            assert accepted, message
+        oracle(data)
+    # the same inside a span
+    span = b"\x12" + bytes([len(data)]) + data
+    scope_spans = b"\x12" + bytes([len(span)]) + span
+    _oracle_check(b"\x0a" + bytes([len(scope_spans)]) + scope_spans)
+    _zipkin_proto_oracle(_zipkin_span_with(data))
+
+
+# a tag map entry holding an unknown field (field 3 here) and a missing key, after an entry of
+# the same (missing) key: upb keeps it as an unknown field of the span, not as a tag
+_ZIPKIN_FUZZ_TAGS = base64.b64decode(
+    "CqUBChBGOsNcn2QTrUhIWjlTu2EkEggAAAAAAAAAARoIAAAAAAAAAAEgAyoDZ2V0MaDIvya5hwUAOA9CBwoCZGIguCpa"
+    "GBoPc2VydmljZS52ZXJzaW9uEgVFUlJPUloNCgVlcnJvchIEdHJ1ZVoXChBvdGVsLnN0YXR1c19jb2RlEgNsaWJaFgoP"
+    "b3RlbC5zY29wZS5uYW1lEgPigKhaCAoAEgTDqQpc"
+)
+
+
+def _entry(body: bytes) -> bytes:
+    return b"\x5a" + bytes([len(body)]) + body
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        _entry(b"\x0a\x01a\x12\x01x\x1a\x01z"),  # an unknown field 3
+        _entry(b"\x0a\x01a\x12\x01x\x18\x05"),  # ... a varint
+        _entry(b"\x0a\x01a\x12\x01x\x1b\x00\x01\x1c"),  # ... a group, field 0 in it
+        _entry(b"\x0a\x01a\x12\x01x\x1a\x01\xff"),  # ... not UTF-8 (not checked)
+        _entry(b"\x08\x01\x12\x01x"),  # the key as a varint: an unknown field
+        _entry(b"\x0a\x01a\x10\x01"),  # the value as a varint
+        _entry(b"\x0a\x01a\x12\x01x\x18\x05") + _entry(b"\x0a\x01a\x12\x01y"),
+        _entry(b"\x0a\x01a\x12\x01y") + _entry(b"\x0a\x01a\x12\x01x\x18\x05"),
+        _entry(b"\x12\x01x"),  # no key: ""
+        _entry(b"\x0a\x01a"),  # no value: ""
+        _entry(b""),
+        _entry(b"\x0a\x01a\x0a\x01b\x12\x01x"),  # a repeated key: the last one
+        _entry(b"\x0a\x01a\x12\x01x\x12\x01y"),  # a repeated value: the last one
+        _entry(b"\x12\x01x") + _entry(b"\x1a\x01z\x12\x01y") + _entry(b"\x0a\x00\x12\x01w"),
+    ],
+)
+def test_zipkin_proto_tag_entries_as_upb(tags: bytes) -> None:
+    data = _zipkin_span_with(tags)
+    _zipkin_proto_oracle(data)
+    want = dict(zipkin_pb2.ListOfSpans.FromString(data).spans[0].tags)
+    (span,) = (
+        ExportTraceServiceRequest.FromString(zipkin_v2_proto_to_otlp(data))
+        .resource_spans[0]
+        .scope_spans[0]
+        .spans
+    )
+    assert {a.key: a.value.string_value for a in span.attributes} == want
+
+
+def test_zipkin_proto_fuzz_tag_entry() -> None:
+    _zipkin_proto_oracle(_ZIPKIN_FUZZ_TAGS)
+    parsed = zipkin_pb2.ListOfSpans.FromString(_ZIPKIN_FUZZ_TAGS)
+    assert "ERROR" not in parsed.spans[0].tags.values()
+    out = ExportTraceServiceRequest.FromString(zipkin_v2_proto_to_otlp(_ZIPKIN_FUZZ_TAGS))
+    (span,) = out.resource_spans[0].scope_spans[0].spans
+    assert [(a.key, a.value.string_value) for a in span.attributes if not a.key] == [
+        ("", parsed.spans[0].tags[""])
+    ]

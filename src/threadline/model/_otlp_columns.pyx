@@ -322,7 +322,8 @@ cdef inline int rd_varint(Ctx* c, cptr* pp, cptr end, uint64_t* out) noexcept no
     return rd_varint_slow(c, pp, end, out)
 
 
-cdef inline int rd_tag(Ctx* c, cptr* pp, cptr end, uint32_t* tag) noexcept nogil:
+cdef inline int rd_tag_any(Ctx* c, cptr* pp, cptr end, uint32_t* tag) noexcept nogil:
+    """A field tag, field number 0 included (upb allows it inside a group it skips)."""
     cdef cptr p = pp[0]
     cdef uint64_t v
     if p[0] < 0x80:                       # callers guarantee p < end
@@ -333,9 +334,17 @@ cdef inline int rd_tag(Ctx* c, cptr* pp, cptr end, uint32_t* tag) noexcept nogil
             return -1
         if pp[0] - p > 5 or v > <uint64_t>0xFFFFFFFF:
             return fail(c, p, "invalid field tag")
-    if v < 8:
-        return fail(c, p, "invalid field number 0")
     tag[0] = <uint32_t>v
+    return 0
+
+
+cdef inline int rd_tag(Ctx* c, cptr* pp, cptr end, uint32_t* tag) noexcept nogil:
+    """A field tag of a message: field number 0 is refused."""
+    cdef cptr p = pp[0]
+    if rd_tag_any(c, pp, end, tag) < 0:
+        return -1
+    if tag[0] < 8:
+        return fail(c, p, "invalid field number 0")
     return 0
 
 
@@ -427,7 +436,7 @@ cdef int skip_group(Ctx* c, cptr* pp, cptr end, uint32_t start_tag, int depth) n
     while True:
         if pp[0] >= end:
             return fail_tag(c, pp[0], "unterminated group", start_tag)
-        if rd_tag(c, pp, end, &tag) < 0:
+        if rd_tag_any(c, pp, end, &tag) < 0:
             return -1
         if (tag & 7) == 4:
             if (tag >> 3) != (start_tag >> 3):

@@ -199,22 +199,37 @@ cdef inline uint64_t pb_varint(PReader* r, Py_ssize_t end) except? 0xFFFFFFFFFFF
             raise ValueError(f"varint longer than 10 bytes at byte {r.pos}")
 
 
+cdef inline int pb_tag(PReader* r, Py_ssize_t end, int* wire) except -1:
+    """A field header (``r.pos < end``): its number, which may be 0, with its wire type in
+    ``wire``. As upb: at most 5 bytes and 32 bits."""
+    cdef Py_ssize_t at = r.pos
+    cdef uint64_t key = r.data[at]
+    if key < 0x80:
+        r.pos = at + 1
+    else:
+        key = pb_varint(r, end)
+        if r.pos - at > 5 or key > 0xFFFFFFFF:
+            raise ValueError(f"invalid field tag at byte {at}")
+    wire[0] = <int>(key & 7)
+    return <int>(key >> 3)
+
+
 cdef inline int pb_field(PReader* r, Py_ssize_t end, int* wire) except -1:
     """The next field's number (0 at ``end``), with its wire type in ``wire``."""
-    cdef uint64_t key
     if r.pos >= end:
         return 0
-    key = pb_varint(r, end)
-    wire[0] = <int>(key & 7)
-    if key >> 3 == 0 or key >> 3 > 536870911:
-        raise ValueError(f"invalid field number {key >> 3} at byte {r.pos}")
-    r.number = <int>(key >> 3)
+    r.number = pb_tag(r, end, wire)
+    if r.number == 0:
+        raise ValueError(f"invalid field number 0 at byte {r.pos}")
     return r.number
 
 
 cdef inline Py_ssize_t pb_len(PReader* r, Py_ssize_t end) except -1:
     """A length-delimited field's payload: its end (it starts at ``r.pos``)."""
+    cdef Py_ssize_t at = r.pos
     cdef uint64_t n = pb_varint(r, end)
+    if r.pos - at > 5:
+        raise ValueError(f"length prefix longer than 5 bytes at byte {at}")
     if n > <uint64_t>(end - r.pos):
         raise ValueError(f"truncated length-delimited field at byte {r.pos}")
     return r.pos + <Py_ssize_t>n
@@ -262,9 +277,9 @@ cdef inline int pb_skip_value(PReader* r, int wire, int number, Py_ssize_t end,
         if depth > 100:
             raise ValueError(f"groups nested too deeply at byte {r.pos}")
         while True:
-            f = pb_field(r, end, &w)
-            if not f:
+            if r.pos >= end:
                 raise ValueError(f"unterminated group at byte {r.pos}")
+            f = pb_tag(r, end, &w)  # field number 0 is fine inside a group (as upb)
             if w == 4:
                 if f != number:
                     raise ValueError(f"mismatched end of group at byte {r.pos}")

@@ -979,7 +979,11 @@ cdef class Request:
                         else:
                             pb_bytes(&self.pr, stop, &t.v, &t.vn, True)
                     else:
+                        # as upb: an entry with an unknown field (a known number of the
+                        # wrong wire type too) is kept as an unknown field of the span,
+                        # not a tag
                         pb_skip(&self.pr, w, stop)
+                        self.ntags = j
             elif (number == 12 or number == 13) and wire == 0:
                 if number == 13:
                     sp.shared = pb_varint(&self.pr, end) != 0
