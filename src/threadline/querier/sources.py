@@ -23,7 +23,7 @@ from typing import TypeVar
 import duckdb
 import pyarrow as pa
 
-from threadline.ingester.ingester import Ingester
+from threadline.ingester.ingester import Entry, Ingester
 from threadline.model.dedicated import add_dedicated_columns, attribute_keys
 from threadline.model.schema import BLOCK_SCHEMA, DEDICATED, SPAN_SCHEMA
 from threadline.model.trace_structure import add_trace_columns
@@ -86,9 +86,9 @@ def attribute_columns(
 _LIVE_DEDICATED = [column for column, *_ in DEDICATED]
 
 
-def live_table(entries: Sequence[object]) -> pa.Table:
+def live_table(entries: Sequence[Entry]) -> pa.Table:
     """In-memory entries' rows with the block columns (and the row number)."""
-    table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)  # type: ignore[attr-defined]
+    table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)
     table = add_dedicated_columns(add_trace_columns(sort_spans(table))).cast(BLOCK_SCHEMA)
     return table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
 
@@ -177,12 +177,6 @@ class DataSources:
                 self._db = connect(self.resources)
                 self._db.register_filesystem(self._remote)
             return self._db
-
-    def close(self) -> None:
-        with self._db_lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
 
     def _sources(self, tenant: str, start_ns: int | None, end_ns: int | None) -> list[Source]:
         """Sources overlapping the window, newest first (live data first of all)."""
