@@ -178,3 +178,9 @@ def test_non_finite_numbers_are_refused(query: str, words: str) -> None:
         with pytest.raises(error) as err:
             compile_query(query)
         assert words in str(err.value)
+
+
+@pytest.mark.parametrize("query", ['{ ."6x" = 1 }', '{ ."0" = 1 }', '{ ."a\ufffdb" = 1 }'])
+def test_printed_names_parse_back(query: str) -> None:
+    """Found by `make fuzz`: an unscoped name starting with a digit must be printed quoted."""
+    check(query)

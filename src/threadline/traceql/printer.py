@@ -81,7 +81,9 @@ def format_attribute(a: A.Attribute) -> str:
     elif not a.parent:
         prefix = "."
     name = a.name
-    if not name or '"' in name or not all(is_attribute_rune(c) for c in name):
+    # ".6x" would lex as the number .6 followed by x
+    leading_digit = prefix == "." and "0" <= name[:1] <= "9"
+    if not name or leading_digit or '"' in name or not all(is_attribute_rune(c) for c in name):
         name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return prefix + name
 
