@@ -1,9 +1,10 @@
-"""Blocks: Parquet sorted by trace id, bloom filter, row-group index, atomic visibility."""
+"""Blocks: Parquet in trace-start order, trace index, bloom filter, atomic visibility."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +21,8 @@ from threadline.storage.block_reader import Block
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist
 from threadline.storage.bloom import BloomFilter, probe_hashes
+from threadline.storage.tool import verify_block
+from threadline.storage.trace_index import INDEX_FILE
 
 
 def spans(n_traces: int) -> tuple[pa.Table, list[bytes]]:
@@ -41,14 +44,63 @@ def test_write_and_find(tmp_path: Path) -> None:
     block = Block.open(tmp_path / "t1" / meta.block_id)
     data = pq.read_table(block.path / "data.parquet")
     assert data.schema.equals(BLOCK_SCHEMA)
-    tids = data.column("trace_id").to_pylist()
-    assert tids == sorted(tids)
+    starts = data.column("trace_start_unix_nano").to_pylist()
+    assert starts == sorted(starts)
     for tid in ids[::17]:
         rows = block.find_trace(tid, probe_hashes(tid))
         assert rows is not None and rows.num_rows == 8
         assert set(rows.column("trace_id").to_pylist()) == {tid}
     missing = os.urandom(16)
     assert block.find_trace(missing, probe_hashes(missing)) is None
+
+
+def _shuffled_ids(table: pa.Table, seed: int) -> tuple[pa.Table, dict[bytes, bytes]]:
+    """``table`` with each trace id replaced by a random one (every third a 64-bit id, its
+    first 8 bytes zero), so trace-id order and start order differ."""
+    rng = random.Random(seed)
+    new: dict[bytes, bytes] = {}
+    for i, tid in enumerate(dict.fromkeys(table.column("trace_id").to_pylist())):
+        raw = rng.randbytes(16)
+        new[tid] = bytes(8) + raw[8:] if i % 3 == 0 else raw
+    ids = pa.array([new[t] for t in table.column("trace_id").to_pylist()], pa.binary(16))
+    return table.set_column(table.schema.get_field_index("trace_id"), "trace_id", ids), new
+
+
+def test_rows_in_trace_start_order_found_through_the_index(tmp_path: Path) -> None:
+    base, _ = spans(300)
+    table, _ = _shuffled_ids(base, 1)
+    meta = write_block(tmp_path, "t1", table, BlockConfig(row_group_spans=260))
+    block = Block.open(tmp_path / "t1" / meta.block_id)
+    assert block.indexed and len(block.index) == 300
+    data = pq.read_table(block.path / "data.parquet")
+    starts = data.column("trace_start_unix_nano").to_pylist()
+    assert starts == sorted(starts)
+    tids = data.column("trace_id").to_pylist()
+    assert tids != sorted(tids)
+    # each trace's rows are contiguous and in start order
+    runs = [t for i, t in enumerate(tids) if i == 0 or tids[i - 1] != t]
+    assert len(runs) == len(set(runs)) == 300
+    by_trace: dict[bytes, list[int]] = {}
+    for row in table.select(["trace_id", "start_unix_nano"]).to_pylist():
+        by_trace.setdefault(row["trace_id"], []).append(row["start_unix_nano"])
+    for tid, want in by_trace.items():
+        rows = block.find_trace(tid, probe_hashes(tid))
+        assert rows is not None
+        assert set(rows.column("trace_id").to_pylist()) == {tid}
+        assert rows.column("start_unix_nano").to_pylist() == sorted(want)
+    assert verify_block(block).ok
+
+
+def test_verify_notices_a_trace_index_that_does_not_match(tmp_path: Path) -> None:
+    table, _ = _shuffled_ids(spans(40)[0], 2)
+    meta = write_block(tmp_path, "t1", table, BlockConfig(row_group_spans=260))
+    block = Block.open(tmp_path / "t1" / meta.block_id)
+    index = block.path / INDEX_FILE
+    raw = bytearray(index.read_bytes())
+    raw[8] ^= 1  # the first entry's first row
+    index.write_bytes(bytes(raw))
+    problems = " ".join(verify_block(Block.open(block.path)).problems)
+    assert "traces: sha256" in problems and "does not match the rows' trace ids" in problems
 
 
 def test_traces_across_row_group_boundaries_come_back_whole(tmp_path: Path) -> None:

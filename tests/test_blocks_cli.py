@@ -53,7 +53,7 @@ def test_list_and_inspect(tmp_path: Path) -> None:
     assert code == 0, out
     doc = json.loads(out)
     assert doc["meta"]["blockID"] == metas[0].block_id
-    assert doc["meta"]["checksums"].keys() == {"data.parquet", "bloom"}
+    assert doc["meta"]["checksums"].keys() == {"data.parquet", "bloom", "traces"}
     assert [f["name"] for f in doc["schema"]] == BLOCK_SCHEMA.names
     assert doc["parquet"]["rows"] == 2
     code, out = run("inspect", "--data-dir", str(tmp_path), "nope")

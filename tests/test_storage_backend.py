@@ -63,7 +63,7 @@ def blocks_roundtrip(backend: Backend, tmp_path: Path) -> None:
     table, ids = spans(0, 60)
     cfg = BlockConfig(row_group_spans=256)
     meta = write_block(backend, "t1", table, cfg, staging_dir=tmp_path / "staging")
-    assert meta.checksums.keys() == {"data.parquet", "bloom"}
+    assert meta.checksums.keys() == {"data.parquet", "bloom", "traces"}
     caches = BlockCaches(RangeCache(2**20, 4096, DiskChunks(tmp_path / "cache", 2**30)))
     blocklist = Blocklist(backend, caches)
     blocklist.load()
@@ -115,7 +115,7 @@ def test_upload_writes_meta_last_and_remote_reads_use_ranges(tmp_path: Path) -> 
     cfg = BlockConfig(row_group_spans=256)
     meta = write_block(backend, "t1", table, cfg, staging_dir=tmp_path / "staging")
     assert backend.written[-1] == f"t1/{meta.block_id}/meta.json"
-    assert len(backend.written) == 3
+    assert len(backend.written) == 4  # data, bloom, trace index, meta
     assert not any((tmp_path / "staging").iterdir()), "staging directory not cleaned up"
     ranges = RangeCache(2**20, 1024)
     block = Block(backend, meta, BlockCaches(ranges))

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-FORMAT_VERSION = "tl1"
+# tl2: rows in trace-start order with a trace index (tl1: sorted by trace id)
+FORMAT_VERSION = "tl2"
 
 
 def _attr_map_fields(stem: str) -> list[pa.Field]:

@@ -1,9 +1,11 @@
-"""Reading a block: trace-id lookups through the bloom filter and the row-group index.
+"""Reading a block: trace-id lookups through the bloom filter and the trace index.
 
-A block's meta is kept in memory with the block list; its bloom filter is read on the first
-lookup. Blocks on the local backend are memory-mapped; blocks in object storage are read with
-range requests (the footer, then only the row groups that can hold a trace) through a bounded
-chunk cache, and DuckDB gets a local copy of the data file from a bounded disk cache.
+A block's meta is kept in memory with the block list; its bloom filter and trace index are read
+on the first lookup (blocks of format tl1, sorted by trace id, have the row groups' trace-id
+ranges in their meta instead of an index). Blocks on the local backend are memory-mapped;
+blocks in object storage are read with range requests (the footer, then only the row groups
+that can hold a trace) through a bounded chunk cache, and DuckDB gets a local copy of the data
+file from a bounded disk cache.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import pyarrow.parquet as pq
 
 from threadline.model.schema import SPAN_SCHEMA
 from threadline.storage.backend import META_FILE, Backend, LocalBackend
-from threadline.storage.bloom import BloomFilter
+from threadline.storage.bloom import BloomFilter, probe_hashes
 from threadline.storage.cache import RangeCache, RangeFile
 from threadline.storage.meta import BlockMeta
+from threadline.storage.trace_index import INDEX_FILE, TraceIndex
 
 DATA_FILE = "data.parquet"
 BLOOM_FILE = "bloom"
@@ -66,8 +69,14 @@ class Block:
         # the block's directory when it is on local disk (None in object storage)
         self.path: Path | None = local.parent if local is not None else None
         self._bloom: BloomFilter | None = None
-        self._mins = [bytes.fromhex(rg.min_trace_id) for rg in meta.row_groups]
-        self._maxs = [bytes.fromhex(rg.max_trace_id) for rg in meta.row_groups]
+        self.indexed = meta.format != "tl1"
+        self._index: TraceIndex | None = None
+        sizes = [rg.rows for rg in meta.row_groups]
+        # first row of each row group
+        self._group_starts = np.cumsum([0, *sizes[:-1]]) if sizes else np.zeros(0, np.int64)
+        if not self.indexed:
+            self._mins = [bytes.fromhex(rg.min_trace_id or "") for rg in meta.row_groups]
+            self._maxs = [bytes.fromhex(rg.max_trace_id or "") for rg in meta.row_groups]
         self._files: dict[bool, pq.ParquetFile] = {}
         self._strings: list[str] | None = None
         self._empty: dict[int, frozenset[str]] = {}
@@ -149,26 +158,43 @@ class Block:
         raw = self.backend.read(self.key(DATA_FILE))
         return pq.ParquetFile(pa.BufferReader(raw)).read(columns=columns)
 
-    def row_groups_for(self, trace_id: bytes) -> list[int]:
-        """Row groups whose trace-id range holds ``trace_id`` (rows are sorted by trace id)."""
+    @property
+    def index(self) -> TraceIndex:
+        if self._index is None:
+            self._index = TraceIndex(self.backend.read(self.key(INDEX_FILE)))
+        return self._index
+
+    def _row_ranges(self, trace_id: bytes, probe: tuple[int, int]) -> list[tuple[int, int]]:
+        """(first row, rows) of the candidate traces for ``trace_id``."""
+        if self.indexed:
+            return self.index.rows_of(probe[0])
         first = bisect.bisect_left(self._maxs, trace_id)
         out = []
         for i in range(first, len(self._mins)):
             if self._mins[i] > trace_id:
                 break
-            out.append(i)
+            at = int(self._group_starts[i])
+            out.append((at, self.meta.row_groups[i].rows))
         return out
+
+    def row_groups_for(self, trace_id: bytes, probe: tuple[int, int] | None = None) -> list[int]:
+        """Row groups that may hold rows of ``trace_id``."""
+        groups: set[int] = set()
+        for first, rows in self._row_ranges(trace_id, probe or probe_hashes(trace_id)):
+            lo, hi = np.searchsorted(self._group_starts, [first, first + rows - 1], side="right")
+            groups.update(range(int(lo) - 1, int(hi)))
+        return sorted(groups)
 
     def find_trace(self, trace_id: bytes, probe: tuple[int, int]) -> pa.Table | None:
         """The span rows of ``trace_id`` in this block (``SPAN_SCHEMA``), or None.
 
         Decoding a row group costs mostly per column, not per row, so each candidate row group
-        is read whole, with strings left as dictionaries; the trace's rows are contiguous (rows
-        are sorted by trace id) and only that slice is turned into plain columns.
+        is read whole, with strings left as dictionaries; the trace's rows are contiguous and
+        only that slice is turned into plain columns.
         """
         if not self.bloom.may_contain(probe):
             return None
-        groups = self.row_groups_for(trace_id)
+        groups = self.row_groups_for(trace_id, probe)
         if not groups:
             return None
         pf = self.parquet(keep_dictionaries=True)

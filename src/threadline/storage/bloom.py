@@ -45,9 +45,15 @@ def probe_hashes(trace_id: bytes) -> tuple[int, int]:
     return h1, h2
 
 
+def trace_hashes(words: np.ndarray) -> np.ndarray:
+    """The first hash of each trace id (``trace_id_words``), as ``probe_hashes(id)[0]``."""
+    with np.errstate(over="ignore"):
+        return _mix(words[:, 0] ^ _mix(words[:, 1]))
+
+
 def _positions(words: np.ndarray, bits: int, hashes: int) -> np.ndarray:
     with np.errstate(over="ignore"):
-        h1 = _mix(words[:, 0] ^ _mix(words[:, 1]))
+        h1 = trace_hashes(words)
         h2 = _mix(words[:, 1] + np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
         steps = np.arange(hashes, dtype=np.uint64)
         return (h1[:, None] + steps[None, :] * h2[:, None]) % np.uint64(bits)

@@ -18,11 +18,12 @@ def rfc3339(unix_nano: int) -> str:
 
 
 class RowGroupRange(BaseModel):
-    """Trace-id range (hex) and row count of one Parquet row group; rows are sorted by trace id."""
+    """Row count of one Parquet row group and, in blocks sorted by trace id (format tl1,
+    before the trace index), its trace-id range (hex)."""
 
     model_config = ConfigDict(populate_by_name=True)
-    min_trace_id: str = Field(alias="minTraceID")
-    max_trace_id: str = Field(alias="maxTraceID")
+    min_trace_id: str | None = Field(None, alias="minTraceID")
+    max_trace_id: str | None = Field(None, alias="maxTraceID")
     rows: int
     # bit i set: the block's nestedColumns[i] has no entries in this row group (point reads
     # skip it); None: not recorded, read everything

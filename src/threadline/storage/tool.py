@@ -22,6 +22,7 @@ from threadline.storage.backend import META_FILE
 from threadline.storage.block_reader import BLOOM_FILE, DATA_FILE, Block
 from threadline.storage.blocklist import Blocklist
 from threadline.storage.factory import make_backend, make_caches
+from threadline.storage.trace_index import INDEX_FILE, build_trace_index
 
 
 def open_blocklist(cfg: Config, *, builder: bool = False) -> Blocklist:
@@ -139,12 +140,14 @@ def _sha256(data: bytes) -> str:
 
 
 def verify_block(block: Block) -> Verdict:
-    """Checksums, Parquet readability, counts, row-group ranges, and every trace id in the
-    bloom filter."""
+    """Checksums, Parquet readability, counts, the trace index (or, in tl1 blocks, row-group
+    ranges and trace-id order), and every trace id in the bloom filter."""
     v = Verdict(block.tenant, block.id)
     meta = block.meta
     backend = block.backend
     files = {DATA_FILE: None, BLOOM_FILE: None}
+    if block.indexed:
+        files[INDEX_FILE] = None
     for name in files:
         try:
             files[name] = backend.read(block.key(name))  # type: ignore[assignment]
@@ -182,6 +185,14 @@ def verify_block(block: Block) -> Verdict:
         v.problems.append(
             f"{pf.metadata.num_row_groups} row groups, meta lists {len(meta.row_groups)}"
         )
+    elif block.indexed:
+        if build_trace_index(ids) != files[INDEX_FILE]:
+            v.problems.append(f"{INDEX_FILE} does not match the rows' trace ids")
+        else:
+            v.checked.append("trace index")
+        starts = pf.read(columns=["trace_start_unix_nano"]).column(0).to_numpy()
+        if len(starts) > 1 and bool((starts[1:] < starts[:-1]).any()):
+            v.problems.append("rows are not in trace-start order")
     else:
         offset = 0
         for i, rg in enumerate(meta.row_groups):
@@ -191,11 +202,11 @@ def verify_block(block: Block) -> Verdict:
                 v.problems.append(f"row group {i}: trace-id range differs from meta")
             offset += rg.rows
         v.checked.append("row-group index")
-    sorted_ok = ids.length() < 2 or bool(
-        all(a <= b for a, b in zip(ids[:-1].to_pylist(), ids[1:].to_pylist(), strict=True))
-    )
-    if not sorted_ok:
-        v.problems.append("rows are not sorted by trace id")
+        sorted_ok = ids.length() < 2 or bool(
+            all(a <= b for a, b in zip(ids[:-1].to_pylist(), ids[1:].to_pylist(), strict=True))
+        )
+        if not sorted_ok:
+            v.problems.append("rows are not sorted by trace id")
     missing = int((~block.bloom.contains_all(ids)).sum())
     if missing:
         v.problems.append(f"{missing} rows have a trace id the bloom filter does not hold")
