@@ -46,3 +46,12 @@ def trace_id_words(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     buf = ids.buffers()[1]
     words = np.frombuffer(buf, dtype=np.uint64, count=(ids.offset + len(ids)) * 2)
     return words.reshape(-1, 2)[ids.offset :]
+
+
+def run_starts(words: np.ndarray) -> np.ndarray:
+    """First row of each run of equal ids in ``trace_id_words`` output (rows of a trace kept
+    together: the first row of each trace)."""
+    changed = np.ones(len(words), dtype=bool)
+    if len(words) > 1:
+        changed[1:] = np.any(words[1:] != words[:-1], axis=1)
+    return np.flatnonzero(changed)

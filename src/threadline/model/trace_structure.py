@@ -21,18 +21,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from threadline.model.ids import trace_id_words
+from threadline.model.ids import run_starts, trace_id_words
 from threadline.model.schema import TRACE_COLUMNS
 
 
 def trace_groups(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted by trace id: each row's trace number and each trace's first row."""
-    words = trace_id_words(table.column("trace_id"))
-    changed = np.ones(len(words), dtype=bool)
-    if len(words) > 1:
-        changed[1:] = np.any(words[1:] != words[:-1], axis=1)
-    starts = np.flatnonzero(changed)
-    return np.cumsum(changed) - 1, starts
+    starts = run_starts(trace_id_words(table.column("trace_id")))
+    trace_of = np.zeros(table.num_rows, dtype=np.int64)
+    trace_of[starts[1:]] = 1
+    return np.cumsum(trace_of), starts
 
 
 def _id_words(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:

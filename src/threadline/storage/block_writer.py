@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from threadline.config import BlockConfig
 from threadline.model.dedicated import add_dedicated_columns, attribute_keys
-from threadline.model.ids import trace_id_words
+from threadline.model.ids import run_starts, trace_id_words
 from threadline.model.schema import BLOCK_SCHEMA, DEDICATED_COLUMNS, FORMAT_VERSION, SPAN_SCHEMA
 from threadline.model.trace_structure import add_trace_columns
 from threadline.storage.backend import META_FILE, Backend, LocalBackend
@@ -32,7 +32,7 @@ from threadline.storage.bloom import BloomFilter
 from threadline.storage.cache import RangeCache
 from threadline.storage.files import fsync_path
 from threadline.storage.meta import BlockMeta, RowGroupRange, rfc3339
-from threadline.storage.trace_index import INDEX_FILE, build_trace_index
+from threadline.storage.trace_index import INDEX_FILE, TraceIndex, build_trace_index
 
 __all__ = ["BLOOM_FILE", "DATA_FILE", "META_FILE", "TMP_PREFIX", "sort_spans", "write_block"]
 
@@ -92,11 +92,8 @@ def sort_spans(table: pa.Table) -> pa.Table:
     order = pc.sort_indices(table.select([k for k, _ in keys]), sort_keys=keys).to_numpy()
     order = order.astype(np.int64)
     if n > 1:
-        words = trace_id_words(table.column("trace_id").take(order))
+        firsts = run_starts(trace_id_words(table.column("trace_id").take(order)))
         starts = table.column("start_unix_nano").take(order).to_numpy()
-        changed = np.ones(n, dtype=bool)
-        changed[1:] = np.any(words[1:] != words[:-1], axis=1)
-        firsts = np.flatnonzero(changed)
         lengths = np.diff(np.append(firsts, n))
         # traces by their first start (stable: ties stay in trace-id order)
         by_start = np.argsort(starts[firsts], kind="stable")
@@ -105,13 +102,6 @@ def sort_spans(table: pa.Table) -> pa.Table:
         order = order[np.arange(n) + np.repeat(moved_firsts - offsets, moved_lengths)]
     indices = pa.array(order)
     return pa.Table.from_arrays([col.take(indices) for col in table.columns], schema=table.schema)
-
-
-def _distinct_sorted(words: np.ndarray) -> int:
-    if len(words) == 0:
-        return 0
-    changed = np.any(words[1:] != words[:-1], axis=1)
-    return int(changed.sum()) + 1
 
 
 def file_checksum(path: Path) -> str:
@@ -160,7 +150,6 @@ def write_block(
     tmp.mkdir()
     try:
         ids = table.column("trace_id")
-        words = trace_id_words(ids)
         data_path = tmp / DATA_FILE
         pq.write_table(
             table,
@@ -181,9 +170,10 @@ def write_block(
             RowGroupRange(rows=rows, emptyMask=mask)
             for rows, mask in zip(sizes, _empty_masks(table, starts), strict=True)
         ]
-        (tmp / INDEX_FILE).write_bytes(build_trace_index(ids))
+        index = build_trace_index(ids)
+        (tmp / INDEX_FILE).write_bytes(index)
         fsync_path(tmp / INDEX_FILE)
-        traces = _distinct_sorted(words)
+        traces = len(TraceIndex(index))
         bloom = BloomFilter.for_count(traces, cfg.bloom_false_positive)
         bloom.add(ids)
         (tmp / BLOOM_FILE).write_bytes(bloom.to_bytes())

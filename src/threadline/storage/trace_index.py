@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from threadline.model.ids import trace_id_words
+from threadline.model.ids import run_starts, trace_id_words
 from threadline.storage.bloom import trace_hashes
 
 INDEX_FILE = "traces"
@@ -26,9 +26,7 @@ def build_trace_index(ids: pa.Array | pa.ChunkedArray) -> bytes:
     n = len(words)
     if n == 0:
         return b""
-    changed = np.ones(n, dtype=bool)
-    changed[1:] = np.any(words[1:] != words[:-1], axis=1)
-    firsts = np.flatnonzero(changed)
+    firsts = run_starts(words)
     entries = np.empty(len(firsts), dtype=_ENTRY)
     entries["hash"] = trace_hashes(words[firsts])
     entries["first"] = firsts
