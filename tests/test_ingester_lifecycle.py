@@ -6,9 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from otlp_requests import SPANS_PER_TRACE, trace_request
 from threadline.config import Config
+from threadline.ingester import ingester as ingester_module
 from threadline.ingester.ingester import Ingester
 from threadline.ingester.wal import list_segments
 from threadline.model.otlp_decode import decode_export_request
@@ -162,6 +164,38 @@ def test_flush_writes_everything_in_bounded_blocks(tmp_path: Path) -> None:
         assert len(blocks) >= 2  # bounded blocks ...
         assert sum(b.meta.total_objects for b in blocks) == 40  # ... holding every trace
         assert not ing.tenants["t"].entries()
+        ing.close()
+
+    asyncio.run(run())
+
+
+def test_cut_traces_join_head_in_few_bounded_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingester_module, "HEAD_ENTRY_BYTES", 24 * 1024)
+
+    async def run() -> None:
+        ing, _, clock = make_ingester(tmp_path, trace_idle_period="1s", max_block_duration="1h")
+        for n in range(3):
+            await push(ing, n)
+        clock.now += 2
+        await ing.tick()
+        state = ing.tenants["t"]
+        # three pushes, one head entry
+        assert [e.table.num_rows for e in state.head] == [3 * SPANS_PER_TRACE]
+        first = state.head[0]
+        for n in range(3, 60):
+            await push(ing, n)
+        clock.now += 2
+        await ing.tick()
+        # the small entry was topped up (a new entry: queries prepared the old one), the rest
+        # cut into entries of about HEAD_ENTRY_BYTES: many pushes each
+        assert state.head[0] is not first
+        assert sum(e.table.num_rows for e in state.head) == 60 * SPANS_PER_TRACE
+        push_bytes = first.nbytes // 3
+        assert 1 < len(state.head) < 20
+        assert all(e.nbytes < 24 * 1024 + push_bytes for e in state.head)
+        assert all(e.traces * SPANS_PER_TRACE == e.table.num_rows for e in state.head)
         ing.close()
 
     asyncio.run(run())

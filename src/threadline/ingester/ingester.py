@@ -39,9 +39,12 @@ log = logging.getLogger(__name__)
 
 
 _ENTRY_SEQ = itertools.count()
+# idle traces are cut from live into head entries of about this size: few enough that queries
+# prepare each once (they never change), small enough that a block is several of them
+HEAD_ENTRY_BYTES = 16 * 2**20
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Entry:
     """Span rows held in memory, the oldest WAL segment they came from and their arrival."""
 
@@ -302,7 +305,27 @@ class Ingester:
         if moved:
             if state.head_since is None:
                 state.head_since = now
-            state.head.extend(moved)
+            self._into_head(state, moved)
+
+    def _into_head(self, state: TenantState, moved: list[Entry]) -> None:
+        """Append cut rows to head as entries of about ``HEAD_ENTRY_BYTES`` (the last head
+        entry is topped up while smaller), each holding whole cut traces where it can."""
+        cap = min(HEAD_ENTRY_BYTES, self.icfg.max_block_bytes)
+        groups: list[list[Entry]] = []
+        size = cap
+        if state.head and state.head[-1].nbytes < cap:
+            last = state.head.pop()
+            groups.append([last])
+            size = last.nbytes
+        for e in moved:
+            if size >= cap:
+                groups.append([])
+                size = 0
+            groups[-1].append(e)
+            size += e.nbytes
+        for group in groups:
+            arrival = max(e.arrival for e in group)
+            state.head.append(group[0] if len(group) == 1 else _merge(group, arrival))
 
     def _head_full(self, state: TenantState, now: float) -> bool:
         if not state.head or now < state.retry_at:

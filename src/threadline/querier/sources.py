@@ -5,8 +5,9 @@ in-memory rows, sorted and given the same columns here, then registered with Duc
 table. Queries are written once against the block schema and run unchanged over both.
 
 Set-up is paid once, not per query: one DuckDB database serves every query (its Parquet
-footer cache keeps each block's metadata parsed; queries run on cursors of it), and the live
-table of a tenant is rebuilt only when the ingester's entries changed since the last query.
+footer cache keeps each block's metadata parsed; queries run on cursors of it), and each
+in-memory entry of the ingester is prepared once (``LiveSnapshots``); only the live stage, which
+every push changes, is rebuilt, and only when a query finds it changed.
 Sources are visited newest first, so a search can stop as soon as no unvisited source can
 change its answer (``each``'s ``enough``).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from threadline.ingester.ingester import Entry, Ingester
 from threadline.model.dedicated import add_dedicated_columns, attribute_keys
@@ -93,35 +96,109 @@ def live_table(entries: Sequence[Entry]) -> pa.Table:
     return table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """In-memory rows made queryable: the table, its attributes, and the span time it covers
+    (``end`` is open for the live stage, whose traces may still grow)."""
+
+    key: str
+    table: pa.Table
+    columns: AttributeColumns
+    start_unix_nano: int
+    end_unix_nano: int
+
+
+class _Slot:
+    """One table being built or built: concurrent queries needing it wait for one build."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Prepared | None = None
+        self.error: BaseException | None = None
+
+
+_OPEN_END = 2**63 - 1
+
+
 class LiveSnapshots:
-    """The newest live table of each tenant, kept until the ingester's entries change (entries
-    never change once made; their sequence numbers say which ones a table was built from)."""
+    """The ingester's in-memory rows of a tenant as prepared tables, each built once.
+
+    Head and flushing entries hold whole cut traces and never change: each is prepared once
+    and dropped when the ingester drops the entry (it is in a block then). The live stage
+    changes with every push; it is rebuilt from its entries when they changed since the last
+    query, and concurrent queries share one build.
+    """
 
     def __init__(self, ingester: Ingester | None) -> None:
         self.ingester = ingester
         self._lock = threading.Lock()
-        self._tables: dict[str, tuple[tuple[int, ...], str, pa.Table, AttributeColumns]] = {}
+        self._slots: dict[tuple[int, ...], _Slot] = {}
+        self._live: dict[str, tuple[int, ...]] = {}  # the tenant's newest live-stage key
         self._built = itertools.count()
 
-    def get(self, tenant: str) -> tuple[str, pa.Table, AttributeColumns] | None:
-        """(snapshot key, table, its attributes) of the tenant's live rows, or None."""
+    def get(self, tenant: str) -> list[Prepared]:
+        """The tenant's in-memory rows, live stage first, then head entries newest first."""
         state = self.ingester.tenants.get(tenant) if self.ingester is not None else None
-        entries = state.entries() if state is not None else []
-        if not entries:
+        if state is None:
+            return []
+        live, cut = list(state.live), [*state.head, *state.flushing]
+        out = []
+        if not live:
             with self._lock:
-                self._tables.pop(tenant, None)
-            return None
-        seqs = tuple(e.seq for e in entries)
+                old = self._live.pop(tenant, None)
+                if old is not None:
+                    self._slots.pop(old, None)
+        if live:
+            key = tuple(e.seq for e in live)
+            with self._lock:
+                old = self._live.get(tenant)
+                if old != key:
+                    self._live[tenant] = key
+                    if old is not None:
+                        self._slots.pop(old, None)
+            out.append(self._prepared(key, live, live_stage=True))
+        out += [self._prepared((e.seq,), [e], live_stage=False) for e in reversed(cut)]
+        return [p for p in out if p.table.num_rows]
+
+    def _prepared(self, key: tuple[int, ...], entries: list[Entry], live_stage: bool) -> Prepared:
         with self._lock:
-            hit = self._tables.get(tenant)
-            if hit is not None and hit[0] == seqs:
-                return hit[1:]
+            slot = self._slots.get(key)
+            owner = slot is None
+            if slot is None:
+                slot = self._slots[key] = _Slot()
+                # built from entries that never change: dropped with the (first) entry
+                weakref.finalize(entries[0], self._forget, key)
+        if owner:
+            try:
+                slot.value = self._build(entries, live_stage)
+            except BaseException as e:
+                slot.error = e
+                self._forget(key)
+                raise
+            finally:
+                slot.done.set()
+        slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+        assert slot.value is not None
+        return slot.value
+
+    def _forget(self, key: tuple[int, ...]) -> None:
+        with self._lock:
+            self._slots.pop(key, None)
+
+    def _build(self, entries: list[Entry], live_stage: bool) -> Prepared:
         table = live_table(entries)
-        key = f"live:{next(self._built)}"
         columns = attribute_columns(attribute_keys(table), _LIVE_DEDICATED)
-        with self._lock:
-            self._tables[tenant] = (seqs, key, table, columns)
-        return key, table, columns
+        start, end = _OPEN_END, _OPEN_END
+        if table.num_rows:
+            begins = table.column("trace_start_unix_nano")
+            start = pc.min(begins).as_py()
+            if not live_stage:
+                end = pc.max(pc.add(begins, table.column("trace_duration_nano"))).as_py()
+        return Prepared(f"mem:{next(self._built)}", table, columns, start, end)
 
 
 def _quote(path: str) -> str:
@@ -180,16 +257,13 @@ class DataSources:
 
     def _sources(self, tenant: str, start_ns: int | None, end_ns: int | None) -> list[Source]:
         """Sources overlapping the window, newest first (live data first of all)."""
-        sources = []
-        live = self.live.get(tenant)
-        if live is not None:
-            key, table, columns = live
-            sources.append(Source(LIVE, None, table.nbytes, 2**63 - 1, key, table, columns))
-        for block in sorted(
-            self.blocklist.blocks(tenant, start_ns, end_ns),
-            key=lambda b: b.meta.end_unix_nano,
-            reverse=True,
-        ):
+        sources = [
+            Source(LIVE, None, p.table.nbytes, p.end_unix_nano, p.key, p.table, p.columns)
+            for p in self.live.get(tenant)
+            if (end_ns is None or p.start_unix_nano <= end_ns)
+            and (start_ns is None or p.end_unix_nano >= start_ns)
+        ]
+        for block in self.blocklist.blocks(tenant, start_ns, end_ns):
             # local blocks are read in place; remote ones in ranges, through the block cache
             if block.path is None:
                 self._remote.add(block)
@@ -213,7 +287,8 @@ class DataSources:
                     columns,
                 )
             )
-        return sources
+        # newest first; the live stage (open end) leads
+        return sorted(sources, key=lambda s: s.end_unix_nano, reverse=True)
 
     def each(
         self,
