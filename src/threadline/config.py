@@ -163,10 +163,10 @@ class IngesterConfig(_Section):
     trace_idle_period: Duration = 5.0
     trace_live_period: Duration = 30.0
     max_block_duration: Duration = 300.0
-    max_block_bytes: Size = 256 * 2**20
+    max_block_bytes: Size = 64 * 2**20
     flush_check_period: Duration = 1.0
     # span rows held in memory (not yet in blocks) above which pushes wait for block writes
-    max_unflushed_bytes: Size = 2 * 2**30
+    max_unflushed_bytes: Size = 512 * 2**20
     # how long a push waits for room before it is refused (HTTP 503 / gRPC UNAVAILABLE)
     backlog_wait: Duration = 5.0
     # a failed block write (backend unreachable) is retried after this backoff, doubling
