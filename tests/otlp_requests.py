@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -28,3 +29,16 @@ def trace_request(n: int) -> tuple[bytes, str]:
         span.end_time_unix_nano = span.start_time_unix_nano + 1000
         span.attributes.add(key="n").value.int_value = n
     return req.SerializeToString(), trace_id.hex()
+
+
+def add_two_span_trace(scope_spans: Any, trace_id: bytes, start_ns: int, name: str) -> None:
+    """A root and one child, both named ``name``, starting at ``start_ns``, 5 µs long."""
+    for i in range(2):
+        span = scope_spans.spans.add()
+        span.trace_id = trace_id
+        span.span_id = (i + 1).to_bytes(8, "big")
+        if i:
+            span.parent_span_id = (1).to_bytes(8, "big")
+        span.name = name
+        span.start_time_unix_nano = start_ns + i * 1000
+        span.end_time_unix_nano = start_ns + 5000

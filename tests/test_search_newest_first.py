@@ -13,6 +13,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from conftest import Server
+from otlp_requests import add_two_span_trace
 
 BATCHES = 6  # each its own block, minutes apart; one more batch stays live
 PER_BATCH = 3
@@ -30,15 +31,7 @@ def push_batch(server: Server, base_ns: int, batch: int) -> list[str]:
     for k in range(PER_BATCH):
         trace_id = os.urandom(16)
         start = base_ns + batch * MINUTE + k * 10**9
-        for i in range(2):
-            span = ss.spans.add()
-            span.trace_id = trace_id
-            span.span_id = (i + 1).to_bytes(8, "big")
-            if i:
-                span.parent_span_id = (1).to_bytes(8, "big")
-            span.name = f"op-{batch}"
-            span.start_time_unix_nano = start + i * 1000
-            span.end_time_unix_nano = start + 5000
+        add_two_span_trace(ss, trace_id, start, f"op-{batch}")
         ids.append(trace_id.hex().lstrip("0"))
     r = server.request(
         "POST",

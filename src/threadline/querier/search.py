@@ -93,17 +93,57 @@ def _window_sql(window: SearchWindow) -> str:
     return " AND ".join(cond)
 
 
-def source_sql(source: Source, plan: Plan, window: SearchWindow, limit: int, spss: int) -> str:
+def start_windows(source: Source, limit: int) -> list[tuple[int | None, int | None]]:
+    """Trace-start ranges ``[since, before)`` to search a source in, newest first.
+
+    Blocks in trace-start order (format tl2) are searched in windows that start with about
+    ``8 * limit`` traces' worth of time and grow eightfold, so a limit-20 search reads the newest
+    row groups only; live data and tl1 blocks (rows not in time order) in one go.
+    """
+    block = source.block
+    if block is None or not block.indexed or block.meta.total_objects <= 8 * limit:
+        return [(None, None)]
+    lo, hi = block.meta.start_unix_nano, block.meta.end_unix_nano
+    width = max(1, (hi - lo) * 8 * limit // block.meta.total_objects)
+    out: list[tuple[int | None, int | None]] = []
+    before: int | None = None
+    while True:
+        since = hi - width if before is None else before - width
+        if since <= lo:
+            out.append((None, before))
+            return out
+        out.append((since, before))
+        before, width = since, width * 8
+
+
+def source_sql(
+    source: Source,
+    plan: Plan,
+    window: SearchWindow,
+    limit: int,
+    spss: int,
+    starts: tuple[int | None, int | None] = (None, None),
+) -> str:
     extra = "".join(f', {a.sql} AS "a{i}"' for i, a in enumerate(plan.attributes))
+    where = _window_sql(window)
+    since, before = starts
+    if since is not None:
+        where += f" AND trace_start_unix_nano >= {int(since)}"
+    if before is not None:
+        where += f" AND trace_start_unix_nano < {int(before)}"
+    if source.time_ordered:
+        # rows in trace-start order: a trace's last row number orders it like its start
+        newest = f"""SELECT trace_id FROM matched GROUP BY trace_id
+  ORDER BY max(rid) DESC LIMIT {int(limit)}"""
+    else:
+        newest = f"""SELECT m.trace_id FROM matched m JOIN base b ON b.rid = m.rid
+  GROUP BY m.trace_id ORDER BY max(b.trace_start_unix_nano) DESC LIMIT {int(limit)}"""
     return f"""
 WITH base AS NOT MATERIALIZED (
-  SELECT *, {ROW_NUMBER} AS rid FROM {source.relation} WHERE {_window_sql(window)}
+  SELECT *, {ROW_NUMBER} AS rid FROM {source.relation} WHERE {where}
 ),
-matched AS ({plan.sql}),
-newest AS (
-  SELECT m.trace_id FROM matched m JOIN base b ON b.rid = m.rid
-  GROUP BY m.trace_id ORDER BY max(b.trace_start_unix_nano) DESC LIMIT {int(limit)}
-),
+matched AS MATERIALIZED ({plan.sql}),
+newest AS ({newest}),
 picked AS (
   SELECT m.*, count(*) OVER (PARTITION BY m.trace_id, m.sset) AS matched_count,
          row_number() OVER (PARTITION BY m.trace_id, m.sset ORDER BY m.rid) AS k
@@ -166,10 +206,20 @@ class SearchEngine:
         self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
     ) -> SearchResult:
         def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
+            """The source's rows of its newest ``limit`` matching traces, window by window
+            (a trace lies in one window: its rows share one trace start)."""
+            rows: list[tuple[Any, ...]] = []
+            traces: set[bytes] = set()
             try:
-                return con.sql(source_sql(source, plan, window, limit, spss)).fetchall()
+                for starts in start_windows(source, limit):
+                    got = con.sql(source_sql(source, plan, window, limit, spss, starts)).fetchall()
+                    rows.extend(got)
+                    traces.update(r[0] for r in got)
+                    if len(traces) >= limit:
+                        break
             except duckdb.Error as e:
                 raise SearchError(f"query failed: {e}") from None
+            return rows
 
         found: dict[bytes, TraceResult] = {}
         inspected_bytes = inspected_spans = blocks = 0

@@ -55,6 +55,11 @@ class Source:
     live: pa.Table | None = None
     columns: AttributeColumns = field(default_factory=AttributeColumns)
 
+    @property
+    def time_ordered(self) -> bool:
+        """Rows in trace-start order, then trace id (live data, blocks from format tl2 on)."""
+        return self.block is None or self.block.indexed
+
 
 class SourceCursor:
     """A cursor for one source: the attribute placeholders of its queries are resolved for
@@ -224,7 +229,11 @@ def connect(resources: QueryResources) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config=config)
     # blocks never change: their parsed footers are kept across queries (a setting of the
     # Parquet extension, which loads on first use)
-    con.execute("LOAD parquet; SET parquet_metadata_cache = true")
+    con.execute("LOAD parquet; SET GLOBAL parquet_metadata_cache = true")
+    # the join-order optimizer took 21 of the 32 ms of a windowed search over a 650 k-span
+    # block (planning, not running); the plans as written were as fast or faster for every
+    # search and metrics shape measured (bench/search.py)
+    con.execute("SET disabled_optimizers = 'join_order'")
     return con
 
 
