@@ -308,8 +308,8 @@ class DataSources:
         enough: Callable[[list[tuple[Source, T]], Source], bool] | None = None,
     ) -> list[tuple[Source, T]]:
         """``work(cursor, source)`` for every source in the window, in source order (newest
-        first). With ``enough``, sources are visited in rounds of as many as run at once, and
-        the rest are skipped once ``enough(results so far, next source)`` is true."""
+        first). With ``enough``, sources are visited in rounds (the newest alone, then as many as
+        run at once), and the rest are skipped once ``enough(results so far, next source)`` is true."""
         sources = self._sources(tenant, start_ns, end_ns)
         db = self.database()
         workers = max(1, min(len(sources), self.resources.threads))
@@ -333,9 +333,12 @@ class DataSources:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query") as pool:
             if enough is None:
                 return list(pool.map(run, sources))
-            done = []
-            for at in range(0, len(sources), workers):
+            # the newest source alone first: it often holds the whole answer
+            done, at = [], 0
+            while at < len(sources):
                 if done and enough(done, sources[at]):
                     break
-                done.extend(pool.map(run, sources[at : at + workers]))
+                step = 1 if at == 0 else workers
+                done.extend(pool.map(run, sources[at : at + step]))
+                at += step
             return done
