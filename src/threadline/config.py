@@ -295,9 +295,10 @@ class CompactionConfig(_Section):
     max_input_blocks: Annotated[int, Field(ge=2)] = 8
     # stop a tenant's compaction jobs in one cycle after this long
     max_time_per_tenant: Duration = 300.0
-    # Parquet row-group size of compacted blocks: smaller than fresh blocks' (a trace-by-ID
-    # read decodes one row group; searches barely notice, see bench/bench_compaction.py)
-    row_group_spans: Annotated[int, Field(ge=256)] = 2048
+    # Parquet row-group size of compacted blocks. Measured on a 650 k-span block against 2048:
+    # 32.9 bytes per span instead of 39.7 (fewer dictionaries and footer entries), limit-20
+    # searches 25-45% faster (fewer row groups to prune), trace by ID 4.3 ms instead of 3.0
+    row_group_spans: Annotated[int, Field(ge=256)] = 8192
 
 
 class TenantCompactorOverrides(_Section):
