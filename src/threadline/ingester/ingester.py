@@ -55,10 +55,20 @@ class Entry:
     # unique per entry made (queries cache what they built from a set of entries)
     seq: int = field(init=False, default_factory=lambda: next(_ENTRY_SEQ))
     _traces: int | None = field(init=False, default=None)
+    _range: tuple[int, int] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         # buffer sizes, not Table.nbytes: that one de-duplicates buffers and costs a scan
         self.nbytes = self.table.get_total_buffer_size()
+
+    @property
+    def span_range(self) -> tuple[int, int]:
+        """(earliest start, latest end) of the entry's spans (computed once)."""
+        if self._range is None:
+            starts = self.table.column("start_unix_nano")
+            ends = pc.add(starts, self.table.column("duration_nano"))
+            self._range = (pc.min(starts).as_py(), pc.max(ends).as_py())
+        return self._range
 
     @property
     def traces(self) -> int:

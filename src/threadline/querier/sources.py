@@ -19,12 +19,12 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from threadline.ingester.ingester import Entry, Ingester
 from threadline.model.dedicated import add_dedicated_columns, attribute_keys
@@ -54,6 +54,8 @@ class Source:
     key: str = ""
     live: pa.Table | None = None
     columns: AttributeColumns = field(default_factory=AttributeColumns)
+    # in-memory rows not yet prepared: ``live``, ``key`` and ``columns`` come from this
+    prepare: Callable[[], Prepared] | None = None
 
     @property
     def time_ordered(self) -> bool:
@@ -103,14 +105,22 @@ def live_table(entries: Sequence[Entry]) -> pa.Table:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """In-memory rows made queryable: the table, its attributes, and the span time it covers
-    (``end`` is open for the live stage, whose traces may still grow)."""
+    """In-memory rows made queryable: the table (block columns) and its attributes."""
 
     key: str
     table: pa.Table
     columns: AttributeColumns
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPart:
+    """A part of the in-memory rows: the span time it covers (``end`` is open for the live
+    stage, whose traces may still grow) and how to get it prepared (built on first use)."""
+
     start_unix_nano: int
     end_unix_nano: int
+    nbytes: int
+    prepare: Callable[[], Prepared]
 
 
 class _Slot:
@@ -143,31 +153,31 @@ class LiveSnapshots:
         self._live: dict[str, tuple[int, ...]] = {}  # the tenant's newest live-stage key
         self._built = itertools.count()
 
-    def get(self, tenant: str) -> list[Prepared]:
-        """The tenant's in-memory rows, live stage first, then head entries newest first."""
+    def parts(self, tenant: str) -> list[MemoryPart]:
+        """The tenant's in-memory rows, live stage first, then head entries newest first;
+        each is prepared when a query first reads it."""
         state = self.ingester.tenants.get(tenant) if self.ingester is not None else None
         if state is None:
             return []
         live, cut = list(state.live), [*state.head, *state.flushing]
+        key = tuple(e.seq for e in live)
+        with self._lock:
+            old = self._live.pop(tenant, None)
+            if old is not None and old != key:
+                self._slots.pop(old, None)
+            if live:
+                self._live[tenant] = key
         out = []
-        if not live:
-            with self._lock:
-                old = self._live.pop(tenant, None)
-                if old is not None:
-                    self._slots.pop(old, None)
         if live:
-            key = tuple(e.seq for e in live)
-            with self._lock:
-                old = self._live.get(tenant)
-                if old != key:
-                    self._live[tenant] = key
-                    if old is not None:
-                        self._slots.pop(old, None)
-            out.append(self._prepared(key, live, live_stage=True))
-        out += [self._prepared((e.seq,), [e], live_stage=False) for e in reversed(cut)]
-        return [p for p in out if p.table.num_rows]
+            start = min(e.span_range[0] for e in live)
+            nbytes = sum(e.nbytes for e in live)
+            out.append(MemoryPart(start, _OPEN_END, nbytes, partial(self._prepared, key, live)))
+        for e in reversed(cut):
+            start, end = e.span_range
+            out.append(MemoryPart(start, end, e.nbytes, partial(self._prepared, (e.seq,), [e])))
+        return out
 
-    def _prepared(self, key: tuple[int, ...], entries: list[Entry], live_stage: bool) -> Prepared:
+    def _prepared(self, key: tuple[int, ...], entries: list[Entry]) -> Prepared:
         with self._lock:
             slot = self._slots.get(key)
             owner = slot is None
@@ -177,7 +187,7 @@ class LiveSnapshots:
                 weakref.finalize(entries[0], self._forget, key)
         if owner:
             try:
-                slot.value = self._build(entries, live_stage)
+                slot.value = self._build(entries)
             except BaseException as e:
                 slot.error = e
                 self._forget(key)
@@ -194,16 +204,10 @@ class LiveSnapshots:
         with self._lock:
             self._slots.pop(key, None)
 
-    def _build(self, entries: list[Entry], live_stage: bool) -> Prepared:
+    def _build(self, entries: list[Entry]) -> Prepared:
         table = live_table(entries)
         columns = attribute_columns(attribute_keys(table), _LIVE_DEDICATED)
-        start, end = _OPEN_END, _OPEN_END
-        if table.num_rows:
-            begins = table.column("trace_start_unix_nano")
-            start = pc.min(begins).as_py()
-            if not live_stage:
-                end = pc.max(pc.add(begins, table.column("trace_duration_nano"))).as_py()
-        return Prepared(f"mem:{next(self._built)}", table, columns, start, end)
+        return Prepared(f"mem:{next(self._built)}", table, columns)
 
 
 def _quote(path: str) -> str:
@@ -267,8 +271,8 @@ class DataSources:
     def _sources(self, tenant: str, start_ns: int | None, end_ns: int | None) -> list[Source]:
         """Sources overlapping the window, newest first (live data first of all)."""
         sources = [
-            Source(LIVE, None, p.table.nbytes, p.end_unix_nano, p.key, p.table, p.columns)
-            for p in self.live.get(tenant)
+            Source(LIVE, None, p.nbytes, p.end_unix_nano, prepare=p.prepare)
+            for p in self.live.parts(tenant)
             if (end_ns is None or p.start_unix_nano <= end_ns)
             and (start_ns is None or p.end_unix_nano >= start_ns)
         ]
@@ -308,13 +312,17 @@ class DataSources:
         enough: Callable[[list[tuple[Source, T]], Source], bool] | None = None,
     ) -> list[tuple[Source, T]]:
         """``work(cursor, source)`` for every source in the window, in source order (newest
-        first). With ``enough``, sources are visited in rounds (the newest alone, then as many as
-        run at once), and the rest are skipped once ``enough(results so far, next source)`` is true."""
+        first). With ``enough``, sources are visited in rounds (the newest alone, then as many
+        as run at once), and the rest are skipped once ``enough(results so far, next source)``
+        is true. In-memory sources are prepared when visited."""
         sources = self._sources(tenant, start_ns, end_ns)
         db = self.database()
         workers = max(1, min(len(sources), self.resources.threads))
 
         def run(source: Source) -> tuple[Source, T]:
+            if source.prepare is not None:
+                p = source.prepare()
+                source = replace(source, key=p.key, live=p.table, columns=p.columns, prepare=None)
             con = db.cursor()
             try:
                 if source.live is not None:
