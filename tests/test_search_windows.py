@@ -14,7 +14,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otlp_requests import add_two_span_trace
+from test_ingester_lifecycle import make_ingester
 from threadline.config import BlockConfig
+from threadline.ingester.ingester import Entry
 from threadline.model.otlp_decode import decode_export_request
 from threadline.querier.search import SearchEngine, SearchWindow, start_windows
 from threadline.querier.sources import DataSources, QueryResources, connect
@@ -39,13 +41,20 @@ def _table() -> pa.Table:
     return pa.Table.from_batches([decode_export_request(req.SerializeToString()).batch])
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> SearchEngine:
-    root: Path = tmp_path_factory.mktemp("blocks")
-    write_block(root, "t1", _table(), BlockConfig(row_group_spans=256))
-    blocklist = Blocklist(LocalBackend(root))
-    blocklist.load()
-    return SearchEngine(DataSources(None, blocklist))
+@pytest.fixture(scope="module", params=["block", "memory"])
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> SearchEngine:
+    """The corpus as one block, or as one entry of cut traces in the ingester's memory."""
+    root: Path = tmp_path_factory.mktemp(request.param)
+    if request.param == "block":
+        write_block(root, "t1", _table(), BlockConfig(row_group_spans=256))
+        blocklist = Blocklist(LocalBackend(root))
+        blocklist.load()
+        return SearchEngine(DataSources(None, blocklist))
+    ingester, blocklist, clock = make_ingester(root)
+    ingester._state("t1").head.append(Entry(_table(), 0, clock.now))
+    return SearchEngine(DataSources(ingester, blocklist))
 
 
 def _ids(engine: SearchEngine, query: str, limit: int) -> list[tuple[int, bytes]]:
@@ -53,9 +62,10 @@ def _ids(engine: SearchEngine, query: str, limit: int) -> list[tuple[int, bytes]
     return [(t.start_ns, t.trace_id) for t in result.traces]
 
 
-def test_a_big_block_is_searched_in_growing_windows(engine: SearchEngine) -> None:
+def test_a_big_source_is_searched_in_growing_windows(engine: SearchEngine) -> None:
     [source] = engine.sources._sources("t1", None, None)
-    windows = start_windows(source, 20)
+    source = source.prepared()
+    windows = start_windows(source, 2)
     assert len(windows) > 2
     assert windows[0][1] is None and windows[-1][0] is None
     for (since, _), (_, before) in itertools.pairwise(windows):

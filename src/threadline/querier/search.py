@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
 
@@ -93,18 +95,33 @@ def _window_sql(window: SearchWindow) -> str:
     return " AND ".join(cond)
 
 
+# a window starts about this many traces wide (times the limit) and grows this much each time
+_FIRST_WINDOW = 8
+_GROWTH = 8
+# in-memory rows carry no trace count: spans per trace assumed for their first window
+_SPANS_PER_TRACE = 16
+
+
 def start_windows(source: Source, limit: int) -> list[tuple[int | None, int | None]]:
     """Trace-start ranges ``[since, before)`` to search a source in, newest first.
 
-    Blocks in trace-start order (format tl2) are searched in windows that start with about
-    ``8 * limit`` traces' worth of time and grow eightfold, so a limit-20 search reads the newest
-    row groups only; live data and tl1 blocks (rows not in time order) in one go.
+    Sources in trace-start order (in-memory rows, blocks from format tl2 on) are searched in
+    windows that start with about ``8 * limit`` traces' worth of time and grow eightfold, so a
+    limit-20 search reads the newest rows only; tl1 blocks (rows by trace id) in one go.
     """
-    block = source.block
-    if block is None or not block.indexed or block.meta.total_objects <= 8 * limit:
-        return [(None, None)]
-    lo, hi = block.meta.start_unix_nano, block.meta.end_unix_nano
-    width = max(1, (hi - lo) * 8 * limit // block.meta.total_objects)
+    if source.live is not None:
+        rows = source.live.num_rows
+        if rows <= _FIRST_WINDOW * limit * _SPANS_PER_TRACE:
+            return [(None, None)]
+        starts = source.live.column("trace_start_unix_nano")
+        lo, hi, traces = starts[0].as_py(), starts[-1].as_py(), rows // _SPANS_PER_TRACE
+    else:
+        block = source.block
+        if block is None or not block.indexed or block.meta.total_objects <= _FIRST_WINDOW * limit:
+            return [(None, None)]
+        lo, hi = block.meta.start_unix_nano, block.meta.end_unix_nano
+        traces = block.meta.total_objects
+    width = max(1, (hi - lo) * _FIRST_WINDOW * limit // traces)
     out: list[tuple[int | None, int | None]] = []
     before: int | None = None
     while True:
@@ -113,7 +130,15 @@ def start_windows(source: Source, limit: int) -> list[tuple[int | None, int | No
             out.append((None, before))
             return out
         out.append((since, before))
-        before, width = since, width * 8
+        before, width = since, width * _GROWTH
+
+
+def _live_rows(table: pa.Table, since: int | None, before: int | None) -> pa.Table:
+    """The rows of an in-memory table (in trace-start order) whose trace starts in the window."""
+    starts = table.column("trace_start_unix_nano").to_numpy()
+    a = 0 if since is None else int(np.searchsorted(starts, since, "left"))
+    b = len(starts) if before is None else int(np.searchsorted(starts, before, "left"))
+    return table.slice(a, b - a)
 
 
 def source_sql(
@@ -212,6 +237,8 @@ class SearchEngine:
             traces: set[bytes] = set()
             try:
                 for starts in start_windows(source, limit):
+                    if source.live is not None and starts != (None, None):
+                        con.show_live(_live_rows(source.live, *starts))
                     got = con.sql(source_sql(source, plan, window, limit, spss, starts)).fetchall()
                     rows.extend(got)
                     traces.update(r[0] for r in got)

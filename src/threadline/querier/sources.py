@@ -57,6 +57,13 @@ class Source:
     # in-memory rows not yet prepared: ``live``, ``key`` and ``columns`` come from this
     prepare: Callable[[], Prepared] | None = None
 
+    def prepared(self) -> Source:
+        """This source with its in-memory rows built (once; shared with other queries)."""
+        if self.prepare is None:
+            return self
+        p = self.prepare()
+        return replace(self, key=p.key, live=p.table, columns=p.columns, prepare=None)
+
     @property
     def time_ordered(self) -> bool:
         """Rows in trace-start order, then trace id (live data, blocks from format tl2 on)."""
@@ -76,6 +83,10 @@ class SourceCursor:
 
     def execute(self, query: str) -> duckdb.DuckDBPyConnection:
         return self.con.execute(resolve_attributes(query, self.columns))
+
+    def show_live(self, rows: pa.Table) -> None:
+        """Make ``rows`` (part of an in-memory source) what its next queries read."""
+        self.con.register(LIVE, rows)
 
 
 def attribute_columns(
@@ -320,9 +331,7 @@ class DataSources:
         workers = max(1, min(len(sources), self.resources.threads))
 
         def run(source: Source) -> tuple[Source, T]:
-            if source.prepare is not None:
-                p = source.prepare()
-                source = replace(source, key=p.key, live=p.table, columns=p.columns, prepare=None)
+            source = source.prepared()
             con = db.cursor()
             try:
                 if source.live is not None:
