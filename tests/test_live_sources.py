@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from otlp_requests import SPANS_PER_TRACE
 from test_ingester_lifecycle import make_ingester, push
 from threadline.ingester import ingester as ingester_module
 from threadline.querier.search import SearchEngine, SearchWindow
@@ -120,7 +121,7 @@ def test_concurrent_queries_share_one_build(
     ]
     threads[0].start()
     assert entered.wait(30)  # the first query is building ...
-    (slot,) = snapshots._slots.values()
+    slot = snapshots._live["t"].slot
     slot.done = waited = WaiterCount()
     for t in threads[1:]:
         t.start()  # ... the others arrive meanwhile and wait for it
@@ -161,3 +162,41 @@ def test_a_newest_first_search_prepares_only_what_it_visits(
         ing.close()
 
     asyncio.run(run())
+
+
+def test_live_stage_rebuilds_are_spaced_by_their_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every push changes the live stage; a query reuses the newest build when it holds all
+    the query saw, and a new build waits until LIVE_BUILD_SPACING times the last build's
+    duration has passed since that one started."""
+
+    async def fill(n: int) -> None:
+        await push(ing, n)
+
+    ing, _, _ = make_ingester(tmp_path, trace_idle_period="1h")
+    asyncio.run(fill(0))
+    snapshots = LiveSnapshots(ing)
+    now = [100.0]
+    slept: list[float] = []
+    snapshots.clock = lambda: now[0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    snapshots.sleep = sleep
+    build = snapshots._build
+
+    def slow_build(entries: list) -> object:
+        now[0] += 1.0  # each build "takes" a second
+        return build(entries)
+
+    monkeypatch.setattr(snapshots, "_build", slow_build)
+    first = snapshots.parts("t")[0].prepare()  # built 100 → 101
+    assert snapshots.parts("t")[0].prepare() is first and slept == []
+    asyncio.run(fill(1))
+    second = snapshots.parts("t")[0].prepare()
+    assert slept == [1.0]  # started at 102: twice the last build's second after 100
+    assert second is not first and second.table.num_rows == 2 * SPANS_PER_TRACE
+    ing.close()
