@@ -145,6 +145,26 @@ class _Slot:
         self.value: Prepared | None = None
         self.error: BaseException | None = None
 
+    def fill(self, build: Callable[[], Prepared], on_error: Callable[[], None]) -> Prepared:
+        """Build the value (``on_error`` runs if that fails) and wake the waiters."""
+        try:
+            self.value = build()
+        except BaseException as e:
+            self.error = e
+            on_error()
+            raise
+        finally:
+            self.done.set()
+        return self.value
+
+    def result(self) -> Prepared:
+        """The value once built (by another thread, perhaps), or its build's error."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
 
 _OPEN_END = 2**63 - 1
 
@@ -233,10 +253,7 @@ class LiveSnapshots:
                 continue
             last.slot.done.wait()
             if want <= last.seqs:
-                if last.slot.error is not None:
-                    raise last.slot.error
-                assert last.slot.value is not None
-                return last.slot.value
+                return last.slot.result()
 
     def _current_live(self, tenant: str, want: set[int]) -> list[Entry] | None:
         """The tenant's live entries now, if they still hold every entry in ``want`` (none
@@ -246,19 +263,18 @@ class LiveSnapshots:
         return entries if want <= {e.seq for e in entries} else None
 
     def _run_live_build(self, tenant: str, build: _LiveBuild, entries: list[Entry]) -> Prepared:
-        slot = build.slot
-        try:
-            slot.value = self._build(entries)
-        except BaseException as e:
-            slot.error = e
+        def forget() -> None:
             with self._lock:
                 if self._live.get(tenant) is build:
                     del self._live[tenant]
-            raise
-        finally:
-            build.seconds = self.clock() - build.started
-            slot.done.set()
-        return slot.value
+
+        def timed() -> Prepared:
+            try:
+                return self._build(entries)
+            finally:  # known before waiters wake
+                build.seconds = self.clock() - build.started
+
+        return build.slot.fill(timed, forget)
 
     def _prepared(self, key: tuple[int, ...], entries: list[Entry]) -> Prepared:
         with self._lock:
@@ -269,19 +285,8 @@ class LiveSnapshots:
                 # built from entries that never change: dropped with the (first) entry
                 weakref.finalize(entries[0], self._forget, key)
         if owner:
-            try:
-                slot.value = self._build(entries)
-            except BaseException as e:
-                slot.error = e
-                self._forget(key)
-                raise
-            finally:
-                slot.done.set()
-        slot.done.wait()
-        if slot.error is not None:
-            raise slot.error
-        assert slot.value is not None
-        return slot.value
+            return slot.fill(partial(self._build, entries), partial(self._forget, key))
+        return slot.result()
 
     def _forget(self, key: tuple[int, ...]) -> None:
         with self._lock:
