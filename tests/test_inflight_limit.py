@@ -293,6 +293,52 @@ def test_http_uploads_wait_for_inflight_room_before_their_bodies_are_read(tmp_pa
         server.stop()
 
 
+def test_a_chunked_upload_takes_inflight_room_as_its_body_arrives(tmp_path: Path) -> None:
+    body = big_request()  # about 2 MiB
+    trace = trace_of(body)
+    server = Server(tmp_path / "data").start()
+    first, second = threading.Event(), threading.Event()
+    seen: list[float] = []
+
+    def chunks() -> Any:
+        yield body[: 256 * 1024]
+        first.wait(30)
+        yield body[256 * 1024 : 1536 * 1024]
+        second.wait(30)
+        yield body[1536 * 1024 :]
+
+    def upload() -> None:
+        conn = http.client.HTTPConnection(HOST, server.otlp_http_port, timeout=60)
+        try:
+            conn.request(
+                "POST",
+                "/v1/traces",
+                body=chunks(),
+                headers={"Content-Type": "application/x-protobuf"},
+                encode_chunked=True,
+            )
+            r = conn.getresponse()
+            seen.append(r.status)
+            r.read()
+        finally:
+            conn.close()
+
+    try:
+        holder = start([upload])
+        # no length given: 1 MiB is taken first, not the 16 MiB a body may have
+        wait_for(lambda: inflight_bytes(server) == 2**20)
+        first.set()
+        # 1.5 MiB arrived: the reservation doubled
+        wait_for(lambda: inflight_bytes(server) == 2 * 2**20)
+        second.set()
+        holder[0].join()
+        assert seen == [200]
+        assert inflight_bytes(server) == 0
+        assert server.span_count(trace) == 1000
+    finally:
+        server.stop()
+
+
 def test_grpc_calls_past_max_concurrent_rpcs_get_resource_exhausted(tmp_path: Path) -> None:
     cfg = {
         "distributor": {"max_concurrent_rpcs": 2},
@@ -327,7 +373,17 @@ def test_grpc_calls_past_max_concurrent_rpcs_get_resource_exhausted(tmp_path: Pa
         holders = start([export] * 2)
         wait_for(lambda: inflight_bytes(server) == 2 * size)
         export()
-        assert failed == [(grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")]
+        assert failed == [
+            (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "too many calls at once: 2 opentelemetry.proto.collector.trace.v1.TraceService "
+                "calls are being handled (limit distributor.max_concurrent_rpcs = 2); retry later",
+            )
+        ]
+        assert (
+            server.metric("threadline_receiver_refused_requests_total", reason="concurrency_limit")
+            == 1
+        )
         assert inflight_bytes(server) == 2 * size  # the held calls were not disturbed
         release_backlog(server, holders)
         assert len(acked) == 3 and len(failed) == 1, failed

@@ -142,16 +142,17 @@ class Distributor:
         self.metrics.requests_refused.labels(protocol, reason).inc()
 
     @contextlib.asynccontextmanager
-    async def admit(self, nbytes: int, protocol: str) -> AsyncIterator[None]:
+    async def admit(self, nbytes: int, protocol: str, wait: bool = False) -> AsyncIterator[None]:
         """Hold ``nbytes`` of the in-flight budget for the request handled inside (a nested
-        ``admit`` or ``push_otlp`` takes only what it needs beyond that, without waiting);
-        raises ``Overloaded`` naming the limit if no room came within ``inflight_wait``."""
+        ``admit`` or ``push_otlp`` takes only what it needs beyond that, without waiting unless
+        ``wait``: for bytes not yet read); raises ``Overloaded`` naming the limit if no room came
+        within ``inflight_wait``."""
         task = asyncio.current_task()
         owner, held = _held.get()
         if owner is not task:
             held = 0
         extra = max(0, nbytes - held)
-        if held:
+        if held and not wait:
             self.inflight.add(extra)  # the memory is taken already: count it, don't wait
         elif not await self.inflight.acquire(extra, self.inflight_wait):
             self.refuse(protocol, "inflight_limit")

@@ -1,8 +1,9 @@
 """What every gRPC front door shares: one unary method taking the request as raw bytes, the
 tenant from ``x-scope-orgid`` metadata, the size limit, at most
-``distributor.max_concurrent_rpcs`` calls at once (gRPC refuses more with RESOURCE_EXHAUSTED,
-so a flood of calls cannot hold unbounded memory), and the distributor's errors mapped to gRPC
-status codes."""
+``distributor.max_concurrent_rpcs`` calls at once (more are refused with RESOURCE_EXHAUSTED
+naming the key, and counted; past twice the limit gRPC itself refuses them before their
+messages are read, so a flood of calls cannot hold unbounded memory), and the distributor's
+errors mapped to gRPC status codes."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class RawGrpcReceiver:
         self.max_request_bytes = max_request_bytes
         self.max_concurrent_rpcs = distributor.ingester.cfg.distributor.max_concurrent_rpcs
         self.server: grpc.aio.Server | None = None
+        self.active = 0  # calls being handled
         self.auth: Authenticator | None = None  # with auth on: set before start
 
     async def handle(self, request: bytes, tenant: str, context: grpc.aio.ServicerContext) -> bytes:
@@ -60,6 +62,22 @@ class RawGrpcReceiver:
         raise AssertionError("abort returns only by raising")
 
     async def _call(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if self.active >= self.max_concurrent_rpcs:
+            await self.refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "concurrency_limit",
+                f"too many calls at once: {self.active} {self.service} calls are being handled "
+                f"(limit distributor.max_concurrent_rpcs = {self.max_concurrent_rpcs}); "
+                "retry later",
+            )
+        self.active += 1
+        try:
+            return await self._admitted(request, context)
+        finally:
+            self.active -= 1
+
+    async def _admitted(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         org_ids, authorization = [], None
         for key, value in context.invocation_metadata() or ():
             text = value if isinstance(value, str) else value.decode()
@@ -99,7 +117,7 @@ class RawGrpcReceiver:
                 # port would silently take a share of the pushes
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=self.max_concurrent_rpcs,
+            maximum_concurrent_rpcs=2 * self.max_concurrent_rpcs,
         )
         handler = grpc.method_handlers_generic_handler(
             self.service,

@@ -2,7 +2,8 @@
 in-flight budget, gzip/deflate included (shared by receivers). A body that trickles in slower
 than ``server.http_server_read_timeout`` allows is answered 408 and its connection closed, so
 slow clients cannot hold the server's memory; a body is read only once the in-flight budget
-(``distributor.max_inflight_bytes``) has room for it, so concurrent large uploads cannot either.
+(``distributor.max_inflight_bytes``) has room for it, so concurrent large uploads cannot either;
+a chunked body (no length given) takes room step by step as it arrives.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from threadline.distributor.distributor import Distributor
+
+# of the in-flight budget, what a body without Content-Length (chunked) takes first; it takes
+# more (doubling, waiting for room) as it arrives
+CHUNKED_FIRST = 1 << 20
 
 # seconds a whole request body may take to arrive; set on the app by the process's HTTP servers
 READ_TIMEOUT = web.AppKey("read_timeout", float)
@@ -51,15 +56,28 @@ async def admitted_body(
         raise BodyError(
             415, f"unsupported Content-Encoding {encoding!r}: use gzip or identity", "bad_encoding"
         )
-    async with distributor.admit(limit if declared is None else declared, protocol):
-        body = await _read(request, limit)
+    async with contextlib.AsyncExitStack() as held:
+        reserved = min(limit, CHUNKED_FIRST) if declared is None else declared
+        await held.enter_async_context(distributor.admit(reserved, protocol))
+
+        async def grow(size: int) -> int:
+            nonlocal reserved
+            reserved = min(limit, max(size, 2 * reserved))
+            await held.enter_async_context(distributor.admit(reserved, protocol, wait=True))
+            return reserved
+
+        body = await _read(request, limit, reserved, grow)
         if encoding not in ("", "identity"):
             body = _decompress(body, encoding, limit)
         async with distributor.admit(len(body), protocol):
             yield body
 
 
-async def _read(request: web.Request, limit: int) -> bytes:
+async def _read(
+    request: web.Request, limit: int, reserved: int, grow: Callable[[int], Awaitable[int]]
+) -> bytes:
+    """The body; ``grow(size)`` (the new reservation) is awaited whenever more than
+    ``reserved`` bytes arrived."""
     timeout = request.config_dict.get(READ_TIMEOUT)
     chunks: list[bytes] = []
     try:
@@ -69,6 +87,8 @@ async def _read(request: web.Request, limit: int) -> bytes:
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
+                if size > reserved:
+                    reserved = await grow(size)
                 chunks.append(chunk)
     except TimeoutError:
         raise BodyError(
