@@ -113,6 +113,22 @@ def test_nested_sets_and_trace_facts_match_a_recursive_walk() -> None:
             assert (r["root_service_name"], r["root_span_name"]) == ("", "")
 
 
+def test_rows_in_any_order_with_their_sorting_permutation_get_the_same_columns() -> None:
+    rng = np.random.default_rng(3)
+    for round_ in range(20):
+        n = int(rng.integers(1, 400))
+        table = _random_forest(rng, n, int(rng.integers(1, 8)))
+        want = add_trace_columns(table)
+        shuffle = rng.permutation(n)
+        shuffled = table.take(pa.array(shuffle))
+        if round_ % 2:
+            cut = int(rng.integers(0, n + 1))
+            shuffled = pa.concat_tables([shuffled.slice(0, cut), shuffled.slice(cut)])
+        # shuffled row shuffle[i] is sorted row i: the sorted order is the inverse permutation
+        got = add_trace_columns(shuffled, np.argsort(shuffle))
+        assert got.take(pa.array(np.argsort(shuffle))).equals(want.combine_chunks()), round_
+
+
 # The previous implementation (an Arrow hash join for parents, then level by level, O(n * depth)):
 # the oracle for random forests, cycles and repeated span ids included, where the recursive walk
 # above does not apply.
@@ -202,8 +218,8 @@ def _forest(trace_of: np.ndarray, span: np.ndarray, parent: np.ndarray) -> pa.Ta
             "trace_id": _ids(trace_of, 16),
             "span_id": _ids(span, 8),
             "parent_span_id": pc.if_else(mask, pa.scalar(None, pa.binary(8)), parent_ids),
-            "name": pa.array(["op"] * n),
-            "service_name": pa.array(["svc"] * n),
+            "name": pa.array([f"op{i}" for i in range(n)]),
+            "service_name": pa.array([f"svc{i % 5}" for i in range(n)]),
             "start_unix_nano": pa.array(np.arange(n, dtype=np.int64)),
             "duration_nano": pa.array(np.ones(n, dtype=np.int64)),
         }

@@ -1,6 +1,7 @@
 """Per-trace facts and the span tree as columns, computed vectorised over many traces at once.
 
-``add_trace_columns`` takes span rows sorted by trace id (then start time) and appends:
+``add_trace_columns`` takes span rows sorted by trace id (then start time), or in any order
+together with the permutation that sorts them so, and appends:
 
 - ``trace_start_unix_nano``, ``trace_duration_nano``: the trace's first start and its extent;
 - ``root_service_name``, ``root_span_name``: of the trace's root span (the earliest span with
@@ -27,8 +28,13 @@ from threadline.model.schema import TRACE_COLUMNS
 
 def trace_groups(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted by trace id: each row's trace number and each trace's first row."""
-    starts = run_starts(trace_id_words(table.column("trace_id")))
-    trace_of = np.zeros(table.num_rows, dtype=np.int64)
+    return _trace_numbers(trace_id_words(table.column("trace_id")))
+
+
+def _trace_numbers(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``trace_groups`` of ``trace_id_words`` in trace order."""
+    starts = run_starts(words)
+    trace_of = np.zeros(len(words), dtype=np.int64)
     trace_of[starts[1:]] = 1
     return np.cumsum(trace_of), starts
 
@@ -43,19 +49,16 @@ def _id_words(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.frombuffer(buf, dtype=np.uint64, count=ids.offset + len(ids))[ids.offset :]
 
 
-def _parent_rows(table: pa.Table, trace_of: np.ndarray) -> np.ndarray:
-    """Row index of each span's parent within its trace, or -1.
+def _parent_rows(
+    span_ids: np.ndarray, parent_ids: np.ndarray, has_parent: np.ndarray, trace_of: np.ndarray
+) -> np.ndarray:
+    """Row index of each span's parent within its trace, or -1 (ids as ``_id_words``).
 
     A sort-based join in numpy: (trace, span id) keys are made dense integers, sorted once,
     and every parent id is looked up by binary search (a hash join on ids is at the mercy of
     how the ids hash: sequential ids made Arrow's take a minute for 200 k spans)."""
-    n = table.num_rows
-    parent_col = table.column("parent_span_id")
-    has_parent = pc.is_valid(parent_col).to_numpy(zero_copy_only=False)
-    words, dense = np.unique(
-        np.concatenate([_id_words(table.column("span_id")), _id_words(parent_col)]),
-        return_inverse=True,
-    )
+    n = len(span_ids)
+    words, dense = np.unique(np.concatenate([span_ids, parent_ids]), return_inverse=True)
     width = len(words)
     span_key = trace_of * width + dense[:n]
     parent_key = trace_of * width + dense[n:]
@@ -148,42 +151,62 @@ def _nested_sets(
     return left, right, nest_parent, children
 
 
-def add_trace_columns(table: pa.Table) -> pa.Table:
-    """``table`` (sorted by trace id, then start) with the ``TRACE_COLUMNS`` appended."""
+def add_trace_columns(table: pa.Table, order: np.ndarray | None = None) -> pa.Table:
+    """``table`` with the ``TRACE_COLUMNS`` appended: its rows sorted by trace id, then start,
+    or in any order when ``order`` is the permutation that sorts them so (the work is done on
+    the key columns in that order and the results put back in the table's, so the wide columns
+    are never moved)."""
     n = table.num_rows
     if n == 0:
         return pa.Table.from_arrays(
             [*table.columns, *(pa.array([], f.type) for f in TRACE_COLUMNS)],
             schema=pa.schema([*table.schema, *TRACE_COLUMNS]),
         )
-    trace_of, first_row = trace_groups(table)
-    left, right, nest_parent, children = _nested_sets(
-        _parent_rows(table, trace_of), trace_of, first_row
-    )
 
-    starts = table.column("start_unix_nano").to_numpy()
-    ends = starts + table.column("duration_nano").to_numpy()
+    def sorted_(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
+
+    def unsorted(values: np.ndarray) -> np.ndarray:
+        if order is None:
+            return values
+        out = np.empty_like(values)
+        out[order] = values
+        return out
+
+    trace_of, first_row = _trace_numbers(sorted_(trace_id_words(table.column("trace_id"))))
+    parent_col = table.column("parent_span_id")
+    has_parent = sorted_(pc.is_valid(parent_col).to_numpy(zero_copy_only=False))
+    parent = _parent_rows(
+        sorted_(_id_words(table.column("span_id"))),
+        sorted_(_id_words(parent_col)),
+        has_parent,
+        trace_of,
+    )
+    left, right, nest_parent, children = _nested_sets(parent, trace_of, first_row)
+
+    starts = sorted_(table.column("start_unix_nano").to_numpy())
+    ends = starts + sorted_(table.column("duration_nano").to_numpy())
     trace_start = np.minimum.reduceat(starts, first_row)
     trace_end = np.maximum.reduceat(ends, first_row)
-    is_root = pc.is_null(table.column("parent_span_id")).to_numpy(zero_copy_only=False)
-    candidate = np.where(is_root, np.arange(n), n)
+    candidate = np.where(has_parent, n, np.arange(n))
     root_row = np.minimum.reduceat(candidate, first_row)
     has_root = root_row < n
-    root_take = pa.array(np.where(has_root, root_row, 0))
+    root_take = pa.array(sorted_(np.arange(n))[np.where(has_root, root_row, 0)])
     root_service = pc.if_else(
         pa.array(has_root), pc.take(table.column("service_name"), root_take), ""
     )
     root_name = pc.if_else(pa.array(has_root), pc.take(table.column("name"), root_take), "")
+    trace_of = unsorted(trace_of)
     per_row = pa.array(trace_of)
     columns = [
         pa.array(trace_start[trace_of]),
         pa.array((trace_end - trace_start)[trace_of]),
         pc.take(root_service, per_row),
         pc.take(root_name, per_row),
-        pa.array(left.astype(np.int32)),
-        pa.array(right.astype(np.int32)),
-        pa.array(nest_parent.astype(np.int32)),
-        pa.array(children.astype(np.int32)),
+        pa.array(unsorted(left.astype(np.int32))),
+        pa.array(unsorted(right.astype(np.int32))),
+        pa.array(unsorted(nest_parent.astype(np.int32))),
+        pa.array(unsorted(children.astype(np.int32))),
     ]
     columns = [c.cast(f.type) for c, f in zip(columns, TRACE_COLUMNS, strict=True)]
     return pa.Table.from_arrays(

@@ -1,7 +1,7 @@
 """What a query reads: a tenant's blocks and live data, as DuckDB table expressions.
 
 Blocks are Parquet files that already carry the per-trace columns; live data is the ingester's
-in-memory rows, sorted and given the same columns here, then registered with DuckDB as an Arrow
+in-memory rows, given the same columns here (in push order), then registered with DuckDB as an Arrow
 table. Queries are written once against the block schema and run unchanged over both.
 
 Set-up is paid once, not per query: one DuckDB database serves every query (its Parquet
@@ -34,7 +34,7 @@ from threadline.model.trace_structure import add_trace_columns
 from threadline.querier.sql import AttributeColumns, resolve_attributes
 from threadline.storage.block_fs import BlockFileSystem, block_url
 from threadline.storage.block_reader import DATA_FILE, Block
-from threadline.storage.block_writer import sort_spans
+from threadline.storage.block_writer import span_order
 from threadline.storage.blocklist import Blocklist
 
 T = TypeVar("T")
@@ -67,8 +67,9 @@ class Source:
 
     @property
     def time_ordered(self) -> bool:
-        """Rows in trace-start order, then trace id (live data, blocks from format tl2 on)."""
-        return self.block is None or self.block.indexed
+        """Rows in trace-start order, then trace id (blocks from format tl2 on; in-memory rows
+        are in push order)."""
+        return self.block is not None and self.block.indexed
 
 
 class SourceCursor:
@@ -84,10 +85,6 @@ class SourceCursor:
 
     def execute(self, query: str) -> duckdb.DuckDBPyConnection:
         return self.con.execute(resolve_attributes(query, self.columns))
-
-    def show_live(self, rows: pa.Table) -> None:
-        """Make ``rows`` (part of an in-memory source) what its next queries read."""
-        self.con.register(LIVE, rows)
 
 
 def attribute_columns(
@@ -109,9 +106,12 @@ _LIVE_DEDICATED = [column for column, *_ in DEDICATED]
 
 
 def live_table(entries: Sequence[Entry]) -> pa.Table:
-    """In-memory entries' rows with the block columns (and the row number)."""
+    """In-memory entries' rows with the block columns (and the row number), in push order:
+    sorting would move every column (a second or more for 500 k spans); the trace columns are
+    worked out on the key columns in trace order instead."""
     table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)
-    table = add_dedicated_columns(add_trace_columns(sort_spans(table))).cast(BLOCK_SCHEMA)
+    table = add_trace_columns(table, span_order(table))
+    table = add_dedicated_columns(table).cast(BLOCK_SCHEMA)
     return table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
 
 

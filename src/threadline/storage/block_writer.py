@@ -79,14 +79,19 @@ def _empty_masks(table: pa.Table, starts: np.ndarray) -> list[int]:
 
 
 def sort_spans(table: pa.Table) -> pa.Table:
-    """Rows ordered by trace start, then trace id, then start time.
+    """Rows ordered by trace start, then trace id, then start time (``span_order``).
 
     A trace's rows are contiguous and in start order, and traces come in the order they began,
     so the traces of a time range are a range of rows (and of row groups, which Parquet
-    statistics on ``trace_start_unix_nano`` prune). Sorting happens on the two key columns;
-    the rest of the table is moved once, column by column (``Table.take`` over many chunks of
-    nested columns is several times slower).
+    statistics on ``trace_start_unix_nano`` prune). The table is moved once, column by column
+    (``Table.take`` over many chunks of nested columns is several times slower).
     """
+    indices = pa.array(span_order(table))
+    return pa.Table.from_arrays([col.take(indices) for col in table.columns], schema=table.schema)
+
+
+def span_order(table: pa.Table) -> np.ndarray:
+    """The permutation that puts rows in ``sort_spans`` order, found on the key columns."""
     n = table.num_rows
     keys = [("trace_id", "ascending"), ("start_unix_nano", "ascending")]
     order = pc.sort_indices(table.select([k for k, _ in keys]), sort_keys=keys).to_numpy()
@@ -100,8 +105,7 @@ def sort_spans(table: pa.Table) -> pa.Table:
         moved_firsts, moved_lengths = firsts[by_start], lengths[by_start]
         offsets = np.cumsum(moved_lengths) - moved_lengths
         order = order[np.arange(n) + np.repeat(moved_firsts - offsets, moved_lengths)]
-    indices = pa.array(order)
-    return pa.Table.from_arrays([col.take(indices) for col in table.columns], schema=table.schema)
+    return order
 
 
 def file_checksum(path: Path) -> str:
