@@ -45,7 +45,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 sys.path.insert(0, str(Path(__file__).parent))
 
 from server import HOST, BenchServer
-from workload import _set
+from workload import _set, field_positions, patched
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 WRITTEN = "threadline_ingester_block_spans_written_total"
@@ -217,36 +217,11 @@ class Template:
             ss.scope.version = "0.48b0"
             ss.spans.extend(svc_spans)
         self.spans = count
-        raw = req.SerializeToString()
-        self.data = np.frombuffer(raw, dtype=np.uint8)
-        id_at: set[int] = set()
-        time_at: set[int] = set()
-        for rs in req.resource_spans:
-            for s in rs.scope_spans[0].spans:
-                for needle, into in (
-                    (b"\x0a\x10" + s.trace_id, id_at),
-                    (b"\x39" + s.start_time_unix_nano.to_bytes(8, "little"), time_at),
-                    (b"\x41" + s.end_time_unix_nano.to_bytes(8, "little"), time_at),
-                    *(
-                        (b"\x09" + e.time_unix_nano.to_bytes(8, "little"), time_at)
-                        for e in s.events
-                    ),
-                ):
-                    at = raw.find(needle)
-                    while at != -1:
-                        into.add(at + 1 if len(needle) == 9 else at + 2)
-                        at = raw.find(needle, at + 1)
-        ids = np.array(sorted(id_at), dtype=np.int64)
-        self.id_index = (ids[:, None] + np.arange(16)[None, :]).ravel()
-        times = np.array(sorted(time_at), dtype=np.int64)
-        self.time_index = times[:, None] + np.arange(8)[None, :]
+        self.data = np.frombuffer(req.SerializeToString(), dtype=np.uint8)
+        self.id_index, self.time_index = field_positions(req)
 
     def copy(self, salt: bytes, offset_ns: int) -> bytes:
-        out = self.data.copy()
-        out[self.id_index] ^= np.tile(np.frombuffer(salt, np.uint8), len(self.id_index) // 16)
-        stamps = out[self.time_index].copy().view("<u8").ravel() + np.uint64(offset_ns)
-        out[self.time_index] = stamps.view(np.uint8).reshape(-1, 8)
-        return out.tobytes()
+        return patched(self.data, self.id_index, self.time_index, salt, offset_ns).tobytes()
 
     def ids(self, salt: bytes) -> list[bytes]:
         return [bytes(a ^ b for a, b in zip(t, salt, strict=True)) for t in self.trace_ids]

@@ -3,9 +3,9 @@
 Each request holds ``spans_per_request`` spans of whole traces: a request enters at a frontend,
 fans out through several services down to a database and a cache, with typed attributes on
 spans and resources, events on some spans and errors with exception events on a few. Templates
-are built once with the protobuf classes; ``fresh_copy`` then gives every copy new trace ids by
-patching the serialized bytes (an XOR with a per-copy salt), so no protobuf work is needed while
-load is being sent.
+are built once with the protobuf classes; ``fresh_copy`` then gives every copy new trace ids and
+current timestamps by patching the serialized bytes (an XOR with a per-copy salt, a shift of the
+fixed64 times), so no protobuf work is needed while load is being sent.
 """
 
 from __future__ import annotations
@@ -139,31 +139,66 @@ def build_request(
     return req
 
 
+def field_positions(req: ExportTraceServiceRequest) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``req``'s serialization holds each span's trace id (16 positions per id) and each
+    span start, span end and event time (rows of 8 positions, fixed64 little-endian)."""
+    raw = req.SerializeToString()
+    id_at: set[int] = set()
+    time_at: set[int] = set()
+    for rs in req.resource_spans:
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                for needle, into in (
+                    (b"\x0a\x10" + s.trace_id, id_at),
+                    (b"\x39" + s.start_time_unix_nano.to_bytes(8, "little"), time_at),
+                    (b"\x41" + s.end_time_unix_nano.to_bytes(8, "little"), time_at),
+                    *(
+                        (b"\x09" + e.time_unix_nano.to_bytes(8, "little"), time_at)
+                        for e in s.events
+                    ),
+                ):
+                    at = raw.find(needle)
+                    while at != -1:
+                        into.add(at + 1 if len(needle) == 9 else at + 2)
+                        at = raw.find(needle, at + 1)
+    ids = np.array(sorted(id_at), dtype=np.int64)
+    times = np.array(sorted(time_at), dtype=np.int64)
+    return (ids[:, None] + np.arange(16)[None, :]).ravel(), times[:, None] + np.arange(8)[None, :]
+
+
+def patched(
+    data: np.ndarray, id_index: np.ndarray, time_index: np.ndarray, salt: bytes, offset_ns: int
+) -> np.ndarray:
+    """A copy of serialized ``data`` with every trace id XOR-ed by ``salt`` (16 bytes) and
+    every timestamp moved by ``offset_ns`` (positions from ``field_positions``)."""
+    out = data.copy()
+    out[id_index] ^= np.tile(np.frombuffer(salt, np.uint8), len(id_index) // 16)
+    if offset_ns:
+        stamps = out[time_index].copy().view("<u8").ravel() + np.uint64(offset_ns)
+        out[time_index] = stamps.view(np.uint8).reshape(-1, 8)
+    return out
+
+
 class Template:
-    """A serialized request and where its trace ids sit, for cheap unique copies."""
+    """A serialized request and where its trace ids and timestamps sit, for cheap unique
+    copies that look freshly sent."""
 
     def __init__(self, req: ExportTraceServiceRequest) -> None:
         self.data = np.frombuffer(req.SerializeToString(), dtype=np.uint8)
         self.spans = sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
-        raw = self.data.tobytes()
-        positions = []
-        for rs in req.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    needle = b"\x0a\x10" + span.trace_id
-                    at = raw.find(needle)
-                    while at != -1:
-                        positions.append(at + 2)
-                        at = raw.find(needle, at + 1)
-        starts = np.unique(np.array(positions, dtype=np.int64))
-        self.index = (starts[:, None] + np.arange(16)[None, :]).ravel()
+        self.index, self.time_index = field_positions(req)
+        self.built_ns = time.time_ns()
 
     def fresh_copy(self) -> bytes:
-        """The request with every trace id XOR-ed by one new random salt (traces stay whole)."""
-        out = self.data.copy()
-        salt = np.frombuffer(os.urandom(16), dtype=np.uint8)
-        out[self.index] ^= np.tile(salt, len(self.index) // 16)
-        return out.tobytes()
+        """The request with every trace id XOR-ed by one new random salt (traces stay whole),
+        its timestamps moved by the time since the template was built (so spans are as recent
+        as when it was built)."""
+        return self._copy(os.urandom(16))
+
+    def _copy(self, salt: bytes) -> bytes:
+        return patched(
+            self.data, self.index, self.time_index, salt, time.time_ns() - self.built_ns
+        ).tobytes()
 
     def fresh_copy_with_ids(self) -> tuple[bytes, list[bytes]]:
         """Like ``fresh_copy``, plus the copy's distinct trace ids.
@@ -177,10 +212,9 @@ class Template:
             ids = self.data[self.index].reshape(-1, 16)
             _, first = np.unique(ids, axis=0, return_index=True)
             distinct = self._distinct_ids = ids[np.sort(first)]
-        out = self.data.copy()
-        salt = np.frombuffer(os.urandom(16), dtype=np.uint8)
-        out[self.index] ^= np.tile(salt, len(self.index) // 16)
-        return out.tobytes(), [row.tobytes() for row in distinct ^ salt]
+        salt = os.urandom(16)
+        salt_row = np.frombuffer(salt, dtype=np.uint8)
+        return self._copy(salt), [row.tobytes() for row in distinct ^ salt_row]
 
 
 def templates(

@@ -1,6 +1,6 @@
 """Queries over the ingester's in-memory rows: each cut entry prepared once, the live stage
-rebuilt only when it changed, concurrent queries sharing one build, nothing kept after a block
-holds the rows."""
+brought up to date (not rebuilt) when it changed, concurrent queries sharing one update,
+nothing kept after a block holds the rows."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import pytest
 from otlp_requests import SPANS_PER_TRACE
 from test_ingester_lifecycle import make_ingester, push
 from threadline.ingester import ingester as ingester_module
+from threadline.querier import live_stage
+from threadline.querier.live_stage import LiveStage
 from threadline.querier.search import SearchEngine, SearchWindow
 from threadline.querier.sources import DataSources, LiveSnapshots
 from threadline.traceql.plan import compile_search
@@ -46,26 +48,26 @@ def test_cut_entries_are_prepared_once_and_dropped_with_them(
         assert parts[0].end_unix_nano == 2**63 - 1
         first = [p.prepare() for p in parts]
         assert [p.table.num_rows for p in first] == [8, 32]
-        assert builds == [1, 1]
+        assert builds == [1]  # the head entry (the live stage is kept up to date apart)
         head = first[1].table
-        starts = head["trace_start_unix_nano"].to_pylist()
-        assert starts == sorted(starts)  # prepared in trace-start order
+        # rows in push order, as the entry holds them
+        assert head["start_unix_nano"].to_pylist() == cut.table["start_unix_nano"].to_pylist()
 
         again = [p.prepare() for p in snapshots.parts("t")]
         assert [a is b for a, b in zip(again, first, strict=True)] == [True, True]
-        assert builds == [1, 1]
+        assert builds == [1]
 
         await push(ing, 5)  # only the live stage changed
         third = [p.prepare() for p in snapshots.parts("t")]
         assert third[0] is not first[0] and third[1] is first[1]
         assert third[0].table.num_rows == 16
-        assert builds == [1, 1, 2]
+        assert builds == [1]
 
         await ing.flush()  # everything in a block: nothing prepared is kept
         del first, again, third, head, parts, cut
         gc.collect()
         assert snapshots.parts("t") == []
-        assert not snapshots._slots
+        assert not snapshots._slots and not snapshots._stages
         assert len(blocklist.blocks("t")) == 1
         ing.close()
 
@@ -91,7 +93,7 @@ class WaiterCount(threading.Event):
             return self._count.wait_for(lambda: self.waiters >= n, timeout=30)
 
 
-def test_concurrent_queries_share_one_build(
+def test_concurrent_queries_share_one_update(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def fill() -> None:
@@ -101,35 +103,32 @@ def test_concurrent_queries_share_one_build(
     ing, _, _ = make_ingester(tmp_path, trace_idle_period="1h")
     asyncio.run(fill())
     snapshots = LiveSnapshots(ing)
-    builds = 0
-    build = snapshots._build
+    updates = 0
+    apply = LiveStage._apply
     entered = threading.Event()
     release = threading.Event()
 
-    def slow_build(entries: list) -> object:
-        nonlocal builds
-        builds += 1
+    def slow_apply(stage: LiveStage, entries: list) -> None:
+        nonlocal updates
+        updates += 1
         entered.set()
         assert release.wait(30)
-        return build(entries)
+        apply(stage, entries)
 
-    monkeypatch.setattr(snapshots, "_build", slow_build)
+    monkeypatch.setattr(LiveStage, "_apply", slow_apply)
     results: list[object] = []
     threads = [
         threading.Thread(target=lambda: results.append(snapshots.parts("t")[0].prepare()))
         for _ in range(6)
     ]
     threads[0].start()
-    assert entered.wait(30)  # the first query is building ...
-    slot = snapshots._live["t"].slot
-    slot.done = waited = WaiterCount()
+    assert entered.wait(30)  # the first query is updating the stage ...
     for t in threads[1:]:
-        t.start()  # ... the others arrive meanwhile and wait for it
-    assert waited.reaches(5)
+        t.start()  # ... the others arrive meanwhile (or after): they reuse its answer
     release.set()
     for t in threads:
         t.join(30)
-    assert builds == 1
+    assert updates == 1
     assert len(results) == 6 and all(r is results[0] for r in results)
     ing.close()
 
@@ -164,39 +163,33 @@ def test_a_newest_first_search_prepares_only_what_it_visits(
     asyncio.run(run())
 
 
-def test_live_stage_rebuilds_are_spaced_by_their_cost(
+def test_a_push_costs_the_next_query_only_its_own_traces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every push changes the live stage; a query reuses the newest build when it holds all
-    the query saw, and a new build waits until LIVE_BUILD_SPACING times the last build's
-    duration has passed since that one started."""
+    """The live stage is brought up to date, not rebuilt: after one more push, the trace
+    columns are worked out for that push's trace alone."""
 
     async def fill(n: int) -> None:
         await push(ing, n)
 
     ing, _, _ = make_ingester(tmp_path, trace_idle_period="1h")
-    asyncio.run(fill(0))
+    for n in range(20):
+        asyncio.run(fill(n))
     snapshots = LiveSnapshots(ing)
-    now = [100.0]
-    slept: list[float] = []
-    snapshots.clock = lambda: now[0]
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    snapshots.sleep = sleep
-    build = snapshots._build
-
-    def slow_build(entries: list) -> object:
-        now[0] += 1.0  # each build "takes" a second
-        return build(entries)
-
-    monkeypatch.setattr(snapshots, "_build", slow_build)
-    first = snapshots.parts("t")[0].prepare()  # built 100 → 101
-    assert snapshots.parts("t")[0].prepare() is first and slept == []
-    asyncio.run(fill(1))
+    traced: list[int] = []
+    add = live_stage.add_trace_columns
+    monkeypatch.setattr(
+        live_stage, "add_trace_columns", lambda t, o: traced.append(t.num_rows) or add(t, o)
+    )
+    first = snapshots.parts("t")[0].prepare()
+    assert traced == [20 * SPANS_PER_TRACE]
+    asyncio.run(fill(20))
     second = snapshots.parts("t")[0].prepare()
-    assert slept == [1.0]  # started at 102: twice the last build's second after 100
-    assert second is not first and second.table.num_rows == 2 * SPANS_PER_TRACE
+    assert traced == [20 * SPANS_PER_TRACE, SPANS_PER_TRACE]
+    assert second.table.num_rows == 21 * SPANS_PER_TRACE
+    rebuilt = LiveSnapshots(ing).parts("t")[0].prepare()
+    assert second.table.drop_columns(["file_row_number"]).equals(
+        rebuilt.table.drop_columns(["file_row_number"])
+    )
+    assert first.table.num_rows == 20 * SPANS_PER_TRACE
     ing.close()

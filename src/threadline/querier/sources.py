@@ -1,13 +1,13 @@
 """What a query reads: a tenant's blocks and live data, as DuckDB table expressions.
 
 Blocks are Parquet files that already carry the per-trace columns; live data is the ingester's
-in-memory rows, given the same columns here (in push order), then registered with DuckDB as an Arrow
-table. Queries are written once against the block schema and run unchanged over both.
+in-memory rows, given the same columns here (in push order), then registered with DuckDB as an
+Arrow table. Queries are written once against the block schema and run unchanged over both.
 
 Set-up is paid once, not per query: one DuckDB database serves every query (its Parquet
 footer cache keeps each block's metadata parsed; queries run on cursors of it), and each
 in-memory entry of the ingester is prepared once (``LiveSnapshots``); only the live stage, which
-every push changes, is rebuilt, and only when a query finds it changed.
+every push changes, is brought up to date incrementally, when a query finds it changed.
 Sources are visited newest first, so a search can stop as soon as no unvisited source can
 change its answer (``each``'s ``enough``).
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,13 +27,12 @@ import duckdb
 import pyarrow as pa
 
 from threadline.ingester.ingester import Entry, Ingester
-from threadline.model.dedicated import add_dedicated_columns, attribute_keys
-from threadline.model.schema import BLOCK_SCHEMA, DEDICATED, SPAN_SCHEMA
-from threadline.model.trace_structure import add_trace_columns
+from threadline.model.dedicated import attribute_keys
+from threadline.model.schema import DEDICATED
+from threadline.querier.live_stage import LiveStage, build_live_table
 from threadline.querier.sql import AttributeColumns, resolve_attributes
 from threadline.storage.block_fs import BlockFileSystem, block_url
 from threadline.storage.block_reader import DATA_FILE, Block
-from threadline.storage.block_writer import span_order
 from threadline.storage.blocklist import Blocklist
 
 T = TypeVar("T")
@@ -105,16 +103,6 @@ def attribute_columns(
 _LIVE_DEDICATED = [column for column, *_ in DEDICATED]
 
 
-def live_table(entries: Sequence[Entry]) -> pa.Table:
-    """In-memory entries' rows with the block columns (and the row number), in push order:
-    sorting would move every column (a second or more for 500 k spans); the trace columns are
-    worked out on the key columns in trace order instead."""
-    table = pa.concat_tables([e.table for e in entries]).select(SPAN_SCHEMA.names)
-    table = add_trace_columns(table, span_order(table))
-    table = add_dedicated_columns(table).cast(BLOCK_SCHEMA)
-    return table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
-
-
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """In-memory rows made queryable: the table (block columns) and its attributes."""
@@ -170,40 +158,30 @@ _OPEN_END = 2**63 - 1
 
 
 @dataclass(slots=True)
-class _LiveBuild:
-    """One build of a tenant's live stage: the entries it holds and when it ran."""
+class _TenantStage:
+    """A tenant's live stage and what queries were last given of it."""
 
-    seqs: frozenset[int]
-    slot: _Slot
-    started: float
-    seconds: float | None = None  # once built
-
-
-# a live-stage build starts at the earliest this many of the previous build's durations after
-# the previous one started: under steady ingest every query finds the live stage changed, and
-# rebuilding it for each (0.45 s of CPU per 300 k spans) starved ingest at 5 queries/s
-LIVE_BUILD_SPACING = 2.0
+    stage: LiveStage = field(default_factory=LiveStage)
+    prepared: Prepared | None = None
 
 
 class LiveSnapshots:
-    """The ingester's in-memory rows of a tenant as prepared tables, each built once.
+    """The ingester's in-memory rows of a tenant as prepared tables.
 
     Head and flushing entries hold whole cut traces and never change: each is prepared once
     and dropped when the ingester drops the entry (it is in a block then). The live stage
-    changes with every push: a query reuses the newest build if it holds every live entry the
-    query saw, else it waits for a new one, which concurrent queries share and which starts no
-    sooner than ``LIVE_BUILD_SPACING`` of the last build's durations after that one started
-    (so rebuilding takes at most about a third of one core, whatever the query rate).
+    changes with every push: it is kept per tenant (``LiveStage``) and brought up to date by
+    the query that needs it, which redoes only what changed since the last update (the new
+    entries, and the trace columns of traces that gained or lost rows). Concurrent queries
+    take turns; one that finds the stage as it needs it does no work.
     """
 
     def __init__(self, ingester: Ingester | None) -> None:
         self.ingester = ingester
         self._lock = threading.Lock()
         self._slots: dict[tuple[int, ...], _Slot] = {}
-        self._live: dict[str, _LiveBuild] = {}  # the tenant's newest live-stage build
+        self._stages: dict[str, _TenantStage] = {}
         self._built = itertools.count()
-        self.clock: Callable[[], float] = time.monotonic
-        self.sleep: Callable[[float], None] = time.sleep
 
     def parts(self, tenant: str) -> list[MemoryPart]:
         """The tenant's in-memory rows, live stage first, then head entries newest first;
@@ -220,61 +198,21 @@ class LiveSnapshots:
             out.append(MemoryPart(start, _OPEN_END, nbytes, prepare))
         else:
             with self._lock:
-                self._live.pop(tenant, None)
+                self._stages.pop(tenant, None)
         for e in reversed(cut):
             start, end = e.span_range
             out.append(MemoryPart(start, end, e.nbytes, partial(self._prepared, (e.seq,), [e])))
         return out
 
     def _live_stage(self, tenant: str, seen: list[Entry]) -> Prepared:
-        """A build of the live stage holding every entry in ``seen``."""
-        want = {e.seq for e in seen}
-        while True:
-            now = self.clock()
-            pause = 0.0
-            with self._lock:
-                last = self._live.get(tenant)
-                if last is not None and (want <= last.seqs or last.seconds is None):
-                    build = None  # one that holds what this query saw, or one under way
-                else:
-                    earliest = 0.0
-                    if last is not None and last.seconds is not None:
-                        earliest = last.started + LIVE_BUILD_SPACING * last.seconds
-                    if now >= earliest:
-                        entries = self._current_live(tenant, want) or seen
-                        build = _LiveBuild(frozenset(e.seq for e in entries), _Slot(), now)
-                        self._live[tenant] = build
-                    else:
-                        build, last, pause = None, None, earliest - now
-            if build is not None:
-                return self._run_live_build(tenant, build, entries)
-            if last is None:
-                self.sleep(pause)
-                continue
-            last.slot.done.wait()
-            if want <= last.seqs:
-                return last.slot.result()
-
-    def _current_live(self, tenant: str, want: set[int]) -> list[Entry] | None:
-        """The tenant's live entries now, if they still hold every entry in ``want`` (none
-        was cut into head meanwhile)."""
-        state = self.ingester.tenants.get(tenant) if self.ingester is not None else None
-        entries = list(state.live) if state is not None else []
-        return entries if want <= {e.seq for e in entries} else None
-
-    def _run_live_build(self, tenant: str, build: _LiveBuild, entries: list[Entry]) -> Prepared:
-        def forget() -> None:
-            with self._lock:
-                if self._live.get(tenant) is build:
-                    del self._live[tenant]
-
-        def timed() -> Prepared:
-            try:
-                return self._build(entries)
-            finally:  # known before waiters wake
-                build.seconds = self.clock() - build.started
-
-        return build.slot.fill(timed, forget)
+        """The live stage holding exactly the entries in ``seen``."""
+        with self._lock:
+            tenant_stage = self._stages.setdefault(tenant, _TenantStage())
+        with tenant_stage.stage.lock:
+            table, keys, changed = tenant_stage.stage.update(seen)
+            if changed or tenant_stage.prepared is None:
+                tenant_stage.prepared = self._made(table, keys)
+            return tenant_stage.prepared
 
     def _prepared(self, key: tuple[int, ...], entries: list[Entry]) -> Prepared:
         with self._lock:
@@ -293,9 +231,13 @@ class LiveSnapshots:
             self._slots.pop(key, None)
 
     def _build(self, entries: list[Entry]) -> Prepared:
-        table = live_table(entries)
-        columns = attribute_columns(attribute_keys(table), _LIVE_DEDICATED)
-        return Prepared(f"mem:{next(self._built)}", table, columns)
+        table = build_live_table(entries)
+        return self._made(table, attribute_keys(table))
+
+    def _made(self, table: pa.Table, keys: dict[str, list[str]]) -> Prepared:
+        rows = table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
+        columns = attribute_columns(keys, _LIVE_DEDICATED)
+        return Prepared(f"mem:{next(self._built)}", rows, columns)
 
 
 def _quote(path: str) -> str:
