@@ -116,7 +116,13 @@ def _values_sql(relation: str, scope: str, name: str, where: str) -> list[tuple[
     rows, prefix = _scope_rows(relation, scope, where)
     out = []
     for col, type_name in _MAP_TYPES:
-        value = f"{prefix}_{col}[{sql.string(name)}]"
+        if scope == "resource" and name == "service.name" and col == "str":
+            value = "nullif(service_name, '')"  # a column of its own: no map is read
+        elif scope in ("resource", "span", "instrumentation"):
+            # a dedicated column where the source has one, nothing where it lacks the key
+            value = sql.attr(prefix.removesuffix("_attrs"), col, name)
+        else:
+            value = f"{prefix}_{col}[{sql.string(name)}]"
         out.append(
             (
                 type_name,
