@@ -15,6 +15,7 @@ import pytest
 from otlp_requests import SPANS_PER_TRACE
 from test_ingester_lifecycle import make_ingester, push
 from threadline.ingester import ingester as ingester_module
+from threadline.ingester.ingester import TenantState
 from threadline.querier import live_stage
 from threadline.querier.live_stage import LiveStage
 from threadline.querier.search import SearchEngine, SearchWindow
@@ -193,3 +194,42 @@ def test_a_push_costs_the_next_query_only_its_own_traces(
     )
     assert first.table.num_rows == 20 * SPANS_PER_TRACE
     ing.close()
+
+
+def test_a_reader_never_sees_rows_half_moved() -> None:
+    """Rows move between live, head, flushing and blocks on the event loop's thread; readers
+    in query threads retry until they saw no move (else a row could show twice or not at
+    all)."""
+    state = TenantState()
+    seen: list[int] = []
+    moves = [True]  # one move, during the first read
+
+    def read() -> int:
+        seen.append(state.version)
+        if moves and moves.pop():
+            with state.moving():
+                pass
+        return len(seen)
+
+    assert state.consistent(read) == 2 and seen == [0, 2]
+
+    inside, release = threading.Event(), threading.Event()
+
+    def mover() -> None:
+        with state.moving():
+            inside.set()
+            assert release.wait(30)
+
+    seen.clear()
+    t = threading.Thread(target=mover)
+    t.start()
+    assert inside.wait(30)
+    got: list[int] = []
+    reader = threading.Thread(target=lambda: got.append(state.consistent(read)))
+    reader.start()
+    reader.join(0.2)  # (a bounded look: the reader must still be waiting)
+    assert reader.is_alive() and not seen  # nothing is read while a move is under way
+    release.set()
+    t.join(30)
+    reader.join(30)
+    assert got == [1] and seen == [4]

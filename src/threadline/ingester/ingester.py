@@ -16,9 +16,10 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,6 +39,7 @@ from threadline.storage.files import fsync_path
 log = logging.getLogger(__name__)
 
 
+T = TypeVar("T")
 _ENTRY_SEQ = itertools.count()
 # idle traces are cut from live into head entries of about this size: few enough that queries
 # prepare each once (they never change), small enough that a block is several of them
@@ -87,9 +89,31 @@ class TenantState:
     sizes: TraceSizes = field(default_factory=TraceSizes)  # bytes of each live trace
     failures: int = 0  # block writes failed in a row (the backend is unreachable)
     retry_at: float = 0.0  # no new block write before this (backoff after failures)
+    # odd while rows move between live, head, flushing and blocks (on the event loop's
+    # thread), so that readers in other threads can see one consistent picture
+    version: int = 0
 
     def entries(self) -> list[Entry]:
         return [*self.live, *self.head, *self.flushing]
+
+    @contextlib.contextmanager
+    def moving(self) -> Iterator[None]:
+        """Around a change that moves rows from one place to another."""
+        self.version += 1
+        try:
+            yield
+        finally:
+            self.version += 1
+
+    def consistent(self, read: Callable[[], T]) -> T:
+        """``read()`` (from another thread) retried until no move happened during it."""
+        while True:
+            before = self.version
+            if not before & 1:
+                got = read()
+                if self.version == before:
+                    return got
+            time.sleep(0)
 
     @staticmethod
     def nbytes(entries: list[Entry]) -> int:
@@ -306,16 +330,17 @@ class Ingester:
                         continue
                     moved.append(Entry(e.table.filter(pc.invert(still)), e.min_seg, e.arrival))
                     kept.append(Entry(e.table.filter(still), e.min_seg, e.arrival))
-        state.live = [e for e in kept if e.table.num_rows]
         moved = [e for e in moved if e.table.num_rows]
+        with state.moving():
+            state.live = [e for e in kept if e.table.num_rows]
+            if moved:
+                self._into_head(state, moved)
         if not state.live:
             state.sizes = TraceSizes()
         elif moved:
             state.sizes.forget(pa.chunked_array([e.table.column("trace_id") for e in moved]))
-        if moved:
-            if state.head_since is None:
-                state.head_since = now
-            self._into_head(state, moved)
+        if moved and state.head_since is None:
+            state.head_since = now
 
     def _into_head(self, state: TenantState, moved: list[Entry]) -> None:
         """Append cut rows to head as entries of about ``HEAD_ENTRY_BYTES`` (the last head
@@ -413,7 +438,8 @@ class Ingester:
             while taken < len(state.head) and (taken == 0 or size < self.icfg.max_block_bytes):
                 size += state.head[taken].nbytes
                 taken += 1
-            state.flushing, state.head = state.head[:taken], state.head[taken:]
+            with state.moving():
+                state.flushing, state.head = state.head[:taken], state.head[taken:]
             if not state.head:
                 state.head_since = None
             entries = state.flushing
@@ -447,14 +473,17 @@ class Ingester:
                     table.num_rows,
                     backoff,
                 )
-                state.head = [*entries, *state.head]
+                with state.moving():
+                    state.head = [*entries, *state.head]
+                    state.flushing = []
                 state.head_since = state.head_since or self.clock()
-                state.flushing = []
                 return e
             state.failures = 0
             state.retry_at = 0.0
-            self.blocklist.add(self.blocklist.new_block(meta))
-            state.flushing = []
+            block = self.blocklist.new_block(meta)
+            with state.moving():  # the rows are in the block list, and no longer in memory
+                self.blocklist.add(block)
+                state.flushing = []
             self._recount()
             self.metrics.blocks_written.labels(tenant).inc()
             self.metrics.block_spans_written.labels(tenant).inc(meta.total_spans)

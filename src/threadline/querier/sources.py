@@ -183,13 +183,19 @@ class LiveSnapshots:
         self._stages: dict[str, _TenantStage] = {}
         self._built = itertools.count()
 
+    def consistent(self, tenant: str, read: Callable[[], T]) -> T:
+        """``read()``, retried until no rows moved between memory and blocks meanwhile (so
+        reading ``parts`` and then the block list shows every row once)."""
+        state = self.ingester.tenants.get(tenant) if self.ingester is not None else None
+        return read() if state is None else state.consistent(read)
+
     def parts(self, tenant: str) -> list[MemoryPart]:
         """The tenant's in-memory rows, live stage first, then head entries newest first;
         each is prepared when a query first reads it."""
         state = self.ingester.tenants.get(tenant) if self.ingester is not None else None
         if state is None:
             return []
-        live, cut = list(state.live), [*state.head, *state.flushing]
+        live, cut = state.consistent(lambda: (list(state.live), [*state.head, *state.flushing]))
         out = []
         if live:
             start = min(e.span_range[0] for e in live)
@@ -300,13 +306,17 @@ class DataSources:
 
     def _sources(self, tenant: str, start_ns: int | None, end_ns: int | None) -> list[Source]:
         """Sources overlapping the window, newest first (live data first of all)."""
+        parts, blocks = self.live.consistent(
+            tenant,
+            lambda: (self.live.parts(tenant), self.blocklist.blocks(tenant, start_ns, end_ns)),
+        )
         sources = [
             Source(LIVE, None, p.nbytes, p.end_unix_nano, prepare=p.prepare)
-            for p in self.live.parts(tenant)
+            for p in parts
             if (end_ns is None or p.start_unix_nano <= end_ns)
             and (start_ns is None or p.end_unix_nano >= start_ns)
         ]
-        for block in self.blocklist.blocks(tenant, start_ns, end_ns):
+        for block in blocks:
             # local blocks are read in place; remote ones in ranges, through the block cache
             if block.path is None:
                 self._remote.add(block)
