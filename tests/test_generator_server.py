@@ -101,7 +101,11 @@ def test_openmetrics_on_request_with_exemplars(mt_server: Server) -> None:
 
 
 def test_self_metrics_on_the_server_metrics(mt_server: Server) -> None:
-    assert mt_server.metric("threadline_generator_spans_received_total", tenant="alpha") == 11
+    def received() -> float:
+        return mt_server.metric("threadline_generator_spans_received_total", tenant="alpha")
+
+    # the generator takes spans after the push is acknowledged
+    assert wait_for(lambda: received() == 11), received()
     assert mt_server.metric("threadline_generator_spans_received_total", tenant="quiet") == 0
     assert mt_server.metric("threadline_generator_consume_seconds_total", tenant="alpha") > 0
     # the generated series themselves are not on /metrics

@@ -31,8 +31,8 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-def query_range(server: Server, q: str, step: str = "1s") -> list[dict]:
-    window = f"start={BASE_S - 5}&end={BASE_S + 5}&step={step}"
+def query_range(server: Server, q: str, step: str = "1s", start: int = BASE_S - 5) -> list[dict]:
+    window = f"start={start}&end={start + 10}&step={step}"
     r = server.get(f"/api/metrics/query_range?q={quote(q)}&{window}")
     assert r.status == 200, r.data
     return orjson.loads(r.data)["series"]
@@ -61,6 +61,27 @@ def test_count_over_time_is_dense_and_exact(srv: Server) -> None:
         "value": {"stringValue": TRACE_IDS["T3"].hex()},
     }
     assert first["value"] == 2.0
+
+
+def test_a_moved_window_reuses_a_blocks_states_in_the_right_buckets(srv: Server) -> None:
+    # T1's block lies inside both windows: its partial states are worked out once and moved
+    # to each window's buckets
+    q = "{ } | count_over_time() by (resource.service.name)"
+    runs = [query_range(srv, q, start=BASE_S - start) for start in (5, 3, 8, 3)]
+    for series in runs:
+        assert sum(sum(points(s).values()) for s in series) == 11
+    by_window = [
+        {
+            label(s, "resource.service.name"): (
+                {t: v for t, v in points(s).items() if v},
+                sorted((e["timestampMs"], e["value"]) for e in s["exemplars"]),
+            )
+            for s in series
+        }
+        for series in runs
+    ]
+    assert by_window[0] == by_window[1] == by_window[2] == by_window[3]
+    assert len(points(runs[1][0])) == 10
 
 
 def test_rate_by_service(srv: Server) -> None:

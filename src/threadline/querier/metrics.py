@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from threadline.querier.answer_cache import AnswerCache
 from threadline.querier.histogram import quantile
 from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
@@ -59,6 +60,9 @@ class Series:
     exemplars: list[dict[str, Any]] = field(default_factory=list)
 
 
+_NO_END = 2**63 - 1
+
+
 class TooManySeries(Exception):
     """A metrics query that would answer with more series than the limit allows."""
 
@@ -73,6 +77,8 @@ class TooManySeries(Exception):
 class MetricsEngine:
     def __init__(self, sources: DataSources) -> None:
         self.sources = sources
+        # per block, query and step: partial states by absolute bucket (see ``_states``)
+        self._cache = AnswerCache()
 
     def _states(
         self,
@@ -86,10 +92,30 @@ class MetricsEngine:
         per_label_set = max(1, len(plan.quantiles))
 
         def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
-            query = plan.source_sql(
-                source.relation, ROW_NUMBER, start_ns, end_ns, step_ns, max_series
-            )
-            rows = con.sql(query).fetchall()
+            block = source.block
+            if (
+                block is not None
+                and start_ns % step_ns == 0
+                and block.meta.start_unix_nano > start_ns
+                and block.meta.end_unix_nano <= end_ns
+            ):
+                # a block inside a step-aligned window: its states are counted in buckets
+                # from time 0 and kept, so the next query (the window moved on) reuses them
+                key = (block.id, plan, step_ns, max_series)
+                cached = self._cache.get(key)
+                if cached is None:
+                    query = plan.source_sql(
+                        source.relation, ROW_NUMBER, 0, _NO_END, step_ns, max_series
+                    )
+                    cached = con.sql(query).fetchall()
+                    self._cache.put(key, cached)
+                shift = start_ns // step_ns
+                rows = [(r[0] - shift, *r[1:]) for r in cached]  # type: ignore[attr-defined]
+            else:
+                query = plan.source_sql(
+                    source.relation, ROW_NUMBER, start_ns, end_ns, step_ns, max_series
+                )
+                rows = con.sql(query).fetchall()
             # each source is cut at one series past the limit in its SQL: over means refused
             if (
                 max_series is not None

@@ -7,13 +7,12 @@ in a block is cached by block id and each block is scanned at most once per ques
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from threadline.querier import sql
+from threadline.querier.answer_cache import AnswerCache
 from threadline.querier.sources import DataSources, Source, SourceCursor
 
 # TraceQL attribute scopes, all stored as typed maps; the unscoped form searches the first two
@@ -72,28 +71,6 @@ class TagValue:
     value: str
 
 
-class _BlockCache:
-    """Bounded LRU of per-block answers (blocks are immutable)."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._data: OrderedDict[tuple[str, str], object] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> object | None:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        return None
-
-    def put(self, key: tuple[str, str], value: object) -> None:
-        with self._lock:
-            self._data[key] = value
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
-
-
 def _scope_rows(relation: str, scope: str, where: str) -> tuple[str, str]:
     """(rows to read, prefix of the scope's map columns in them) for spans matching ``where``."""
     if scope in ("event", "link"):
@@ -135,7 +112,7 @@ def _values_sql(relation: str, scope: str, name: str, where: str) -> list[tuple[
 class TagFinder:
     def __init__(self, sources: DataSources) -> None:
         self.sources = sources
-        self._cache = _BlockCache()
+        self._cache = AnswerCache()
 
     def _collect(
         self,
