@@ -51,8 +51,9 @@ def test_cut_entries_are_prepared_once_and_dropped_with_them(
         assert [p.table.num_rows for p in first] == [8, 32]
         assert builds == [1]  # the head entry (the live stage is kept up to date apart)
         head = first[1].table
-        # rows in push order, as the entry holds them
-        assert head["start_unix_nano"].to_pylist() == cut.table["start_unix_nano"].to_pylist()
+        starts = head["trace_start_unix_nano"].to_pylist()
+        assert starts == sorted(starts) and first[1].ordered  # a cut entry: in trace-start order
+        assert not first[0].ordered  # the live stage: in push order
 
         again = [p.prepare() for p in snapshots.parts("t")]
         assert [a is b for a, b in zip(again, first, strict=True)] == [True, True]

@@ -23,7 +23,7 @@ from threadline.ingester.ingester import Entry
 from threadline.model.dedicated import add_dedicated_columns, attribute_keys
 from threadline.model.schema import BLOCK_SCHEMA, DEDICATED_COLUMNS, SPAN_SCHEMA, TRACE_COLUMNS
 from threadline.model.trace_structure import add_trace_columns
-from threadline.storage.block_writer import span_order
+from threadline.storage.block_writer import sort_spans, span_order
 
 # what the trace columns are worked out from
 _KEYS = [
@@ -51,12 +51,17 @@ def _with_trace(plain: pa.Table, trace: Sequence[pa.Array | pa.ChunkedArray]) ->
     )
 
 
-def build_live_table(entries: Sequence[Entry]) -> pa.Table:
-    """The entries' rows with the block columns, built from scratch (rows in entry order)."""
+def build_live_table(entries: Sequence[Entry], ordered: bool = False) -> pa.Table:
+    """The entries' rows with the block columns, built from scratch: in entry order, or with
+    ``ordered`` in a block's order (``sort_spans``: worth it for entries that never change)."""
     if not entries:
         return BLOCK_SCHEMA.empty_table()
     plain = pa.concat_tables([_plain(e) for e in entries])
-    traced = add_trace_columns(plain.select(_KEYS), span_order(plain))
+    if ordered:
+        plain = sort_spans(plain)
+        traced = add_trace_columns(plain.select(_KEYS))
+    else:
+        traced = add_trace_columns(plain.select(_KEYS), span_order(plain))
     return _with_trace(plain, traced.columns[len(_KEYS) :])
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
-import pyarrow.compute as pc
+import pyarrow as pa
 
 from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
 
@@ -104,17 +105,18 @@ _SPANS_PER_TRACE = 16
 def start_windows(source: Source, limit: int) -> list[tuple[int | None, int | None]]:
     """Trace-start ranges ``[since, before)`` to search a source in, newest first.
 
-    In-memory rows and blocks from format tl2 on (rows in trace-start order, so a window is a
-    range of row groups) are searched in windows that start with about ``8 * limit`` traces'
-    worth of time and grow eightfold, so a limit-20 search reads the newest rows only; tl1
-    blocks (rows by trace id) in one go.
+    Blocks from format tl2 on and cut in-memory entries (rows in trace-start order: a window
+    is a range of row groups or rows) are searched in windows that start with about
+    ``8 * limit`` traces' worth of time and grow eightfold, so a limit-20 search reads the
+    newest rows only; tl1 blocks (rows by trace id) and the live stage (in push order: a
+    window would be a scan of all its rows) in one go.
     """
     if source.live is not None:
         rows = source.live.num_rows
-        if rows <= _FIRST_WINDOW * limit * _SPANS_PER_TRACE:
+        if not source.time_ordered or rows <= _FIRST_WINDOW * limit * _SPANS_PER_TRACE:
             return [(None, None)]
-        bounds = pc.min_max(source.live.column("trace_start_unix_nano"))
-        lo, hi, traces = bounds["min"].as_py(), bounds["max"].as_py(), rows // _SPANS_PER_TRACE
+        starts = source.live.column("trace_start_unix_nano")
+        lo, hi, traces = starts[0].as_py(), starts[-1].as_py(), rows // _SPANS_PER_TRACE
     else:
         block = source.block
         if block is None or not block.indexed or block.meta.total_objects <= _FIRST_WINDOW * limit:
@@ -131,6 +133,14 @@ def start_windows(source: Source, limit: int) -> list[tuple[int | None, int | No
             return out
         out.append((since, before))
         before, width = since, width * _GROWTH
+
+
+def _live_rows(table: pa.Table, since: int | None, before: int | None) -> pa.Table:
+    """The rows of an in-memory table in trace-start order whose trace starts in the window."""
+    starts = table.column("trace_start_unix_nano").to_numpy()
+    a = 0 if since is None else int(np.searchsorted(starts, since, "left"))
+    b = len(starts) if before is None else int(np.searchsorted(starts, before, "left"))
+    return table.slice(a, b - a)
 
 
 def source_sql(
@@ -229,6 +239,9 @@ class SearchEngine:
             traces: set[bytes] = set()
             try:
                 for starts in start_windows(source, limit):
+                    if source.live is not None and starts != (None, None):
+                        # a slice of the rows: the query reads only the window's
+                        con.show_live(_live_rows(source.live, *starts))
                     got = con.sql(source_sql(source, plan, window, limit, spss, starts)).fetchall()
                     rows.extend(got)
                     traces.update(r[0] for r in got)

@@ -53,21 +53,25 @@ class Source:
     key: str = ""
     live: pa.Table | None = None
     columns: AttributeColumns = field(default_factory=AttributeColumns)
-    # in-memory rows not yet prepared: ``live``, ``key`` and ``columns`` come from this
+    # in-memory rows not yet prepared: ``live``, ``key``, ``columns`` and ``ordered`` come
+    # from this
     prepare: Callable[[], Prepared] | None = None
+    ordered: bool = False
 
     def prepared(self) -> Source:
         """This source with its in-memory rows built (once; shared with other queries)."""
         if self.prepare is None:
             return self
         p = self.prepare()
-        return replace(self, key=p.key, live=p.table, columns=p.columns, prepare=None)
+        return replace(
+            self, key=p.key, live=p.table, columns=p.columns, ordered=p.ordered, prepare=None
+        )
 
     @property
     def time_ordered(self) -> bool:
-        """Rows in trace-start order, then trace id (blocks from format tl2 on; in-memory rows
-        are in push order)."""
-        return self.block is not None and self.block.indexed
+        """Rows in trace-start order, then trace id: blocks from format tl2 on, and cut
+        in-memory entries (the live stage, which every push changes, is in push order)."""
+        return self.ordered if self.block is None else self.block.indexed
 
 
 class SourceCursor:
@@ -83,6 +87,10 @@ class SourceCursor:
 
     def execute(self, query: str) -> duckdb.DuckDBPyConnection:
         return self.con.execute(resolve_attributes(query, self.columns))
+
+    def show_live(self, rows: pa.Table) -> None:
+        """Make ``rows`` (part of an in-memory source) what its next queries read."""
+        self.con.register(LIVE, rows)
 
 
 def attribute_columns(
@@ -110,6 +118,7 @@ class Prepared:
     key: str
     table: pa.Table
     columns: AttributeColumns
+    ordered: bool = False  # rows in a block's order (trace start, trace id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,13 +246,13 @@ class LiveSnapshots:
             self._slots.pop(key, None)
 
     def _build(self, entries: list[Entry]) -> Prepared:
-        table = build_live_table(entries)
-        return self._made(table, attribute_keys(table))
+        table = build_live_table(entries, ordered=True)
+        return self._made(table, attribute_keys(table), ordered=True)
 
-    def _made(self, table: pa.Table, keys: dict[str, list[str]]) -> Prepared:
+    def _made(self, table: pa.Table, keys: dict[str, list[str]], ordered: bool = False) -> Prepared:
         rows = table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
         columns = attribute_columns(keys, _LIVE_DEDICATED)
-        return Prepared(f"mem:{next(self._built)}", rows, columns)
+        return Prepared(f"mem:{next(self._built)}", rows, columns, ordered)
 
 
 def _quote(path: str) -> str:
