@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
 
@@ -98,6 +99,8 @@ def _window_sql(window: SearchWindow) -> str:
 # a window starts about this many traces wide (times the limit) and grows this much each time
 _FIRST_WINDOW = 8
 _GROWTH = 8
+# a live-stage window spread over more pushes (record batches) than this is read in place
+_MAX_LIVE_BATCHES = 64
 # in-memory rows carry no trace count: spans per trace assumed for their first window
 _SPANS_PER_TRACE = 16
 
@@ -108,15 +111,15 @@ def start_windows(source: Source, limit: int) -> list[tuple[int | None, int | No
     Blocks from format tl2 on and cut in-memory entries (rows in trace-start order: a window
     is a range of row groups or rows) are searched in windows that start with about
     ``8 * limit`` traces' worth of time and grow eightfold, so a limit-20 search reads the
-    newest rows only; tl1 blocks (rows by trace id) and the live stage (in push order: a
-    window would be a scan of all its rows) in one go.
+    newest rows only; tl1 blocks (rows by trace id) in one go. The live stage (push order) is
+    searched in its newest window, then the rest.
     """
     if source.live is not None:
         rows = source.live.num_rows
-        if not source.time_ordered or rows <= _FIRST_WINDOW * limit * _SPANS_PER_TRACE:
+        if rows <= _FIRST_WINDOW * limit * _SPANS_PER_TRACE:
             return [(None, None)]
-        starts = source.live.column("trace_start_unix_nano")
-        lo, hi, traces = starts[0].as_py(), starts[-1].as_py(), rows // _SPANS_PER_TRACE
+        bounds = pc.min_max(source.live.column("trace_start_unix_nano"))
+        lo, hi, traces = bounds["min"].as_py(), bounds["max"].as_py(), rows // _SPANS_PER_TRACE
     else:
         block = source.block
         if block is None or not block.indexed or block.meta.total_objects <= _FIRST_WINDOW * limit:
@@ -124,6 +127,11 @@ def start_windows(source: Source, limit: int) -> list[tuple[int | None, int | No
         lo, hi = block.meta.start_unix_nano, block.meta.end_unix_nano
         traces = block.meta.total_objects
     width = max(1, (hi - lo) * _FIRST_WINDOW * limit // traces)
+    if source.live is not None and not source.time_ordered:
+        # the live stage: its newest window's rows are taken from the last few pushes, but
+        # a wider window's come from most of them, so the rest is read in one go
+        since = hi - width
+        return [(since, None), (None, since)] if since > lo else [(None, None)]
     out: list[tuple[int | None, int | None]] = []
     before: int | None = None
     while True:
@@ -135,12 +143,32 @@ def start_windows(source: Source, limit: int) -> list[tuple[int | None, int | No
         before, width = since, width * _GROWTH
 
 
-def _live_rows(table: pa.Table, since: int | None, before: int | None) -> pa.Table:
-    """The rows of an in-memory table in trace-start order whose trace starts in the window."""
+def _live_rows(source: Source, since: int | None, before: int | None) -> pa.Table | None:
+    """The rows of an in-memory source whose trace starts in the window: a slice of rows in
+    trace-start order; in the live stage (push order), the rows taken from the few batches
+    (pushes) that hold them, or None (read it all) when they are spread over many."""
+    table = source.live
+    assert table is not None
     starts = table.column("trace_start_unix_nano").to_numpy()
-    a = 0 if since is None else int(np.searchsorted(starts, since, "left"))
-    b = len(starts) if before is None else int(np.searchsorted(starts, before, "left"))
-    return table.slice(a, b - a)
+    if source.time_ordered:
+        a = 0 if since is None else int(np.searchsorted(starts, since, "left"))
+        b = len(starts) if before is None else int(np.searchsorted(starts, before, "left"))
+        return table.slice(a, b - a)
+    inside = np.ones(len(starts), dtype=bool)
+    if since is not None:
+        inside &= starts >= since
+    if before is not None:
+        inside &= starts < before
+    rows = np.flatnonzero(inside)
+    batches = table.to_batches()
+    lengths = np.array([b.num_rows for b in batches], dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    which = np.searchsorted(offsets, rows, "right") - 1
+    held = np.unique(which)
+    if len(held) > _MAX_LIVE_BATCHES:
+        return None
+    taken = [batches[i].take(pa.array(rows[which == i] - offsets[i])) for i in held]
+    return pa.Table.from_batches(taken, schema=table.schema)
 
 
 def source_sql(
@@ -240,8 +268,9 @@ class SearchEngine:
             try:
                 for starts in start_windows(source, limit):
                     if source.live is not None and starts != (None, None):
-                        # a slice of the rows: the query reads only the window's
-                        con.show_live(_live_rows(source.live, *starts))
+                        # the query reads only the window's rows where they are cheap to have
+                        window_rows = _live_rows(source, *starts)
+                        con.show_live(source.live if window_rows is None else window_rows)
                     got = con.sql(source_sql(source, plan, window, limit, spss, starts)).fetchall()
                     rows.extend(got)
                     traces.update(r[0] for r in got)
