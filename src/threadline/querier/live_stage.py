@@ -7,7 +7,8 @@ second of CPU per 500 k spans, paid again whenever a query found a push it had n
 each entry is prepared once (dedicated columns, block types, attribute keys), and an update
 from one set of entries to the next recomputes the trace columns only of the traces that
 changed: those with spans in the new entries or in entries that left the stage. The answer is
-the same table a build from scratch gives (``build_live_table``), rows in entry order.
+the same table a build from scratch gives (``build_live_table``, which also prepares the cut
+entries that never change, sorted as blocks are), rows in entry order.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -110,7 +110,7 @@ class MetricsEngine:
                     cached = con.sql(query).fetchall()
                     self._cache.put(key, cached)
                 shift = start_ns // step_ns
-                rows = [(r[0] - shift, *r[1:]) for r in cached]  # type: ignore[attr-defined]
+                rows = [(r[0] - shift, *r[1:]) for r in cast(list[tuple[Any, ...]], cached)]
             else:
                 query = plan.source_sql(
                     source.relation, ROW_NUMBER, start_ns, end_ns, step_ns, max_series

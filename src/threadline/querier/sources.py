@@ -1,8 +1,9 @@
 """What a query reads: a tenant's blocks and live data, as DuckDB table expressions.
 
 Blocks are Parquet files that already carry the per-trace columns; live data is the ingester's
-in-memory rows, given the same columns here (in push order), then registered with DuckDB as an
-Arrow table. Queries are written once against the block schema and run unchanged over both.
+in-memory rows, given the same columns here (cut entries sorted as blocks are, the live stage in
+push order), then registered with DuckDB as an Arrow table. Queries are written once against
+the block schema and run unchanged over both.
 
 Set-up is paid once, not per query: one DuckDB database serves every query (its Parquet
 footer cache keeps each block's metadata parsed; queries run on cursors of it), and each
