@@ -13,8 +13,8 @@ import pytest
 from storage_helpers import table, trace_id
 from threadline.compactor import compactor as compactor_module
 from threadline.compactor.compactor import Compactor
-from threadline.compactor.dedupe import drop_duplicate_spans
 from threadline.config import Config
+from threadline.model.dedupe import drop_duplicate_spans
 from threadline.storage import faults
 from threadline.storage.backend import LocalBackend
 from threadline.storage.block_writer import write_block

@@ -22,7 +22,15 @@ import yaml
 
 from s3_server import FlakyProxy, MotoS3
 from storage_helpers import request, start_server
-from test_compactor_server import TRACES, push, search_count, spans_of, wait_for, write_split_blocks
+from test_compactor_server import (
+    TRACES,
+    push,
+    search_count,
+    spans_of,
+    stored_spans,
+    wait_for,
+    write_split_blocks,
+)
 from threadline.config import load_config
 from threadline.storage.factory import make_backend
 from threadline.storage.faults import ENV, EXIT_STATUS
@@ -81,7 +89,8 @@ def test_compactor_killed_mid_compaction(tmp_path: Path, point: str, output_visi
     try:
         expected = write_split_blocks(server)
         duplicates = 5 * 4
-        assert search_count(server) == expected + duplicates
+        assert stored_spans(server) == expected + duplicates
+        assert search_count(server) == expected  # each span listed once
         done = compact_cli(data, point)
         assert done.returncode == EXIT_STATUS, done.stderr.decode()
         assert f"crash point {point}" in done.stderr.decode()
@@ -89,13 +98,14 @@ def test_compactor_killed_mid_compaction(tmp_path: Path, point: str, output_visi
         # once the compacted block is visible, and then the inputs are hidden)
         time.sleep(0.5)  # a few polls
         want = expected if output_visible else expected + duplicates
-        assert search_count(server) == want
+        assert stored_spans(server) == want
+        assert search_count(server) == expected
         for n in TRACES:
             assert len(spans_of(server, n)) == 9
         # the next run finishes the job (marks leftover inputs, or compacts from scratch)
         done = compact_cli(data, None)
         assert done.returncode == 0, done.stderr.decode()
-        wait_for(lambda: search_count(server) == expected)
+        wait_for(lambda: stored_spans(server) == expected)
         assert len(live_metas(data)) == 1
     finally:
         server.stop()
@@ -139,6 +149,7 @@ def test_server_killed_mid_upload_loses_nothing(
         assert search_count(server) == len(TRACES) * 8
         server.flush()
         assert search_count(server) == len(TRACES) * 8
+        assert stored_spans(server) == len(TRACES) * 8  # the orphan is not read
         metas = [o.key for o in store.list("single-tenant/") if o.key.endswith("/meta.json")]
         assert len(metas) == 1
     finally:
@@ -146,6 +157,7 @@ def test_server_killed_mid_upload_loses_nothing(
     server.start()  # the block alone (WAL segments are gone once in the block)
     try:
         assert search_count(server) == len(TRACES) * 8
+        assert stored_spans(server) == len(TRACES) * 8
     finally:
         server.stop()
 
@@ -275,6 +287,7 @@ def test_flush_answers_503_while_the_backend_is_unreachable(tmp_path: Path, moto
     try:
         assert server.metric("threadline_ingester_live_bytes") == 0
         assert search_count(server) == 16
+        assert stored_spans(server) == 16
         for n in (1, 2):
             assert len(spans_of(server, n)) == 8
     finally:

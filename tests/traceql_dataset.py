@@ -3,11 +3,11 @@
 T1  frontend "GET /checkout" server 500ms status=error http.method=GET http.status_code=500
     ├─ checkout "PlaceOrder" server 300ms
     │   ├─ payment "Charge" client 200ms status=error, event "exception"
-    │   └─ checkout "db query" client 20ms db.system=postgresql
+    │   └─ checkout "db query" client 20ms db.system=postgresql cached=true
     └─ cart "GetCart" server 50ms
 T2  frontend "GET /" server 100ms http.method=GET http.status_code=200
     └─ product-catalog "ListProducts" server 40ms
-        └─ product-catalog "SELECT" client 10ms db.system=redis
+        └─ product-catalog "SELECT" client 10ms db.system=redis cached=false
 T3  api-gateway "POST /pay" server 2s http.method=POST http.status_code=201
     └─ payment "Charge" server 1.5s amount=12.5 retry=true
         └─ payment "db query" client 100ms db.system=postgresql
@@ -43,12 +43,14 @@ SPANS = [
       {"http.method": "GET", "http.status_code": 500}),
     S("T1.B", "checkout", "PlaceOrder", 2, 10, 300, "T1.A"),
     S("T1.C", "payment", "Charge", 3, 20, 200, "T1.B", True, event="exception"),  # + exception.type
-    S("T1.D", "checkout", "db query", 3, 250, 20, "T1.B", attrs={"db.system": "postgresql"}),
+    S("T1.D", "checkout", "db query", 3, 250, 20, "T1.B",
+      attrs={"db.system": "postgresql", "cached": True}),
     S("T1.E", "cart", "GetCart", 2, 320, 50, "T1.A"),
     S("T2.A", "frontend", "GET /", 2, 0, 100, None, False,
       {"http.method": "GET", "http.status_code": 200}),
     S("T2.B", "product-catalog", "ListProducts", 2, 10, 40, "T2.A"),
-    S("T2.C", "product-catalog", "SELECT", 3, 20, 10, "T2.B", attrs={"db.system": "redis"}),
+    S("T2.C", "product-catalog", "SELECT", 3, 20, 10, "T2.B",
+      attrs={"db.system": "redis", "cached": False}),
     S("T3.A", "api-gateway", "POST /pay", 2, 0, 2000, None, False,
       {"http.method": "POST", "http.status_code": 201}),
     S("T3.B", "payment", "Charge", 2, 100, 1500, "T3.A", attrs={"amount": 12.5, "retry": True}),

@@ -37,8 +37,8 @@ from pathlib import Path
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter
 
-from threadline.compactor.dedupe import drop_duplicate_spans
 from threadline.config import Config
+from threadline.model.dedupe import drop_duplicate_spans
 from threadline.model.schema import SPAN_SCHEMA
 from threadline.storage.backend import COMPACTED_META_FILE, META_FILE, Backend
 from threadline.storage.block_reader import Block

@@ -14,8 +14,9 @@ entries that never change, sorted as blocks are), rows in entry order.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache, partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,18 +53,31 @@ def _with_trace(plain: pa.Table, trace: Sequence[pa.Array | pa.ChunkedArray]) ->
     )
 
 
-def build_live_table(entries: Sequence[Entry], ordered: bool = False) -> pa.Table:
-    """The entries' rows with the block columns, built from scratch: in entry order, or with
-    ``ordered`` in a block's order (``sort_spans``: worth it for entries that never change)."""
-    if not entries:
-        return BLOCK_SCHEMA.empty_table()
-    plain = pa.concat_tables([_plain(e) for e in entries])
+def _traced(plain: pa.Table, ordered: bool) -> pa.Table:
     if ordered:
         plain = sort_spans(plain)
         traced = add_trace_columns(plain.select(_KEYS))
     else:
         traced = add_trace_columns(plain.select(_KEYS), span_order(plain))
     return _with_trace(plain, traced.columns[len(_KEYS) :])
+
+
+def build_live_table(entries: Sequence[Entry], ordered: bool = False) -> pa.Table:
+    """The entries' rows with the block columns, built from scratch: in entry order, or with
+    ``ordered`` in a block's order (``sort_spans``: worth it for entries that never change)."""
+    if not entries:
+        return BLOCK_SCHEMA.empty_table()
+    return _traced(pa.concat_tables([_plain(e) for e in entries]), ordered)
+
+
+def block_rows(spans: pa.Table) -> pa.Table:
+    """Span rows (``SPAN_SCHEMA``) with the block columns, in a block's order."""
+    return _traced(add_dedicated_columns(spans).cast(_PLAIN), ordered=True)
+
+
+def unique_trace_ids(table: pa.Table) -> pa.Array:
+    """The distinct trace ids of a table's rows."""
+    return pc.unique(table.column("trace_id").combine_chunks())
 
 
 @dataclass(slots=True)
@@ -73,6 +87,18 @@ class _Part:
     plain: pa.Table
     table: pa.Table
     keys: dict[str, list[str]]
+    ids: pa.Array | None = None  # its distinct trace ids, once asked for
+
+    def trace_ids(self) -> pa.Array:
+        if self.ids is None:
+            self.ids = unique_trace_ids(self.plain)
+        return self.ids
+
+
+def _stage_ids(parts: Sequence[_Part]) -> pa.Array:
+    if not parts:
+        return pa.array([], pa.binary(16))
+    return pc.unique(pa.chunked_array([p.trace_ids() for p in parts]).combine_chunks())
 
 
 class LiveStage:
@@ -86,6 +112,12 @@ class LiveStage:
         self._seqs: tuple[int, ...] | None = None
         self._table = BLOCK_SCHEMA.empty_table()
         self._keys: dict[str, list[str]] = dict(_NO_KEYS)
+        self._ordered: list[_Part] = []
+
+    def trace_ids(self) -> Callable[[], pa.Array]:
+        """The distinct trace ids of the stage as last updated, worked out when first called
+        (from each entry's, which are kept)."""
+        return cache(partial(_stage_ids, list(self._ordered)))
 
     def update(self, entries: Sequence[Entry]) -> tuple[pa.Table, dict[str, list[str]], bool]:
         """The stage for ``entries`` (in this order): its table, the distinct keys of each
@@ -149,9 +181,9 @@ class LiveStage:
                     for f, c in zip(TRACE_COLUMNS, traced, strict=True)
                 ]
                 offset += n
-                parts[seq] = _Part(part.plain, _with_trace(part.plain, trace), part.keys)
+                parts[seq] = _Part(part.plain, _with_trace(part.plain, trace), part.keys, part.ids)
         self._parts = parts
-        ordered = [parts[e.seq] for e in entries]
+        ordered = self._ordered = [parts[e.seq] for e in entries]
         self._table = (
             pa.concat_tables([p.table for p in ordered]) if ordered else BLOCK_SCHEMA.empty_table()
         )

@@ -20,7 +20,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
+from threadline.querier.sources import (
+    EXCLUDED,
+    ROW_NUMBER,
+    DataSources,
+    Source,
+    SourceCursor,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,9 @@ class ReturnedAttribute:
 class Plan:
     sql: str  # SELECT trace_id, sset, rid, labels (VARCHAR[] of JSON, or NULL) ... FROM base
     attributes: tuple[ReturnedAttribute, ...] = ()
+    # the answer depends on more of a trace than each span (structure, aggregates, root...):
+    # traces split across sources are searched whole
+    whole_traces: bool = False
 
 
 @dataclass(slots=True)
@@ -71,7 +80,17 @@ class TraceResult:
         for key, ss in other.spansets.items():
             mine = self.spansets.setdefault(key, SpanSet(labels=ss.labels))
             mine.matched += ss.matched
-            mine.spans.extend(ss.spans)
+            # a span sent twice (a retried push) may sit in two sources: listed and counted once
+            seen = {_span_key(s) for s in mine.spans}
+            for span in ss.spans:
+                if _span_key(span) in seen:
+                    mine.matched -= 1
+                else:
+                    mine.spans.append(span)
+
+
+def _span_key(span: dict[str, Any]) -> tuple[str, str, str, str]:
+    return span["spanID"], span["startTimeUnixNano"], span["durationNanos"], span["name"]
 
 
 @dataclass(slots=True)
@@ -186,6 +205,8 @@ def source_sql(
         where += f" AND trace_start_unix_nano >= {int(since)}"
     if before is not None:
         where += f" AND trace_start_unix_nano < {int(before)}"
+    if source.excluded is not None:
+        where += f" AND trace_id NOT IN (SELECT trace_id FROM {EXCLUDED})"
     if source.time_ordered:
         # rows in trace-start order: a trace's last row number orders it like its start
         newest = f"""SELECT trace_id FROM matched GROUP BY trace_id
@@ -303,7 +324,13 @@ class SearchEngine:
             starts = sorted((t.start_ns for t in found.values()), reverse=True)
             return starts[limit - 1] > upcoming.end_unix_nano
 
-        visited = self.sources.each(tenant, window.start_ns, window.end_ns, rows_of, enough)
+        # a trace's duration is a fact about all of it, like its structure
+        whole = plan.whole_traces or (
+            window.min_duration_ns is not None or window.max_duration_ns is not None
+        )
+        visited = self.sources.each(
+            tenant, window.start_ns, window.end_ns, rows_of, enough, whole_traces=whole
+        )
         merge(visited)
         for source, _ in visited:
             inspected_bytes += source.nbytes

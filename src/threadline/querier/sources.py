@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, partial
 from typing import TypeVar
 
 import duckdb
@@ -30,14 +30,26 @@ import pyarrow as pa
 from threadline.ingester.ingester import Entry, Ingester
 from threadline.model.dedicated import attribute_keys
 from threadline.model.schema import DEDICATED
-from threadline.querier.live_stage import LiveStage, build_live_table
+from threadline.querier.live_stage import (
+    LiveStage,
+    block_rows,
+    build_live_table,
+    unique_trace_ids,
+)
 from threadline.querier.sql import AttributeColumns, resolve_attributes
+from threadline.querier.whole_traces import (
+    BlockHashCache,
+    MemoryRows,
+    SplitTraces,
+    split_traces,
+)
 from threadline.storage.block_fs import BlockFileSystem, block_url
 from threadline.storage.block_reader import DATA_FILE, Block
 from threadline.storage.blocklist import Blocklist
 
 T = TypeVar("T")
 LIVE = "live_spans"  # the name live data is registered under
+EXCLUDED = "excluded_traces"  # the name a source's ``excluded`` is registered under
 # every source has this column: the row's number within the source (DuckDB's name for Parquet)
 ROW_NUMBER = "file_row_number"
 
@@ -58,6 +70,10 @@ class Source:
     # from this
     prepare: Callable[[], Prepared] | None = None
     ordered: bool = False
+    # the distinct trace ids of in-memory rows (worked out when first asked for)
+    trace_ids: Callable[[], pa.Array] | None = None
+    # traces a query leaves out here (table ``EXCLUDED``): they are read whole elsewhere
+    excluded: pa.Table | None = None
 
     def prepared(self) -> Source:
         """This source with its in-memory rows built (once; shared with other queries)."""
@@ -65,7 +81,13 @@ class Source:
             return self
         p = self.prepare()
         return replace(
-            self, key=p.key, live=p.table, columns=p.columns, ordered=p.ordered, prepare=None
+            self,
+            key=p.key,
+            live=p.table,
+            columns=p.columns,
+            ordered=p.ordered,
+            trace_ids=p.trace_ids,
+            prepare=None,
         )
 
     @property
@@ -119,6 +141,7 @@ class Prepared:
     key: str
     table: pa.Table
     columns: AttributeColumns
+    trace_ids: Callable[[], pa.Array]  # the distinct trace ids, worked out when first asked for
     ordered: bool = False  # rows in a block's order (trace start, trace id)
 
 
@@ -227,7 +250,7 @@ class LiveSnapshots:
         with tenant_stage.stage.lock:
             table, keys, changed = tenant_stage.stage.update(seen)
             if changed or tenant_stage.prepared is None:
-                tenant_stage.prepared = self._made(table, keys)
+                tenant_stage.prepared = self._made(table, keys, tenant_stage.stage.trace_ids())
             return tenant_stage.prepared
 
     def _prepared(self, key: tuple[int, ...], entries: list[Entry]) -> Prepared:
@@ -247,13 +270,23 @@ class LiveSnapshots:
             self._slots.pop(key, None)
 
     def _build(self, entries: list[Entry]) -> Prepared:
-        table = build_live_table(entries, ordered=True)
-        return self._made(table, attribute_keys(table), ordered=True)
+        return self.made(build_live_table(entries, ordered=True))
 
-    def _made(self, table: pa.Table, keys: dict[str, list[str]], ordered: bool = False) -> Prepared:
+    def made(self, table: pa.Table) -> Prepared:
+        """Rows in a block's order (never changed) as a prepared table."""
+        ids = cache(partial(unique_trace_ids, table))
+        return self._made(table, attribute_keys(table), ids, ordered=True)
+
+    def _made(
+        self,
+        table: pa.Table,
+        keys: dict[str, list[str]],
+        trace_ids: Callable[[], pa.Array],
+        ordered: bool = False,
+    ) -> Prepared:
         rows = table.append_column(ROW_NUMBER, pa.array(range(table.num_rows), pa.int64()))
         columns = attribute_columns(keys, _LIVE_DEDICATED)
-        return Prepared(f"mem:{next(self._built)}", rows, columns, ordered)
+        return Prepared(f"mem:{next(self._built)}", rows, columns, trace_ids, ordered)
 
 
 def _quote(path: str) -> str:
@@ -305,6 +338,9 @@ class DataSources:
         self._db: duckdb.DuckDBPyConnection | None = None
         self._remote = BlockFileSystem(())
         self._block_columns: dict[str, AttributeColumns] = {}
+        self._block_hashes = BlockHashCache()
+        # per tenant: the sources last gathered from, their split traces, those prepared
+        self._split: dict[str, tuple[tuple[str, ...], SplitTraces | None, Prepared | None]] = {}
         self._db_lock = threading.Lock()
 
     def database(self) -> duckdb.DuckDBPyConnection:
@@ -353,6 +389,38 @@ class DataSources:
         # newest first; the live stage (open end) leads
         return sorted(sources, key=lambda s: s.end_unix_nano, reverse=True)
 
+    def _whole_traces(self, tenant: str, sources: list[Source]) -> list[Source]:
+        """``sources`` with the traces held by more than one of them gathered into a source
+        of their own (first) and left out of the others (``whole_traces``). Worked out again
+        only when the sources changed (a push, a flush, a compaction)."""
+        sources = [s.prepared() for s in sources]
+        key = tuple(s.key for s in sources)
+        with self._db_lock:
+            last = self._split.get(tenant)
+        if last is not None and last[0] == key:
+            split, whole = last[1], last[2]
+        else:
+            rows = [
+                MemoryRows(s.key, s.live, s.trace_ids())
+                for s in sources
+                if s.live is not None and s.trace_ids is not None
+            ]
+            blocks = [s.block for s in sources if s.block is not None]
+            # split or not is judged against all the tenant's blocks, whatever the window, so
+            # that queries of different windows share the hashes
+            hashes = self._block_hashes.of(tenant, self.blocklist.blocks(tenant))
+            split = split_traces(blocks, rows, hashes)
+            whole = None if split is None else self.live.made(block_rows(split.rows))
+            with self._db_lock:
+                self._split[tenant] = (key, split, whole)
+        if split is None or whole is None:
+            return sources
+        first = Source(LIVE, None, whole.table.nbytes, _OPEN_END, whole.key, whole.table)
+        out = [replace(first, columns=whole.columns, ordered=True, trace_ids=whole.trace_ids)]
+        for s in sources:
+            out.append(replace(s, excluded=split.ids) if s.key in split.held else s)
+        return out
+
     def each(
         self,
         tenant: str,
@@ -360,12 +428,17 @@ class DataSources:
         end_ns: int | None,
         work: Callable[[SourceCursor, Source], T],
         enough: Callable[[list[tuple[Source, T]], Source], bool] | None = None,
+        whole_traces: bool = False,
     ) -> list[tuple[Source, T]]:
         """``work(cursor, source)`` for every source in the window, in source order (newest
         first). With ``enough``, sources are visited in rounds (the newest alone, then as many
         as run at once), and the rest are skipped once ``enough(results so far, next source)``
-        is true. In-memory sources are prepared when visited."""
+        is true. In-memory sources are prepared when visited. With ``whole_traces``, traces
+        held by several sources are worked on whole, in a source of their own (visited first)
+        that the other sources' ``excluded`` names."""
         sources = self._sources(tenant, start_ns, end_ns)
+        if whole_traces:
+            sources = self._whole_traces(tenant, sources)
         db = self.database()
         workers = max(1, min(len(sources), self.resources.threads))
 
@@ -375,6 +448,8 @@ class DataSources:
             try:
                 if source.live is not None:
                     con.register(LIVE, source.live)
+                if source.excluded is not None:
+                    con.register(EXCLUDED, source.excluded)
                 return source, work(SourceCursor(con, source.columns), source)
             finally:
                 con.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,6 +214,23 @@ class Block:
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+    def read_rows(self, ranges: Sequence[tuple[int, int]]) -> pa.Table:
+        """The span rows (``SPAN_SCHEMA``) of ``(first row, row count)`` ranges, in row order:
+        each row group holding some is read once, strings left as dictionaries until the
+        rows are taken."""
+        wanted = np.sort(np.concatenate([np.arange(a, a + n) for a, n in ranges] or [[]]))
+        wanted = wanted.astype(np.int64)
+        groups = np.searchsorted(self._group_starts, wanted, side="right") - 1
+        pf = self.parquet(keep_dictionaries=True)
+        parts: list[pa.Table] = []
+        for g in np.unique(groups).tolist():
+            empty = self._empty_columns(g)
+            names = [n for n in SPAN_SCHEMA.names if n not in empty]
+            table = pf.read_row_group(g, columns=names, use_threads=False)
+            local = wanted[groups == g] - int(self._group_starts[g])
+            parts.append(_plain_rows(table.take(pa.array(local))))
+        return pa.concat_tables(parts) if parts else SPAN_SCHEMA.empty_table()
 
     def _empty_columns(self, group: int) -> frozenset[str]:
         """Map and list columns with no entries in row group ``group`` (from the meta)."""

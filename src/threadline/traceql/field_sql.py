@@ -98,9 +98,8 @@ _COLUMN_PREFIX = {
     Scope.SPAN: ("span",),
     Scope.RESOURCE: ("resource",),
     Scope.INSTRUMENTATION: ("scope",),
-    # unscoped: span first, then resource, then the instrumentation scope (events and links,
-    # which Tempo also looks at, are not searched by the unscoped form here)
-    Scope.NONE: ("span", "resource", "scope"),
+    # unscoped: span first, then resource (Tempo's rule: never scope, event or link attributes)
+    Scope.NONE: ("span", "resource"),
 }
 _NESTED_SCOPES = {Scope.EVENT: "events", Scope.LINK: "links"}
 
@@ -160,9 +159,9 @@ def channels(node: FieldExpr) -> Channels:
     if isinstance(node, UnaryOp):
         inner = channels(node.operand)
         if node.op is UnaryOperator.NOT:
-            return Channels(
-                {"bool": f"coalesce(NOT ({truthy(inner)}), false)"}, nested=inner.nested
-            )
+            # NULL (no boolean value) stays NULL: a missing attribute matches nothing
+            b = inner.by_type.get("bool")
+            return Channels({"bool": f"(NOT ({b}))"} if b else {}, nested=inner.nested)
         neg = {t: f"(-({e}))" for t, e in inner.by_type.items() if t in NUMERIC}
         return Channels(neg, nested=inner.nested)
     if isinstance(node, BinaryOp):
@@ -254,6 +253,36 @@ def compare(op: BinaryOperator, a: Channels, b: Channels) -> str:
     return "coalesce(" + " OR ".join(f"coalesce({t}, false)" for t in terms) + ", false)"
 
 
+# ids compared as bytes: (column, width); a literal may omit leading zeros (as Tempo prints
+# trace ids) or be a 64-bit id, so it is left-padded to the column's width
+_ID_BYTES: dict[IntrinsicName, tuple[str, int]] = {
+    IntrinsicName.TRACE_ID: ("trace_id", 16),
+    IntrinsicName.SPAN_ID: ("span_id", 8),
+    IntrinsicName.PARENT_ID: ("parent_span_id", 8),
+    IntrinsicName.LINK_TRACE_ID: ("x.trace_id", 16),
+    IntrinsicName.LINK_SPAN_ID: ("x.span_id", 8),
+}
+_HEX = frozenset("0123456789abcdef")
+
+
+def _id_comparison(node: BinaryOp) -> str | None:
+    """SQL for ``id = "hex"`` / ``id != "hex"`` as a byte comparison, or None when ``node``
+    is not one (a literal that is no id of that width compares as text: never equal)."""
+    if node.op not in (BinaryOperator.EQ, BinaryOperator.NEQ):
+        return None
+    pair = (node.lhs, node.rhs)
+    ids = [n for n in pair if isinstance(n, Intrinsic) and n.name in _ID_BYTES]
+    texts = [n for n in pair if isinstance(n, Static) and n.type is Type.STRING]
+    if len(ids) != 1 or len(texts) != 1:
+        return None
+    column, width = _ID_BYTES[ids[0].name]  # type: ignore[union-attr]
+    digits = str(texts[0].value).lower()
+    if not digits or len(digits) > 2 * width or not set(digits) <= _HEX:
+        return None
+    sym = "=" if node.op is BinaryOperator.EQ else "<>"
+    return f"coalesce({column} {sym} unhex('{digits.rjust(2 * width, '0')}'), false)"
+
+
 def _binary(node: BinaryOp) -> Channels:
     op = node.op
     if op.is_logical:
@@ -264,10 +293,18 @@ def _binary(node: BinaryOp) -> Channels:
     if op.is_arithmetic:
         return _arith(op, a, b)
     nested = _nested_of(a, b)
-    cond = compare(op, a, b)
+    cond = _id_comparison(node) or compare(op, a, b)
     if nested:
         cond = f"(len(list_filter({nested}, lambda x: {cond})) > 0)"
     return Channels({"bool": cond})
+
+
+def present(expr: FieldExpr) -> str:
+    """SQL true on spans where ``expr`` has a value (of any type)."""
+    ch = channels(expr)
+    if ch.nested:
+        return f"(len(list_filter({ch.nested}, lambda x: {_exists(ch)})) > 0)"
+    return _exists(ch)
 
 
 def condition(expr: FieldExpr) -> str:

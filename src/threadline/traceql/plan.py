@@ -37,7 +37,13 @@ from threadline.traceql.ast import (
     walk,
 )
 from threadline.traceql.errors import TraceQLError
-from threadline.traceql.field_sql import CompileError, channels, condition, value_json
+from threadline.traceql.field_sql import (
+    CompileError,
+    channels,
+    condition,
+    present,
+    value_json,
+)
 
 ROW = "trace_id, sset, rid, labels"
 # intrinsics not echoed on returned spans (Tempo leaves them out: they are shown elsewhere)
@@ -157,6 +163,14 @@ class _Compiler:
             elif isinstance(stage, SpansetOperation):
                 current = self.operation(stage, current)
             elif isinstance(stage, ScalarFilter):
+                agg = stage.lhs
+                if current is None and isinstance(agg, Aggregate) and agg.expr is not None:
+                    # a pipeline that starts with an aggregate matches the spans it reads
+                    # (Tempo's rule): avg(span.x) > 1 returns the spans that have span.x
+                    current = self.cte(
+                        "SELECT trace_id, '' AS sset, rid, []::VARCHAR[] AS labels FROM base "
+                        f"WHERE {present(agg.expr)}"
+                    )
                 current = self.scalar_filter(stage, self.all_spans(current))
             elif isinstance(stage, GroupBy):
                 current = self.group_by(stage, self.all_spans(current))
@@ -236,6 +250,29 @@ def _returned_attributes(root: Root) -> tuple[ReturnedAttribute, ...]:
     return tuple(seen.values())
 
 
+# intrinsics whose value depends on other spans of the trace
+_TRACE_LEVEL = {
+    IntrinsicName.TRACE_DURATION,
+    IntrinsicName.ROOT_NAME,
+    IntrinsicName.ROOT_SERVICE_NAME,
+    IntrinsicName.NESTED_SET_LEFT,
+    IntrinsicName.NESTED_SET_RIGHT,
+    IntrinsicName.NESTED_SET_PARENT,
+    IntrinsicName.CHILD_COUNT,
+}
+
+
+def _needs_whole_traces(root: Root) -> bool:
+    """Whether the answer for a span depends on other spans of its trace: then a trace split
+    across sources must be searched whole."""
+    for node in walk(root.expr):
+        if isinstance(node, SpansetOperation | ScalarFilter):
+            return True
+        if isinstance(node, Intrinsic) and node.name in _TRACE_LEVEL:
+            return True
+    return False
+
+
 def compile_search(query: str) -> Plan:
     """The search plan of a TraceQL query; raises SearchQueryError with a usable message."""
     try:
@@ -247,7 +284,11 @@ def compile_search(query: str) -> Plan:
             "metrics queries (rate(), count_over_time() ...) go to /api/metrics/query_range"
         )
     try:
-        return Plan(spanset_sql(root.expr, query), _returned_attributes(root))  # type: ignore[arg-type]
+        return Plan(
+            spanset_sql(root.expr, query),  # type: ignore[arg-type]
+            _returned_attributes(root),
+            whole_traces=_needs_whole_traces(root),
+        )
     except CompileError as e:
         raise SearchQueryError(f"unsupported query: {e}") from None
 
