@@ -4,7 +4,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 # threadline.model._<name>.pyx; _wire.pxd holds the protobuf writing helpers they share
-_MODULES = ("_otlp_columns", "_jaeger_otlp", "_zipkin_otlp")
+_MODULES = ("_otlp_columns", "_jaeger_otlp", "_zipkin_otlp", "_any_arrays")
 
 setup(
     ext_modules=cythonize(

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from storage_helpers import table
 from threadline.cli import main
 from threadline.config import BlockConfig
-from threadline.model.schema import BLOCK_SCHEMA
+from threadline.model.schema import ARRAY_COLUMNS, BLOCK_SCHEMA
 from threadline.storage.block_writer import write_block
 from threadline.storage.meta import BlockMeta
 
@@ -54,7 +54,9 @@ def test_list_and_inspect(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert doc["meta"]["blockID"] == metas[0].block_id
     assert doc["meta"]["checksums"].keys() == {"data.parquet", "bloom", "traces"}
-    assert [f["name"] for f in doc["schema"]] == BLOCK_SCHEMA.names
+    assert [f["name"] for f in doc["schema"]] == [
+        n for n in BLOCK_SCHEMA.names if n not in ARRAY_COLUMNS.names
+    ]
     assert doc["parquet"]["rows"] == 2
     code, out = run("inspect", "--data-dir", str(tmp_path), "nope")
     assert code == 1 and "no block 'nope'" in out

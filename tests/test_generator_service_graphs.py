@@ -19,6 +19,7 @@ from threadline.config import ServiceGraphsProcessorConfig
 from threadline.generator.registry import Registry, trace_id_hex
 from threadline.generator.service_graphs import GraphStats, ServiceGraphsProcessor
 from threadline.model.otlp_decode import decode_export_request
+from traceql_dataset import set_any
 
 BASE_NS = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -82,27 +83,15 @@ def span_id(key: str) -> bytes:
     return bytes([int(trace[1:]) % 256, ord(letter)]) * 4
 
 
-def _set(attrs, key: str, value: object) -> None:  # type: ignore[no-untyped-def]
-    v = attrs.add(key=key).value
-    if isinstance(v, bool):
-        v.bool_value = value
-    elif isinstance(value, int):
-        v.int_value = value
-    elif isinstance(value, float):
-        v.double_value = value
-    else:
-        v.string_value = str(value)
-
-
 def otlp(spans: list[Sp], trace_ids: dict[str, bytes] | None = None) -> bytes:
     """An OTLP request with one resource per span."""
     ids = trace_ids or TRACE_IDS
     req = ExportTraceServiceRequest()
     for s in spans:
         rs = req.resource_spans.add()
-        _set(rs.resource.attributes, "service.name", s.service)
+        set_any(rs.resource.attributes.add(key="service.name").value, s.service)
         for k, v in s.resource.items():
-            _set(rs.resource.attributes, k, v)
+            set_any(rs.resource.attributes.add(key=k).value, v)
         span = rs.scope_spans.add().spans.add()
         span.trace_id = ids[s.key.split(".")[0]]
         span.span_id = span_id(s.key)
@@ -115,7 +104,7 @@ def otlp(spans: list[Sp], trace_ids: dict[str, bytes] | None = None) -> bytes:
         if s.error:
             span.status.code = Status.STATUS_CODE_ERROR
         for k, v in s.attrs.items():
-            _set(span.attributes, k, v)
+            set_any(span.attributes.add(key=k).value, v)
     return req.SerializeToString()
 
 

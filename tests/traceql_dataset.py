@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 BASE_NS = 1_700_000_000_000_000_000
@@ -69,6 +70,28 @@ def trace_of(key: str) -> str:
     return key.split(".")[0]
 
 
+def set_any(value: AnyValue, v: object) -> None:
+    """Set an OTLP AnyValue from a Python value: scalars, bytes, dicts (kvlist), lists."""
+    if isinstance(v, bool):
+        value.bool_value = v
+    elif isinstance(v, int):
+        value.int_value = v
+    elif isinstance(v, float):
+        value.double_value = v
+    elif isinstance(v, bytes):
+        value.bytes_value = v
+    elif isinstance(v, dict):
+        value.kvlist_value.SetInParent()
+        for k, item in v.items():
+            set_any(value.kvlist_value.values.add(key=k).value, item)
+    elif isinstance(v, list):
+        value.array_value.SetInParent()
+        for item in v:
+            set_any(value.array_value.values.add(), item)
+    else:
+        value.string_value = str(v)
+
+
 def request(keys: list[str], offset_ms: int = 0) -> bytes:
     """An OTLP request with the given spans (one resource per span, to keep it simple)."""
     req = ExportTraceServiceRequest()
@@ -87,15 +110,7 @@ def request(keys: list[str], offset_ms: int = 0) -> bytes:
         if s.error:
             span.status.code = Status.STATUS_CODE_ERROR
         for k, v in s.attrs.items():
-            value = span.attributes.add(key=k).value
-            if isinstance(v, bool):
-                value.bool_value = v
-            elif isinstance(v, int):
-                value.int_value = v
-            elif isinstance(v, float):
-                value.double_value = v
-            else:
-                value.string_value = str(v)
+            set_any(span.attributes.add(key=k).value, v)
         if s.event:
             event = span.events.add(name=s.event, time_unix_nano=span.start_time_unix_nano + MS)
             event.attributes.add(key="exception.type").value.string_value = "TimeoutError"

@@ -110,10 +110,29 @@ DEDICATED_COLUMNS = pa.schema(
     [pa.field(column, _ARROW_TYPES[kind], nullable=True) for column, _, kind, _ in DEDICATED]
 )
 
-BLOCK_SCHEMA = pa.schema([*SPAN_SCHEMA, *TRACE_COLUMNS, *DEDICATED_COLUMNS])
-
 ATTR_SCOPES = ("resource", "scope", "span")
 ATTR_TYPES = ("str", "int", "float", "bool", "raw")
+
+# array attribute values (which the raw maps keep serialized) as typed lists of their scalar
+# elements, one map column per scope and element type, so TraceQL compares elements
+# columnwise: ``{scope}_attrs_arr_{type}`` maps a key to its elements of that type
+ARRAY_ELEMENT_TYPES = {
+    "str": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+}
+ARRAY_COLUMNS = pa.schema(
+    [
+        pa.field(f"{scope}_attrs_arr_{kind}", pa.map_(pa.string(), pa.list_(t)), nullable=False)
+        for scope in ATTR_SCOPES
+        for kind, t in ARRAY_ELEMENT_TYPES.items()
+    ]
+)
+# columns derived from the attribute maps when rows are made queryable (in memory, in blocks)
+DERIVED_COLUMNS = pa.schema([*DEDICATED_COLUMNS, *ARRAY_COLUMNS])
+
+BLOCK_SCHEMA = pa.schema([*SPAN_SCHEMA, *TRACE_COLUMNS, *DERIVED_COLUMNS])
 
 # OTLP enums as stored in `kind` and `status_code`
 SPAN_KIND_NAMES = {

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from threadline.ingester.ingester import Entry
 from threadline.model.dedicated import add_dedicated_columns, attribute_keys
-from threadline.model.schema import BLOCK_SCHEMA, DEDICATED_COLUMNS, SPAN_SCHEMA, TRACE_COLUMNS
+from threadline.model.schema import BLOCK_SCHEMA, DERIVED_COLUMNS, SPAN_SCHEMA, TRACE_COLUMNS
 from threadline.model.trace_structure import add_trace_columns
 from threadline.storage.block_writer import sort_spans, span_order
 
@@ -37,7 +37,7 @@ _KEYS = [
     "service_name",
     "name",
 ]
-_PLAIN = pa.schema([*SPAN_SCHEMA, *DEDICATED_COLUMNS])  # an entry's rows without trace columns
+_PLAIN = pa.schema([*SPAN_SCHEMA, *DERIVED_COLUMNS])  # an entry's rows without trace columns
 _SPAN_COLUMNS = len(SPAN_SCHEMA)
 _NO_KEYS = attribute_keys(BLOCK_SCHEMA.empty_table())
 

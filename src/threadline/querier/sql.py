@@ -12,13 +12,18 @@ import re
 from collections.abc import Mapping
 
 MARK = "\x01"  # delimits attribute placeholders; never left raw inside a literal
-_PLACEHOLDER = re.compile("\x01([a-z]+)_attrs_([a-z]+)\x1f([0-9a-f]*)\x01")
+_PLACEHOLDER = re.compile("\x01([a-z]+)_attrs_([a-z_]+)\x1f([0-9a-f]*)\x01")
 _SQL_TYPES = {
     "str": "VARCHAR",
     "int": "BIGINT",
     "float": "DOUBLE",
     "bool": "BOOLEAN",
     "raw": "BLOB",
+    # array elements (model.schema.ARRAY_COLUMNS)
+    "arr_str": "VARCHAR[]",
+    "arr_int": "BIGINT[]",
+    "arr_float": "DOUBLE[]",
+    "arr_bool": "BOOLEAN[]",
 }
 
 
@@ -67,7 +72,11 @@ class AttributeColumns:
         dedicated = self.dedicated.get((column, name))
         if dedicated is not None:
             return dedicated
-        if self.keys is not None and name not in self.keys.get(column, frozenset()):
+        # blocks that list no keys predate the array columns
+        unknown_array = self.keys is None and kind.startswith("arr_")
+        if unknown_array or (
+            self.keys is not None and name not in self.keys.get(column, frozenset())
+        ):
             return f"CAST(NULL AS {_SQL_TYPES[kind]})"
         return map_lookup(scope, kind, name)
 

@@ -106,6 +106,16 @@ def _values_sql(relation: str, scope: str, name: str, where: str) -> list[tuple[
                 f"SELECT DISTINCT CAST({value} AS VARCHAR) FROM {rows} WHERE {value} IS NOT NULL",
             )
         )
+        if scope in ("resource", "span", "instrumentation"):
+            # the elements of array values (model.schema.ARRAY_COLUMNS)
+            items = sql.attr(prefix.removesuffix("_attrs"), f"arr_{col}", name)
+            out.append(
+                (
+                    type_name,
+                    f"SELECT DISTINCT CAST(el AS VARCHAR) FROM "
+                    f"(SELECT unnest({items}) AS el FROM {rows} WHERE {items} IS NOT NULL)",
+                )
+            )
     return out
 
 

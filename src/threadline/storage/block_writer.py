@@ -24,7 +24,13 @@ import pyarrow.parquet as pq
 from threadline.config import BlockConfig
 from threadline.model.dedicated import add_dedicated_columns, attribute_keys
 from threadline.model.ids import run_starts, trace_id_words
-from threadline.model.schema import BLOCK_SCHEMA, DEDICATED_COLUMNS, FORMAT_VERSION, SPAN_SCHEMA
+from threadline.model.schema import (
+    ARRAY_COLUMNS,
+    BLOCK_SCHEMA,
+    DEDICATED_COLUMNS,
+    FORMAT_VERSION,
+    SPAN_SCHEMA,
+)
 from threadline.model.trace_structure import add_trace_columns
 from threadline.storage.backend import META_FILE, Backend, LocalBackend
 from threadline.storage.block_reader import BLOOM_FILE, DATA_FILE
@@ -66,11 +72,11 @@ _DICTIONARY_LEAVES = [p for p in _leaf_paths(BLOCK_SCHEMA) if p not in _PLAIN_LE
 _NESTED = [f.name for f in BLOCK_SCHEMA if pa.types.is_list(f.type) or pa.types.is_map(f.type)]
 
 
-def _empty_masks(table: pa.Table, starts: np.ndarray) -> list[int]:
-    """For each row group (rows from ``starts[i]``), a bit mask of the ``_NESTED`` columns with
+def _empty_masks(table: pa.Table, starts: np.ndarray, nested: Sequence[str]) -> list[int]:
+    """For each row group (rows from ``starts[i]``), a bit mask of the ``nested`` columns with
     no entries in it."""
     masks = np.zeros(len(starts), dtype=np.int64)
-    for bit, name in enumerate(_NESTED):
+    for bit, name in enumerate(nested):
         lengths = np.concatenate(
             [np.diff(chunk.offsets.to_numpy()) for chunk in table.column(name).chunks]
         )
@@ -138,6 +144,11 @@ def write_block(
     backend = target if isinstance(target, Backend) else LocalBackend(Path(target))
     table = add_trace_columns(sort_spans(table.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)))
     table = add_dedicated_columns(table)
+    keys = attribute_keys(table)
+    # array columns without a key are left out (queries take a key a block lacks for NULL)
+    table = table.drop_columns([c for c in ARRAY_COLUMNS.names if not keys[c]])
+    present = set(table.column_names)
+    nested = [name for name in _NESTED if name in present]
     n = table.num_rows
     if n == 0:
         raise ValueError("refusing to write an empty block")
@@ -161,7 +172,7 @@ def write_block(
             row_group_size=cfg.row_group_spans,
             compression="zstd",
             compression_level=cfg.zstd_level,
-            use_dictionary=_DICTIONARY_LEAVES,
+            use_dictionary=[p for p in _DICTIONARY_LEAVES if p.split(".")[0] in present],
             column_encoding=dict.fromkeys(_DELTA_COLUMNS, "DELTA_BINARY_PACKED"),
             write_statistics=["trace_start_unix_nano", "start_unix_nano"],
         )
@@ -172,7 +183,7 @@ def write_block(
         starts = np.cumsum([0, *sizes[:-1]])
         row_groups = [
             RowGroupRange(rows=rows, emptyMask=mask)
-            for rows, mask in zip(sizes, _empty_masks(table, starts), strict=True)
+            for rows, mask in zip(sizes, _empty_masks(table, starts, nested), strict=True)
         ]
         index = build_trace_index(ids)
         (tmp / INDEX_FILE).write_bytes(index)
@@ -203,7 +214,7 @@ def write_block(
             bloomBits=bloom.bits,
             bloomHashes=bloom.hashes,
             rowGroups=row_groups,
-            nestedColumns=_NESTED,
+            nestedColumns=nested,
             walThrough=wal_through,
             checksums={
                 DATA_FILE: file_checksum(data_path),
@@ -211,7 +222,7 @@ def write_block(
                 INDEX_FILE: file_checksum(tmp / INDEX_FILE),
             },
             compactedFrom=list(compacted_from),
-            attributeKeys=attribute_keys(table),
+            attributeKeys=keys,
             dedicatedColumns=DEDICATED_COLUMNS.names,
         )
         (tmp / META_FILE).write_bytes(meta.to_json())

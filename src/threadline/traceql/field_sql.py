@@ -13,7 +13,7 @@ span's events or links matches; they compile to a ``list_filter`` over the neste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from threadline.querier import sql
 from threadline.traceql.ast import (
@@ -87,11 +87,13 @@ class CompileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Channels:
-    """SQL per runtime type; ``raw`` (array/kvlist/bytes values) only matters for nil tests."""
+    """SQL per runtime type; ``raw`` (array/kvlist/bytes values) only matters for nil tests;
+    ``arrays`` gives, per element type, the list of an array value's elements of that type."""
 
     by_type: dict[str, str]
     raw: tuple[str, ...] = ()
     nested: str | None = None  # "events"/"links" when the expression reads element "x"
+    arrays: dict[str, str] = field(default_factory=dict)
 
 
 _COLUMN_PREFIX = {
@@ -117,11 +119,15 @@ def _attribute(node: Attribute) -> Channels:
             {"str": "nullif(service_name, '')"}, raw=(sql.attr("resource", "raw", node.name),)
         )
     scopes = _COLUMN_PREFIX[node.scope]
-    by_type = {}
-    for channel, column in _MAP_CHANNELS:
+
+    def first(column: str) -> str:
         lookups = [sql.attr(s, column, node.name) for s in scopes]
-        by_type[channel] = lookups[0] if len(lookups) == 1 else f"coalesce({', '.join(lookups)})"
-    return Channels(by_type, raw=tuple(sql.attr(s, "raw", node.name) for s in scopes))
+        return lookups[0] if len(lookups) == 1 else f"coalesce({', '.join(lookups)})"
+
+    by_type = {channel: first(column) for channel, column in _MAP_CHANNELS}
+    arrays = {channel: first(f"arr_{channel}") for channel, _ in _MAP_CHANNELS}
+    raw = tuple(sql.attr(s, "raw", node.name) for s in scopes)
+    return Channels(by_type, raw=raw, arrays=arrays)
 
 
 def _static(node: Static) -> Channels:
@@ -222,12 +228,34 @@ def _exists(ch: Channels) -> str:
     return "(" + " OR ".join(parts) + ")" if parts else "false"
 
 
+_FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+def _element_terms(op: BinaryOperator, arrays: dict[str, str], b: Channels) -> list[str]:
+    """Terms true when some element of an array value compares true with ``b`` (element by
+    element, typed as scalars are): ``!=`` and ``!~`` hold when some element differs."""
+    terms = []
+    for t, items in arrays.items():
+        cond = compare(op, Channels({t: "el"}), b)
+        if cond != "false":
+            terms.append(f"len(list_filter({items}, lambda el: {cond})) > 0")
+    return terms
+
+
 def compare(op: BinaryOperator, a: Channels, b: Channels) -> str:
     """SQL boolean (never NULL) for ``a op b``."""
     if not b.by_type and not b.raw:  # x = nil / x != nil
         return f"(NOT {_exists(a)})" if op is BinaryOperator.EQ else _exists(a)
     if not a.by_type and not a.raw:
         return f"(NOT {_exists(b)})" if op is BinaryOperator.EQ else _exists(b)
+    if b.arrays and not a.arrays and not op.is_regex:
+        a, b, op = b, a, BinaryOperator(_FLIPPED.get(op.value, op.value))
+    if a.arrays and not b.arrays:
+        scalar = compare(op, Channels(a.by_type), b)
+        terms = [f"coalesce({t}, false)" for t in _element_terms(op, a.arrays, b)]
+        if not terms:
+            return scalar
+        return "(" + " OR ".join([scalar, *terms]) + ")"
     if op.is_regex:
         la, lb = a.by_type.get("str"), b.by_type.get("str")
         if la is None or lb is None:
@@ -331,6 +359,22 @@ def value_json(expr: FieldExpr) -> str:
             cases.append(f"WHEN {e} IS NOT NULL THEN json_object('doubleValue', {e})")
         elif t == "bool":
             cases.append(f"WHEN {e} IS NOT NULL THEN json_object('boolValue', {e})")
+    if ch.arrays:
+        # an array's elements, grouped by type (their order across types is not kept)
+        names = {"str": "stringValue", "int": "intValue", "float": "doubleValue"}
+        parts, present = [], []
+        for t, items in ch.arrays.items():
+            value = "CAST(el AS VARCHAR)" if t == "int" else "el"
+            name = names.get(t, "boolValue")
+            parts.append(
+                f"coalesce(list_transform({items}, lambda el: json_object('{name}', {value})), [])"
+            )
+            present.append(f"{items} IS NOT NULL")
+        values = parts[0] if len(parts) == 1 else f"list_concat({', '.join(parts)})"
+        cases.append(
+            f"WHEN {' OR '.join(present)} THEN "
+            f"json_object('arrayValue', json_object('values', {values}))"
+        )
     if not cases:
         return "NULL"
     return "CAST(CASE " + " ".join(cases) + " END AS VARCHAR)"
