@@ -85,6 +85,7 @@ class App:
         self.finder = TraceFinder(self.ingester, self.blocklist)
         resources = QueryResources(cfg.querier.memory_limit, str(data / "tmp"))
         self.sources = DataSources(self.ingester, self.blocklist, resources)
+        self.sources.query_timeout = lambda tenant: self.overrides.limits(tenant).read.query_timeout
         self.tags = TagFinder(self.sources)
         self.search = SearchEngine(self.sources)
         self.dependencies = DependencyFinder(

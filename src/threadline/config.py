@@ -196,8 +196,11 @@ class QuerierConfig(_Section):
     max_metrics_duration: Duration = 24 * 3600.0
     # series one metrics query may answer with; a query that would make more is refused
     max_metrics_series: Annotated[int, Field(ge=1)] = 1000
-    # memory one query may use; DuckDB spills to data_dir/tmp beyond it
+    # memory the queries running at once may use; DuckDB spills to data_dir/tmp beyond it,
+    # and a query that still does not fit is answered 400 naming this key
     memory_limit: Size = 2 * 2**30
+    # TraceQL longer than this is refused (Tempo's key and default)
+    max_query_expression_size_bytes: Size = 128 * 2**10
 
 
 class LocalStorageConfig(_Section):
@@ -506,10 +509,19 @@ class GlobalLimits(_Section):
     max_bytes_per_trace: Size = 5 * 10**6
 
 
+class ReadLimits(_Section):
+    """Per-tenant query limits (Tempo's ``overrides.defaults.read`` keys, plus ours)."""
+
+    # a query (search, metrics, tags, trace by ID) still running after this is stopped and
+    # answered 400 naming this key
+    query_timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 120.0
+
+
 class TenantLimits(_Section):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
     ingestion: IngestionLimits = IngestionLimits()
+    read: ReadLimits = ReadLimits()
     global_: GlobalLimits = Field(GlobalLimits(), alias="global")
 
 

@@ -22,10 +22,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from threadline.auth import Access, Authenticator, AuthError, check_access
 from threadline.config import ServerConfig
+from threadline.querier.sources import QueryLimitError
 from threadline.receivers.http_body import READ_TIMEOUT
 from threadline.tenancy import HEADER, TenantError
 
 log = logging.getLogger(__name__)
+_MAX_LINE = 64 * 2**10
 
 
 class _ClientErrorFilter(logging.Filter):
@@ -95,6 +97,9 @@ class HttpServers:
         except ConnectionError as e:
             log.info("%s %s: the client went away (%s)", request.method, request.path, e)
             return web.Response(status=400, text="connection lost")
+        except QueryLimitError as e:
+            log.info("%s %s: %s", request.method, request.path, e)
+            return web.Response(status=400, text=str(e))
         except Exception:
             log.exception("internal error answering %s %s", request.method, request.path)
             return web.Response(status=500, text="internal error")
@@ -107,7 +112,15 @@ class HttpServers:
         """Listen on ``port`` (0: any free one); returns the bound port."""
         # bodies are decompressed by the receivers themselves, within the size limit
         # (the drain has waited already when aiohttp's own shutdown runs)
-        runner = web.AppRunner(app, auto_decompress=False, access_log=None, shutdown_timeout=1.0)
+        # request lines and headers up to 64 KiB: a query with a long regex fits in the URL
+        runner = web.AppRunner(
+            app,
+            auto_decompress=False,
+            access_log=None,
+            shutdown_timeout=1.0,
+            max_line_size=_MAX_LINE,
+            max_field_size=_MAX_LINE,
+        )
         await runner.setup()
         site = web.TCPSite(
             runner, self.host, port, reuse_address=True, ssl_context=self.ssl_context

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy, MultiMapping
 
 from threadline.config import QuerierConfig, parse_duration
 from threadline.querier.dependencies import DependencyFinder
@@ -37,8 +38,24 @@ def bad_request(message: str) -> web.HTTPException:
     return web.HTTPBadRequest(text=message)
 
 
+# a form POST's fields merged over its URL's parameters (see ``params``)
+_FORM = "threadline.form_params"
+
+
+def use_form(request: web.Request, form: Mapping[str, object]) -> None:
+    """Make ``form``'s text fields, with the URL's parameters, the request's ``params``."""
+    merged: MultiDict[str] = MultiDict(request.query)
+    merged.extend((k, v) for k, v in form.items() if isinstance(v, str))
+    request[_FORM] = MultiDictProxy(merged)
+
+
+def params(request: web.Request) -> MultiMapping[str]:
+    """The request's parameters: the URL's, or those and a form body's (``use_form``)."""
+    return request.get(_FORM, request.query)
+
+
 def _raw(request: web.Request, name: str) -> str | None:
-    raw = request.query.get(name)
+    raw = params(request).get(name)
     return None if raw is None or raw.strip() == "" else raw
 
 

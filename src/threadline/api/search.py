@@ -9,8 +9,10 @@ from aiohttp import web
 from threadline.api.common import (
     duration_param,
     int_param,
+    params,
     parse_unix_seconds,
     tenant_of,
+    use_form,
     wants_protobuf,
 )
 from threadline.api.tempopb import search_response_protobuf
@@ -51,14 +53,29 @@ class SearchRoutes:
         self.limits = limits
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
-        return [web.get(prefix + "/api/search", self.search)]
+        return [
+            web.get(prefix + "/api/search", self.search),
+            web.post(prefix + "/api/search", self.search_form),
+        ]
+
+    async def search_form(self, request: web.Request) -> web.Response:
+        """``POST /api/search`` with the parameters in a form body (a query too long for a
+        URL), and in the URL too."""
+        use_form(request, await request.post())
+        return await self.search(request)
 
     def _plan(self, request: web.Request) -> Plan:
-        q = request.query.get("q")
-        tags = request.query.get("tags")
+        q = params(request).get("q")
+        tags = params(request).get("tags")
         if q is not None and tags is not None:
             raise web.HTTPBadRequest(
                 text="invalid request: can't specify tags and q in the same query"
+            )
+        limit = self.limits.max_query_expression_size_bytes
+        if q is not None and len(q.encode()) > limit:
+            raise web.HTTPBadRequest(
+                text=f"query is {len(q.encode())} bytes, more than the {limit} allowed "
+                "(querier.max_query_expression_size_bytes)"
             )
         try:
             if q is not None and q.strip():
@@ -66,7 +83,7 @@ class SearchRoutes:
             if tags is not None:
                 return tag_search_plan(parse_logfmt(tags))
             # old Grafana sends tags as plain parameters
-            legacy = {k: v for k, v in request.query.items() if k not in _KNOWN}
+            legacy = {k: v for k, v in params(request).items() if k not in _KNOWN}
             return tag_search_plan(legacy)
         except QueryError as e:
             raise web.HTTPBadRequest(text=str(e)) from None

@@ -339,6 +339,8 @@ class DataSources:
         self._remote = BlockFileSystem(())
         self._block_columns: dict[str, AttributeColumns] = {}
         self._block_hashes = BlockHashCache()
+        # a tenant's query time limit in seconds (the app sets it from the overrides)
+        self.query_timeout: Callable[[str], float] = lambda tenant: 120.0
         # per tenant: the sources last gathered from, their split traces, those prepared
         self._split: dict[str, tuple[tuple[str, ...], SplitTraces | None, Prepared | None]] = {}
         self._db_lock = threading.Lock()
@@ -436,22 +438,37 @@ class DataSources:
         is true. In-memory sources are prepared when visited. With ``whole_traces``, traces
         held by several sources are worked on whole, in a source of their own (visited first)
         that the other sources' ``excluded`` names."""
-        sources = self._sources(tenant, start_ns, end_ns)
-        if whole_traces:
-            sources = self._whole_traces(tenant, sources)
+        guard = _Guard(self.query_timeout(tenant), self.resources.memory_limit)
+        with guard:
+            sources = self._sources(tenant, start_ns, end_ns)
+            if whole_traces:
+                sources = self._whole_traces(tenant, sources)
+            return self._visit(sources, guard, work, enough)
+
+    def _visit(
+        self,
+        sources: list[Source],
+        guard: _Guard,
+        work: Callable[[SourceCursor, Source], T],
+        enough: Callable[[list[tuple[Source, T]], Source], bool] | None,
+    ) -> list[tuple[Source, T]]:
         db = self.database()
         workers = max(1, min(len(sources), self.resources.threads))
 
         def run(source: Source) -> tuple[Source, T]:
+            guard.check()
             source = source.prepared()
             con = db.cursor()
+            guard.watch(con)
             try:
+                guard.check()
                 if source.live is not None:
                     con.register(LIVE, source.live)
                 if source.excluded is not None:
                     con.register(EXCLUDED, source.excluded)
                 return source, work(SourceCursor(con, source.columns), source)
             finally:
+                guard.unwatch(con)
                 con.close()
 
         if workers == 1:
@@ -473,3 +490,74 @@ class DataSources:
                 done.extend(pool.map(run, sources[at : at + step]))
                 at += step
             return done
+
+
+class QueryLimitError(Exception):
+    """A query stopped by a limit; the message names the limit (answered 400)."""
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:g} GiB" if n >= 2**30 else f"{n / 2**20:g} MiB"
+
+
+class _Guard:
+    """One query's limits while it runs: past its time limit its DuckDB cursors are
+    interrupted and it ends with a QueryLimitError; so does a query that ran out of memory."""
+
+    def __init__(self, timeout: float, memory_limit: int) -> None:
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self._lock = threading.Lock()
+        self._cursors: set[duckdb.DuckDBPyConnection] = set()
+        self._expired = threading.Event()
+        self._done = threading.Event()
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Guard:
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        self._timer.cancel()
+        self._done.set()
+        if error is None:
+            return  # finished (an interrupt always ends the query with an error)
+        if self._expired.is_set():
+            raise QueryLimitError(
+                f"the query ran longer than {self.timeout:g}s and was stopped (limit "
+                "overrides.read.query_timeout): narrow its time range or make it more selective"
+            ) from None
+        if isinstance(error, duckdb.OutOfMemoryException) or "Out of Memory" in str(error):
+            raise QueryLimitError(
+                f"the query needs more memory than the {_size(self.memory_limit)} queries may "
+                "use (limit querier.memory_limit): narrow its time range or make it more "
+                "selective"
+            ) from None
+
+    def _expire(self) -> None:
+        """Interrupt the query's cursors, again and again until it ends: an interrupt that
+        comes before a statement starts does not stop that statement."""
+        self._expired.set()
+        while True:
+            with self._lock:
+                for con in self._cursors:
+                    con.interrupt()
+            if self._done.wait(0.02):
+                return
+
+    def check(self) -> None:
+        if self._expired.is_set():
+            raise QueryLimitError("query timed out")  # replaced on the way out
+
+    def watch(self, con: duckdb.DuckDBPyConnection) -> None:
+        with self._lock:
+            self._cursors.add(con)
+        if self._expired.is_set():
+            con.interrupt()
+
+    def unwatch(self, con: duckdb.DuckDBPyConnection) -> None:
+        with self._lock:
+            self._cursors.discard(con)
