@@ -18,13 +18,14 @@ from threadline.config import BlockConfig
 from threadline.model.dedicated import add_dedicated_columns, attribute_keys
 from threadline.model.otlp_decode import decode_export_request
 from threadline.model.schema import DEDICATED, SPAN_SCHEMA
-from threadline.querier import sql
+from threadline.querier.attribute_columns import AttributeColumns, resolve_attributes
 from threadline.querier.search import SearchEngine, SearchWindow
 from threadline.querier.sources import DataSources
 from threadline.storage.backend import LocalBackend
 from threadline.storage.block_reader import DATA_FILE
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist
+from threadline.traceql import sql
 from threadline.traceql.plan import compile_search
 
 START = 1_700_000_000_000_000_000
@@ -91,18 +92,18 @@ def test_placeholders_resolve_per_source() -> None:
     text = (
         f"{sql.attr('span', 'int', 'http.status_code')} >= 500 AND {sql.attr('span', 'float', 'x')}"
     )
-    cols = sql.AttributeColumns(
+    cols = AttributeColumns(
         {"span_attrs_int": frozenset({"http.status_code"}), "span_attrs_float": frozenset()},
         {("span_attrs_int", "http.status_code"): "span_http_status_code"},
     )
-    assert sql.resolve_attributes(text, cols) == (
+    assert resolve_attributes(text, cols) == (
         "span_http_status_code >= 500 AND CAST(NULL AS DOUBLE)"
     )
-    unknown = sql.resolve_attributes(text, sql.AttributeColumns())
+    unknown = resolve_attributes(text, AttributeColumns())
     assert unknown == "span_attrs_int['http.status_code'] >= 500 AND span_attrs_float['x']"
     # a literal cannot pose as a placeholder
     sneaky = sql.string(sql.attr("span", "str", "k"))
-    assert sql.resolve_attributes(sneaky, cols) == sneaky
+    assert resolve_attributes(sneaky, cols) == sneaky
     assert sql.MARK not in sneaky
 
 

@@ -18,15 +18,9 @@ from threadline.api.common import (
 from threadline.api.tempopb import search_response_protobuf
 from threadline.api.trace_by_id import PROTOBUF, json_response
 from threadline.config import QuerierConfig
-from threadline.querier.search import (
-    Plan,
-    QueryError,
-    SearchEngine,
-    SearchError,
-    SearchWindow,
-    search_response,
-)
+from threadline.querier.search import SearchEngine, SearchError, SearchWindow, search_response
 from threadline.querier.tag_search import parse_logfmt, tag_search_plan
+from threadline.traceql.plan import Plan, QueryError
 
 _KNOWN = {"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "end"}
 

@@ -12,9 +12,9 @@ from threadline.api.common import MAX_NS, ForeignQueryRoutes, int_param
 from threadline.api.zipkin_json import zipkin_spans
 from threadline.model.ids import parse_trace_id
 from threadline.model.otlp_encode import rows_to_traces_data
-from threadline.querier import sql
 from threadline.querier.search import SearchWindow
 from threadline.querier.span_search import SpanQuery, attribute_equals
+from threadline.traceql import sql
 
 PREFIX = "/zipkin/api/v2"
 DAY_MS = 86_400_000

@@ -7,7 +7,7 @@ columns of their own, so a filter on one reads a narrow column instead of decodi
 splits array values (kept serialized in the raw maps) into typed element lists
 (``ARRAY_COLUMNS``), read by the compiled ``_any_arrays``.
 ``attribute_keys`` lists the keys of every attribute map: a query over rows that lack a key
-does not read that map at all (see ``querier.sql.resolve_attributes``).
+does not read that map at all (see ``querier.attribute_columns``).
 """
 
 from __future__ import annotations

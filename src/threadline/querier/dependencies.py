@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from threadline.querier.histogram import bucket_sql
 from threadline.querier.sources import DataSources, Source, SourceCursor
-from threadline.querier.sql import attr
+from threadline.traceql.sql import attr, bucket_sql
 
 
 @dataclass(slots=True)

@@ -10,11 +10,6 @@ import math
 from collections import Counter
 
 
-def bucket_sql(value: str) -> str:
-    """SQL for the log2 bucket of a positive value (values below 1 go to bucket 0)."""
-    return f"CAST(ceil(log2(greatest({value}, 1))) AS INTEGER)"
-
-
 def quantile(histogram: Counter[int], q: float, scale: float = 1.0) -> float:
     """The q-quantile of the histogram, divided by ``scale`` (1e9 turns ns into seconds)."""
     total = sum(histogram.values())

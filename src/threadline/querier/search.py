@@ -27,24 +27,7 @@ from threadline.querier.sources import (
     Source,
     SourceCursor,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ReturnedAttribute:
-    """An attribute shown on returned spans: the response key and SQL giving its value as
-    OTLP JSON AnyValue text (NULL when the span has none)."""
-
-    key: str
-    sql: str
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    sql: str  # SELECT trace_id, sset, rid, labels (VARCHAR[] of JSON, or NULL) ... FROM base
-    attributes: tuple[ReturnedAttribute, ...] = ()
-    # the answer depends on more of a trace than each span (structure, aggregates, root...):
-    # traces split across sources are searched whole
-    whole_traces: bool = False
+from threadline.traceql.plan import Plan
 
 
 @dataclass(slots=True)
@@ -352,10 +335,6 @@ class SearchEngine:
 
 class SearchError(Exception):
     """A search that failed while running; the message says why."""
-
-
-class QueryError(ValueError):
-    """A query that cannot be planned; the message is for the user (HTTP 400)."""
 
 
 def search_response(result: SearchResult) -> dict[str, Any]:

@@ -30,13 +30,13 @@ import pyarrow as pa
 from threadline.ingester.ingester import Entry, Ingester
 from threadline.model.dedicated import attribute_keys
 from threadline.model.schema import DEDICATED
+from threadline.querier.attribute_columns import AttributeColumns, resolve_attributes
 from threadline.querier.live_stage import (
     LiveStage,
     block_rows,
     build_live_table,
     unique_trace_ids,
 )
-from threadline.querier.sql import AttributeColumns, resolve_attributes
 from threadline.querier.whole_traces import (
     BlockHashCache,
     MemoryRows,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from threadline.querier import sql
-from threadline.querier.search import Plan
+from threadline.traceql import sql
+from threadline.traceql.plan import Plan
 
 _KINDS = {"unspecified": 0, "internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 

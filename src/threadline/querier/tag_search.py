@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import shlex
 
-from threadline.querier import sql
-from threadline.querier.search import Plan, QueryError
 from threadline.querier.span_search import attribute_equals
+from threadline.traceql import sql
+from threadline.traceql.plan import Plan, QueryError
 
 _STATUS = {"unset": 0, "ok": 1, "error": 2}
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from threadline.querier import sql
 from threadline.querier.answer_cache import AnswerCache
 from threadline.querier.sources import DataSources, Source, SourceCursor
+from threadline.traceql import sql
 
 # TraceQL attribute scopes, all stored as typed maps; the unscoped form searches the first two
 MAP_SCOPES = ("resource", "span", "instrumentation", "event", "link")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from threadline.querier import sql
+from threadline.traceql import sql
 from threadline.traceql.ast import (
     Attribute,
     BinaryOp,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from threadline.querier.histogram import bucket_sql
 from threadline.traceql import parse_and_validate
 from threadline.traceql.ast import (
     Attribute,
@@ -35,6 +34,7 @@ from threadline.traceql.field_sql import CompileError, channels, condition
 from threadline.traceql.field_sql import label_sql as group_sql
 from threadline.traceql.plan import SearchQueryError, spanset_sql
 from threadline.traceql.printer import unparse
+from threadline.traceql.sql import bucket_sql
 
 _HISTOGRAM_FUNCTIONS = (MetricsOp.QUANTILE_OVER_TIME, MetricsOp.HISTOGRAM_OVER_TIME)
 

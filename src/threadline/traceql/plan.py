@@ -13,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import count
 
-from threadline.querier import sql
-from threadline.querier.search import Plan, QueryError, ReturnedAttribute
-from threadline.traceql import parse_and_validate
+from threadline.traceql import parse_and_validate, sql
 from threadline.traceql.ast import (
     Aggregate,
     AggregateOp,
@@ -44,6 +42,29 @@ from threadline.traceql.field_sql import (
     present,
     value_json,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedAttribute:
+    """An attribute shown on returned spans: the response key and SQL giving its value as
+    OTLP JSON AnyValue text (NULL when the span has none)."""
+
+    key: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    sql: str  # SELECT trace_id, sset, rid, labels (VARCHAR[] of JSON, or NULL) ... FROM base
+    attributes: tuple[ReturnedAttribute, ...] = ()
+    # the answer depends on more of a trace than each span (structure, aggregates, root...):
+    # traces split across sources are searched whole
+    whole_traces: bool = False
+
+
+class QueryError(ValueError):
+    """A query that cannot be planned; the message is for the user (HTTP 400)."""
+
 
 ROW = "trace_id, sset, rid, labels"
 # intrinsics not echoed on returned spans (Tempo leaves them out: they are shown elsewhere)
