@@ -94,3 +94,25 @@ def test_live_data_prepared_for_one_query_is_renewed_when_spans_arrive(
     assert search(server, 1) == before  # the same live rows answer the same
     later = push_batch(server, time.time_ns() - MINUTE, 0)
     assert [t["traceID"] for t in search(server, 1)["traces"]] == later[:1]
+
+
+@pytest.mark.parametrize("hint", ["", " with(most_recent=true)"])
+def test_pages_follow_on_in_time(server: Server, newest: list[str], hint: str) -> None:
+    """Each page ends a nanosecond before the oldest trace of the last one: together the pages
+    are every trace, newest first, once (traces pushed later by another test start after the
+    first page's end)."""
+    anchor = search(server, 1, '{ name = "op-6" }')["traces"][0]
+    end = int(anchor["startTimeUnixNano"])
+    q = '{ resource.service.name = "newest-first" }' + hint
+    seen: list[str] = []
+    while True:
+        url = f"/api/search?q={quote(q)}&limit=4&end={end // 10**9}.{end % 10**9:09d}"
+        r = server.get(url)
+        assert r.status == 200, r.data
+        page = orjson.loads(r.data).get("traces", [])
+        if not page:
+            break
+        assert len(page) <= 4
+        seen += [t["traceID"] for t in page]
+        end = int(page[-1]["startTimeUnixNano"]) - 1
+    assert seen == newest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
@@ -102,6 +103,26 @@ def duration_param(
     """A duration query parameter in nanoseconds (see ``finite_seconds``), None when absent."""
     raw = _raw(request, name)
     return None if raw is None else int(finite_seconds(raw, name, error) * 1e9)
+
+
+_DECIMAL_SECONDS = re.compile(r"\d{1,11}(\.\d{1,9})?")
+
+
+def unix_time_ns_param(request: web.Request, name: str) -> int | None:
+    """Unix epoch seconds, whole or with up to nine decimals (read exactly, so a page of
+    search results can end a nanosecond before the oldest trace of the last), in
+    nanoseconds; None when absent."""
+    raw = _raw(request, name)
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not _DECIMAL_SECONDS.fullmatch(text):
+        raise bad_request(f"invalid {name}: {raw!r} is not unix seconds")
+    whole, _, fraction = text.partition(".")
+    ns = int(whole) * 10**9 + int(fraction.ljust(9, "0") or 0)
+    if ns > MAX_NS:
+        raise bad_request(f"invalid {name}: {raw!r} is too far in the future")
+    return ns
 
 
 def parse_unix_seconds(request: web.Request, name: str) -> int | None:

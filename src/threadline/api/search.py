@@ -10,8 +10,8 @@ from threadline.api.common import (
     duration_param,
     int_param,
     params,
-    parse_unix_seconds,
     tenant_of,
+    unix_time_ns_param,
     use_form,
     wants_protobuf,
 )
@@ -88,19 +88,19 @@ class SearchRoutes:
         limit = _uint(request, "limit", lim.default_result_limit, lim.max_result_limit)
         spss = _uint(request, "spss", lim.default_spans_per_span_set, lim.max_spans_per_span_set)
         max_window = int(lim.max_search_duration)
-        start = parse_unix_seconds(request, "start")
-        end = parse_unix_seconds(request, "end")
+        start = unix_time_ns_param(request, "start")
+        end = unix_time_ns_param(request, "end")
         if start is not None and end is not None:
             if end <= start:
                 raise web.HTTPBadRequest(text="invalid start/end: end must be after start")
-            if end - start > max_window:
+            if end - start > max_window * 10**9:
                 raise web.HTTPBadRequest(
-                    text=f"range specified by start and end ({end - start}s) exceeds "
-                    f"the maximum search window of {max_window}s"
+                    text=f"range specified by start and end ({(end - start) // 10**9}s) "
+                    f"exceeds the maximum search window of {max_window}s"
                 )
         window = SearchWindow(
-            start * 10**9 if start else None,
-            end * 10**9 if end else None,
+            start,
+            end,
             duration_param(request, "minDuration"),
             duration_param(request, "maxDuration"),
         )

@@ -196,7 +196,8 @@ def source_sql(
   ORDER BY max(rid) DESC LIMIT {int(limit)}"""
     else:
         newest = f"""SELECT m.trace_id FROM matched m JOIN base b ON b.rid = m.rid
-  GROUP BY m.trace_id ORDER BY max(b.trace_start_unix_nano) DESC LIMIT {int(limit)}"""
+  GROUP BY m.trace_id ORDER BY max(b.trace_start_unix_nano) DESC, m.trace_id DESC
+  LIMIT {int(limit)}"""
     return f"""
 WITH base AS NOT MATERIALIZED (
   SELECT *, {ROW_NUMBER} AS rid FROM {source.relation} WHERE {where}
@@ -320,7 +321,9 @@ class SearchEngine:
             if source.block is not None:
                 blocks += 1
                 inspected_spans += source.block.meta.total_spans
-        newest = sorted(found.values(), key=lambda t: t.start_ns, reverse=True)[:limit]
+        # newest first; traces that started together by trace id, as blocks order them
+        newest = sorted(found.values(), key=lambda t: (t.start_ns, t.trace_id), reverse=True)
+        del newest[limit:]
         for trace in newest:
             for ss in trace.spansets.values():
                 ss.spans.sort(key=lambda s: int(s["startTimeUnixNano"]))
