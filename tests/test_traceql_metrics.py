@@ -183,3 +183,74 @@ def test_bad_metrics_queries(srv: Server, params: str, words: str) -> None:
     r = srv.get(f"/api/metrics/query_range?{params}")
     assert r.status == 400
     assert words in r.data.decode()
+
+
+def _compared(series: list[dict]) -> dict[tuple[str, str, object], float]:
+    """(__meta_type or __meta_error, attribute, value) -> the sum of the series' samples."""
+    out = {}
+    for s in series:
+        meta = {lbl["key"]: lbl["value"] for lbl in s["labels"] if lbl["key"].startswith("__")}
+        (attr,) = [lbl for lbl in s["labels"] if not lbl["key"].startswith("__")]
+        kind = next(iter(meta.values()))["stringValue"]
+        value = next(iter(attr["value"].values()))
+        out[(kind, attr["key"], value)] = sum(x["value"] for x in s["samples"])
+    return out
+
+
+def test_compare_breaks_down_selection_and_baseline(srv: Server) -> None:
+    # one 10 s step holds every span; T1 is in a block, T2 and T3 live
+    got = _compared(query_range(srv, "{ } | compare({ status = error })", step="10s"))
+    svc = "resource.service.name"
+    assert got[("selection_total", svc, "nil")] == 2  # T1.A frontend, T1.C payment
+    assert got[("baseline_total", svc, "nil")] == 9
+    assert got[("selection", svc, "frontend")] == 1
+    assert got[("selection", svc, "payment")] == 1
+    baseline = {v: n for (kind, a, v), n in got.items() if kind == "baseline" and a == svc}
+    assert baseline == {
+        "checkout": 2,
+        "cart": 1,
+        "frontend": 1,
+        "product-catalog": 2,
+        "api-gateway": 1,
+        "payment": 2,
+    }
+    assert got[("selection", "status", "error")] == 2
+    assert got[("baseline", "status", "unset")] == 9
+    assert got[("selection", "kind", "server")] == 1 and got[("selection", "kind", "client")] == 1
+    assert got[("selection", "span.http.status_code", "500")] == 1  # an int value
+    assert got[("baseline_total", "span.http.method", "nil")] == 2
+    assert got[("baseline", "span.amount", 12.5)] == 1
+    assert got[("baseline", "span.retry", True)] == 1
+    assert got[("selection", "rootServiceName", "frontend")] == 2
+    # no durations, ids or times are broken down
+    assert not {a for _, a, _ in got} & {"duration", "traceDuration", "trace:id", "span:id"}
+
+
+def test_compare_top_n_and_window(srv: Server) -> None:
+    got = _compared(query_range(srv, "{ } | compare({ status = error }, 2)", step="10s"))
+    svc = "resource.service.name"
+    assert ("__too_many_values__", svc, "nil") in got  # six baseline values, two shown
+    assert len([1 for kind, a, _ in got if kind == "baseline" and a == svc]) == 2
+    assert got[("baseline_total", svc, "nil")] == 9  # totals count every value
+    # a window (start, end] on span starts narrows the selection: T1.A starts at its start
+    start, end = BASE_NS, BASE_NS + 30 * 10**6
+    q = f"{{ }} | compare({{ status = error }}, 10, {start}, {end})"
+    got = _compared(query_range(srv, q, step="10s"))
+    assert got[("selection_total", svc, "nil")] == 1
+    assert got[("selection", svc, "payment")] == 1
+    assert got[("baseline_total", svc, "nil")] == 10
+    assert got[("baseline", "status", "error")] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("{ } | compare({ status = error }, 0)", "between 1 and 1000"),
+        ("{ } | compare({ status = error }, 10, 5, 3)", "end timestamp must be greater"),
+        ("{ } | compare({ status = error }) | topk(2)", "second stage"),
+    ],
+)
+def test_compare_refuses_bad_arguments(srv: Server, query: str, words: str) -> None:
+    r = srv.get(f"/api/metrics/query_range?q={quote(query)}&start={BASE_S - 5}&end={BASE_S + 5}")
+    assert r.status == 400
+    assert words in r.data.decode()

@@ -9,7 +9,8 @@ from aiohttp import web
 from threadline.api.common import finite_seconds, parse_time_ns, tenant_of
 from threadline.api.trace_by_id import json_response
 from threadline.config import QuerierConfig
-from threadline.querier.metrics import MetricsEngine, Series, TooManySeries, series_json
+from threadline.querier.metrics import MetricsEngine, series_json
+from threadline.querier.series import Series, TooManySeries
 from threadline.traceql.metrics_plan import MetricsExpression, MetricsQueryError, compile_metrics
 
 _STEPS_S = (3600, 300, 60, 15, 5, 1)

@@ -18,10 +18,17 @@ import orjson
 
 from threadline.querier.answer_cache import AnswerCache
 from threadline.querier.histogram import quantile
+from threadline.querier.metrics_compare import compare_series
+from threadline.querier.series import Series, TooManySeries
 from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
 from threadline.traceql.field_sql import label_value
-from threadline.traceql.metrics_plan import MetricsExpression, MetricsPlan, StagesPlan
+from threadline.traceql.metrics_plan import (
+    ComparePlan,
+    MetricsExpression,
+    MetricsPlan,
+    StagesPlan,
+)
 
 _COMPARE = {
     BinaryOperator.EQ: operator.eq,
@@ -53,25 +60,7 @@ class _State:
             self.high = max(self.high, hi)
 
 
-@dataclass(slots=True)
-class Series:
-    labels: list[dict[str, Any]]
-    points: dict[int, float]  # bucket end (unix ms) → value
-    exemplars: list[dict[str, Any]] = field(default_factory=list)
-
-
 _NO_END = 2**63 - 1
-
-
-class TooManySeries(Exception):
-    """A metrics query that would answer with more series than the limit allows."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"the query would produce more than {limit} series (querier.max_metrics_series): "
-            f"group by fewer or coarser attributes, or select fewer spans"
-        )
-        self.limit = limit
 
 
 class MetricsEngine:
@@ -222,6 +211,8 @@ class MetricsEngine:
     ) -> tuple[list[Series] | float, int]:
         if isinstance(expr, float):
             return expr, 0
+        if isinstance(expr, ComparePlan):
+            return compare_series(self.sources, tenant, expr, start_ns, end_ns, step_ns, max_series)
         if isinstance(expr, MetricsPlan):
             states, inspected = self._states(tenant, expr, start_ns, end_ns, step_ns, max_series)
             return self._series(expr, states, start_ns, end_ns, step_ns), inspected

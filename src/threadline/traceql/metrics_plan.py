@@ -17,7 +17,7 @@ from threadline.traceql.ast import (
     Attribute,
     BinaryOperator,
     Intrinsic,
-    MetricsAggregate,
+    MetricsCompare,
     MetricsMath,
     MetricsOp,
     MetricsPipeline,
@@ -30,7 +30,13 @@ from threadline.traceql.ast import (
     type_of,
 )
 from threadline.traceql.errors import TraceQLError
-from threadline.traceql.field_sql import CompileError, channels, condition
+from threadline.traceql.field_sql import (
+    KIND_NAMES_SQL,
+    STATUS_NAMES_SQL,
+    CompileError,
+    channels,
+    condition,
+)
 from threadline.traceql.field_sql import label_sql as group_sql
 from threadline.traceql.plan import SearchQueryError, spanset_sql
 from threadline.traceql.printer import unparse
@@ -86,13 +92,7 @@ class MetricsPlan:
         if max_series is not None:
             per_label_set = max(1, len(self.quantiles))
             cut = f" WHERE g * {per_label_set} <= {int(max_series) + per_label_set}"
-        if self.span_filter is not None:
-            spans, rows = "", f"base WHERE {self.span_filter}"
-        else:
-            spans = (
-                f"matched AS ({self.spans_sql}),\npicked AS (SELECT DISTINCT rid FROM matched),\n"
-            )
-            rows = "picked JOIN base USING (rid)"
+        spans, rows = _matched_rows(self.span_filter, self.spans_sql)
         return f"""
 WITH base AS NOT MATERIALIZED (
   SELECT *, {row_number} AS rid FROM {relation}
@@ -124,6 +124,16 @@ SELECT * FROM numbered{cut}
         return f"({self.value_sql}) * 1e9" if self.is_duration else self.value_sql
 
 
+def _matched_rows(span_filter: str | None, spans_sql: str | None) -> tuple[str, str]:
+    """(CTEs to add, rows to read) for the matched spans of a metrics query's spanset part."""
+    if span_filter is not None:
+        return "", f"base WHERE {span_filter}"
+    return (
+        f"matched AS ({spans_sql}),\npicked AS (SELECT DISTINCT rid FROM matched),\n",
+        "picked JOIN base USING (rid)",
+    )
+
+
 def _numeric(node: Node) -> tuple[str, bool]:
     """SQL of a numeric attribute's value (durations in seconds) and whether it is a duration."""
     ch = channels(node)  # type: ignore[arg-type]
@@ -153,20 +163,120 @@ class StagesPlan:
     stages: tuple[SecondStage, ...]
 
 
-MetricsExpression = MetricsPlan | MathPlan | StagesPlan | float
+# the intrinsics ``compare()`` breaks down (label, SQL giving a string; '' counts as absent):
+# Tempo's, less ids, times and durations
+_COMPARED_INTRINSICS = (
+    ("name", "name"),
+    ("status", STATUS_NAMES_SQL),
+    ("statusMessage", "status_message"),
+    ("kind", KIND_NAMES_SQL),
+    ("rootName", "root_span_name"),
+    ("rootServiceName", "root_service_name"),
+    ("instrumentation:name", "scope_name"),
+    ("instrumentation:version", "scope_version"),
+)
+# attribute maps it breaks down: (label prefix, map column stem); the typed struct field each
+_COMPARED_MAPS = (("span.", "span"), ("resource.", "resource"), ("instrumentation.", "scope"))
+_STRUCT = {"str": "s", "int": "i", "float": "f", "bool": "b"}
+_STRUCT_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
 
 
-def _pipeline_plan(expr: MetricsPipeline, query: str) -> MetricsPlan:
-    fn = expr.function
-    if not isinstance(fn, MetricsAggregate):
-        raise MetricsQueryError("compare() is not supported yet")
+def _typed(field: str, value: str) -> str:
+    """A value as the struct ``field_sql.label_sql`` groups by: one field set, others NULL."""
+    fields = ", ".join(
+        f"{f} := {value if f == field else 'NULL::' + t}" for f, t in _STRUCT_TYPES.items()
+    )
+    return f"struct_pack({fields})"
+
+
+@dataclass(frozen=True, slots=True)
+class ComparePlan:
+    """``{ outer } | compare({ selection }, top_n, start, end)``: per step, how many spans of
+    the selection and of the rest of the outer query's spans (the baseline) carry each value
+    of every attribute (Tempo 3's answer)."""
+
+    span_filter: str | None
+    spans_sql: str | None
+    selection: str  # SQL true on the selection's spans
+    top_n: int
+    window: tuple[int, int] | None  # the selection's span-start window (start, end]
+
+    def source_sql(
+        self, relation: str, row_number: str, start_ns: int, end_ns: int, step_ns: int
+    ) -> str:
+        """Rows ``(k, selected, attribute, value struct, spans)`` for one source."""
+        start, end, step = int(start_ns), int(end_ns), int(step_ns)
+        selected = self.selection
+        if self.window is not None:
+            lo, hi = self.window
+            selected = f"({selected} AND start_unix_nano > {lo} AND start_unix_nano <= {hi})"
+        spans, rows = _matched_rows(self.span_filter, self.spans_sql)
+        parts = [
+            f"SELECT k, sel, '{label}' AS a, {_typed('s', f'CAST({expr} AS VARCHAR)')} AS v "
+            f"FROM v WHERE coalesce({expr}, '') <> ''"
+            for label, expr in _COMPARED_INTRINSICS
+        ]
+        parts += [
+            f"SELECT k, sel, '{prefix}' || e.key AS a, {_typed(field, 'e.value')} AS v FROM "
+            f"(SELECT k, sel, unnest(map_entries({stem}_attrs_{kind})) AS e FROM v)"
+            for prefix, stem in _COMPARED_MAPS
+            for kind, field in _STRUCT.items()
+        ]
+        union = "\n  UNION ALL ".join(parts)
+        return f"""
+WITH base AS NOT MATERIALIZED (
+  SELECT *, {row_number} AS rid FROM {relation}
+  WHERE start_unix_nano > {start} AND start_unix_nano <= {end}
+),
+{spans}v AS (
+  SELECT *, ((start_unix_nano - {start}) + {step} - 1) // {step} AS k,
+         coalesce({selected}, false) AS sel
+  FROM {rows}
+),
+attrs AS (
+  {union}
+)
+SELECT k, sel, a, v, count(*) AS n FROM attrs GROUP BY ALL
+"""
+
+
+MetricsExpression = MetricsPlan | ComparePlan | MathPlan | StagesPlan | float
+
+
+def _spans(expr: MetricsPipeline, query: str) -> tuple[str | None, str | None]:
+    """(condition on base rows for a lone filter, else SQL of the matched relation)."""
+    stages = expr.pipeline.stages
+    if len(stages) == 1 and isinstance(stages[0], SpansetFilter):
+        return condition(stages[0].expr), None
+    return None, spanset_sql(expr.pipeline, query)
+
+
+def _compare_plan(expr: MetricsPipeline, fn: MetricsCompare, query: str) -> ComparePlan:
+    if not 1 <= fn.top_n <= 1000:
+        raise MetricsQueryError("compare() topN must be between 1 and 1000")
+    window = None
+    if fn.start_ns or fn.end_ns:
+        if fn.start_ns <= 0 or fn.end_ns <= 0:
+            raise MetricsQueryError(
+                "compare() timestamps must be positive integer unix nanoseconds"
+            )
+        if fn.end_ns <= fn.start_ns:
+            raise MetricsQueryError("compare() end timestamp must be greater than start timestamp")
+        window = (fn.start_ns, fn.end_ns)
     try:
-        stages = expr.pipeline.stages
-        span_filter = spans = None
-        if len(stages) == 1 and isinstance(stages[0], SpansetFilter):
-            span_filter = condition(stages[0].expr)
-        else:
-            spans = spanset_sql(expr.pipeline, query)
+        span_filter, spans = _spans(expr, query)
+        selection = condition(fn.filter.expr)
+    except CompileError as e:
+        raise MetricsQueryError(f"unsupported query: {e}") from None
+    return ComparePlan(span_filter, spans, selection, fn.top_n, window)
+
+
+def _pipeline_plan(expr: MetricsPipeline, query: str) -> MetricsPlan | ComparePlan:
+    fn = expr.function
+    if isinstance(fn, MetricsCompare):
+        return _compare_plan(expr, fn, query)
+    try:
+        span_filter, spans = _spans(expr, query)
         value_sql, is_duration = (None, False)
         if fn.attribute is not None:
             value_sql, is_duration = _numeric(fn.attribute)
