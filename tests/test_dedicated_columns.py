@@ -177,3 +177,14 @@ def test_returned_attributes_come_from_whatever_holds_them(engine: SearchEngine)
 
 def test_span_schema_keeps_the_maps_whole() -> None:
     assert not {c for c, *_ in DEDICATED} & set(SPAN_SCHEMA.names)
+
+
+def test_terms_on_absent_attributes_fold_to_false() -> None:
+    term = sql.if_present(f"len({sql.attr('span', 'arr_int', 'retry')}) > 0")
+    text = f"x = 1 OR {term} OR name = {sql.string('a' + sql.TERM + 'b')}"
+    without = AttributeColumns({"span_attrs_arr_int": frozenset()})
+    assert resolve_attributes(text, without) == "x = 1 OR false OR name = ('a' || chr(2) || 'b')"
+    held = AttributeColumns({"span_attrs_arr_int": frozenset(["retry"])})
+    assert resolve_attributes(text, held) == (
+        "x = 1 OR len(span_attrs_arr_int['retry']) > 0 OR name = ('a' || chr(2) || 'b')"
+    )

@@ -6,9 +6,10 @@ lookup.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
-from threadline.traceql.sql import MARK, PLACEHOLDER, map_lookup
+from threadline.traceql.sql import MARK, PLACEHOLDER, TERM, TERM_PATTERN, map_lookup
 
 _SQL_TYPES = {
     "str": "VARCHAR",
@@ -36,22 +37,35 @@ class AttributeColumns:
         self.keys = keys
         self.dedicated = dedicated or {}
 
-    def lookup(self, scope: str, kind: str, name: str) -> str:
+    def absent(self, scope: str, kind: str, name: str) -> bool:
+        """Whether no row of the source has attribute ``name`` of this kind."""
         column = f"{scope}_attrs_{kind}"
-        dedicated = self.dedicated.get((column, name))
+        if (column, name) in self.dedicated:
+            return False
+        if self.keys is None:  # blocks that list no keys predate the array columns
+            return kind.startswith("arr_")
+        return name not in self.keys.get(column, frozenset())
+
+    def lookup(self, scope: str, kind: str, name: str) -> str:
+        dedicated = self.dedicated.get((f"{scope}_attrs_{kind}", name))
         if dedicated is not None:
             return dedicated
-        # blocks that list no keys predate the array columns
-        unknown_array = self.keys is None and kind.startswith("arr_")
-        if unknown_array or (
-            self.keys is not None and name not in self.keys.get(column, frozenset())
-        ):
+        if self.absent(scope, kind, name):
             return f"CAST(NULL AS {_SQL_TYPES[kind]})"
         return map_lookup(scope, kind, name)
 
 
 def resolve_attributes(query: str, columns: AttributeColumns) -> str:
     """``query`` with every ``attr`` placeholder replaced by SQL for a source of ``columns``."""
+    if TERM in query:
+
+        def term(m: re.Match[str]) -> str:
+            found = PLACEHOLDER.findall(m[1])
+            if found and all(columns.absent(s, k, bytes.fromhex(n).decode()) for s, k, n in found):
+                return "false"
+            return m[1]
+
+        query = TERM_PATTERN.sub(term, query)
     if MARK not in query:
         return query
     return PLACEHOLDER.sub(

@@ -252,7 +252,7 @@ def compare(op: BinaryOperator, a: Channels, b: Channels) -> str:
         a, b, op = b, a, BinaryOperator(_FLIPPED.get(op.value, op.value))
     if a.arrays and not b.arrays:
         scalar = compare(op, Channels(a.by_type), b)
-        terms = [f"coalesce({t}, false)" for t in _element_terms(op, a.arrays, b)]
+        terms = [sql.if_present(f"coalesce({t}, false)") for t in _element_terms(op, a.arrays, b)]
         if not terms:
             return scalar
         return "(" + " OR ".join([scalar, *terms]) + ")"

@@ -12,13 +12,16 @@ import math
 import re
 
 MARK = "\x01"  # delimits attribute placeholders; never left raw inside a literal
+TERM = "\x02"  # delimits a term that is false where its attributes are missing (``if_present``)
+TERM_PATTERN = re.compile("\x02([^\x02]*)\x02")
 PLACEHOLDER = re.compile("\x01([a-z]+)_attrs_([a-z_]+)\x1f([0-9a-f]*)\x01")
 
 
 def string(value: str) -> str:
     quoted = "'" + value.replace("'", "''") + "'"
-    if MARK in value:
-        return "(" + quoted.replace(MARK, "' || chr(1) || '") + ")"
+    if MARK in value or TERM in value:
+        quoted = quoted.replace(MARK, "' || chr(1) || '").replace(TERM, "' || chr(2) || '")
+        return "(" + quoted + ")"
     return quoted
 
 
@@ -36,6 +39,12 @@ def attr(scope: str, kind: str, name: str) -> str:
     """Attribute ``name`` of type ``kind`` (NULL when missing), as a placeholder that
     ``resolve_attributes`` turns into SQL for one source."""
     return f"{MARK}{scope}_attrs_{kind}\x1f{name.encode().hex()}{MARK}"
+
+
+def if_present(term: str) -> str:
+    """``term``, which becomes ``false`` in a source lacking every attribute it looks up: so
+    a rarely used alternative (array elements) costs nothing where it cannot match."""
+    return f"{TERM}{term}{TERM}"
 
 
 def map_lookup(scope: str, kind: str, name: str) -> str:
