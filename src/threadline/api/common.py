@@ -108,6 +108,15 @@ def duration_param(
 _DECIMAL_SECONDS = re.compile(r"\d{1,11}(\.\d{1,9})?")
 
 
+def _exact_seconds_ns(text: str) -> int | None:
+    """Decimal unix seconds (up to nine decimals) in nanoseconds, read exactly; None when
+    ``text`` is not such a number."""
+    if not _DECIMAL_SECONDS.fullmatch(text):
+        return None
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 10**9 + int(fraction.ljust(9, "0") or 0)
+
+
 def unix_time_ns_param(request: web.Request, name: str) -> int | None:
     """Unix epoch seconds, whole or with up to nine decimals (read exactly, so a page of
     search results can end a nanosecond before the oldest trace of the last), in
@@ -115,11 +124,9 @@ def unix_time_ns_param(request: web.Request, name: str) -> int | None:
     raw = _raw(request, name)
     if raw is None:
         return None
-    text = raw.strip()
-    if not _DECIMAL_SECONDS.fullmatch(text):
+    ns = _exact_seconds_ns(raw.strip())
+    if ns is None:
         raise bad_request(f"invalid {name}: {raw!r} is not unix seconds")
-    whole, _, fraction = text.partition(".")
-    ns = int(whole) * 10**9 + int(fraction.ljust(9, "0") or 0)
     if ns > MAX_NS:
         raise bad_request(f"invalid {name}: {raw!r} is too far in the future")
     return ns
@@ -137,6 +144,8 @@ def parse_time_ns(raw: str, name: str) -> int:
     value: float | int | None = None
     if text.isdigit() and len(text) > 10:
         value = int(text)
+    elif (exact := _exact_seconds_ns(text)) is not None:
+        value = exact
     else:
         try:
             value = float(text) * 1e9

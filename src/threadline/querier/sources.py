@@ -555,8 +555,6 @@ class _Guard:
     def watch(self, con: duckdb.DuckDBPyConnection) -> None:
         with self._lock:
             self._cursors.add(con)
-        if self._expired.is_set():
-            con.interrupt()
 
     def unwatch(self, con: duckdb.DuckDBPyConnection) -> None:
         with self._lock:
