@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from conftest import HOST, Server
 from otel_helpers import make_trace, send, trace_hex
+from streaming_client import StreamingClient
 from threadline.auth import hash_password, hash_token
 
 TOKENS = {"a": "token-of-team-a", "b": "token-of-team-b", "w": "write-only-a", "ops": "ops-all"}
@@ -154,6 +155,48 @@ def test_basic_auth_reads_the_tenants_it_is_given(srv: Server, pushed: dict[str,
     assert r.status == 401 and b"X-Scope-OrgID must name one" in r.data
     r = srv.get("/api/search/tags", headers={**basic(*GRAFANA), "X-Scope-OrgID": "team-c"})
     assert r.status == 403
+
+
+def test_grafanas_streaming_search_takes_the_same_credentials(
+    srv: Server, pushed: dict[str, str]
+) -> None:
+    """The StreamingQuerier gRPC service on the HTTP port: metadata as Grafana sends it."""
+    target = f"{HOST}:{srv.http_port}"
+    q = "{ }"
+    for metadata in ((), (("authorization", "Bearer not-a-token"),)):
+        client = StreamingClient(target, metadata=(*metadata, ("x-scope-orgid", "team-b")))
+        with pytest.raises(grpc.RpcError) as e:
+            client.call("Search", Query=q)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        client.close()
+    client = StreamingClient(
+        target, metadata=(("authorization", basic(*GRAFANA)["Authorization"]),)
+    )
+    with pytest.raises(grpc.RpcError) as e:  # several tenants: it must say which
+        client.call("SearchTagsV2")
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "X-Scope-OrgID must name one" in e.value.details()
+    client.close()
+    theirs = StreamingClient(
+        target,
+        metadata=(("authorization", f"Bearer {TOKENS['a']}"), ("x-scope-orgid", "team-b")),
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        theirs.call("Search", Query=q)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "may not use tenant 'team-b'" in e.value.details()
+    theirs.close()
+    for tenant, trace in (("team-a", pushed["a"]), ("team-b", pushed["b"])):
+        grafana = StreamingClient(
+            target,
+            metadata=(
+                ("authorization", basic(*GRAFANA)["Authorization"]),
+                ("x-scope-orgid", tenant),
+            ),
+        )
+        found = grafana.call_json("Search", Query=q)[-1]
+        assert [t["traceID"] for t in found["traces"]] == [trace.lstrip("0")]
+        grafana.close()
 
 
 def test_read_only_and_write_only_credentials_keep_to_their_side(

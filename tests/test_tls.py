@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from conftest import HOST, Server
 from otel_helpers import make_trace, send, trace_hex
+from streaming_client import StreamingClient
 
 
 def _name(cn: str) -> x509.Name:
@@ -121,6 +123,31 @@ def test_sdk_exporters_push_over_tls_and_queries_answer_over_https(
     assert "OTLP gRPC" in tls_server.log() and f"https://{HOST}:{tls_server.http_port}" in (
         tls_server.log()
     )
+
+
+def test_streaming_search_and_https_share_the_port(
+    tls_server: Server, pki: dict[str, Path]
+) -> None:
+    """gRPC picks h2 by ALPN, browsers and HTTP clients (offering both) get HTTP/1.1."""
+    spans = make_trace("tls-streamed")
+    creds = grpc.ssl_channel_credentials(pki["ca"].read_bytes())
+    send(GrpcExporter(endpoint=tls_server.grpc_target, credentials=creds), spans)
+    client = StreamingClient(f"localhost:{tls_server.http_port}", credentials=creds)
+    found = client.call_json("Search", Query='{ resource.service.name = "tls-streamed" }')
+    assert [t["traceID"] for t in found[-1]["traces"]] == [trace_hex(spans).lstrip("0")]
+    client.close()
+    context = ssl.create_default_context(cafile=str(pki["ca"]))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection((HOST, tls_server.http_port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as s,
+    ):
+        assert s.selected_alpn_protocol() == "http/1.1"
+        s.sendall(b"GET /api/echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
 
 
 def test_plain_text_is_refused(tls_server: Server) -> None:

@@ -19,6 +19,7 @@ from threadline.api.sampling import SamplingRoutes
 from threadline.api.search import SearchRoutes
 from threadline.api.search_tags import SearchTagRoutes
 from threadline.api.service_graph import ServiceGraphRoutes
+from threadline.api.streaming_querier import StreamingQuerier
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
 from threadline.api.zipkin_query import ZipkinQueryRoutes
@@ -125,12 +126,15 @@ class App:
 
         api = self.http.application()
         prefix = cfg.server.http_api_prefix.rstrip("/")
+        tags = SearchTagRoutes(self.tags, mt)
+        metrics = MetricsRoutes(self.metrics_engine, mt, cfg.querier)
+        search = SearchRoutes(self.search, compile_search, mt, cfg.querier)
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
-        api.add_routes(SearchTagRoutes(self.tags, mt).routes(prefix))
-        api.add_routes(MetricsRoutes(self.metrics_engine, mt, cfg.querier).routes(prefix))
+        api.add_routes(tags.routes(prefix))
+        api.add_routes(metrics.routes(prefix))
         api.add_routes(ServiceGraphRoutes(self.dependencies, mt).routes(prefix))
         api.add_routes(GeneratorMetricsRoutes(self.generator, mt).routes())
-        api.add_routes(SearchRoutes(self.search, compile_search, mt, cfg.querier).routes(prefix))
+        api.add_routes(search.routes(prefix))
         api.add_routes(
             SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
         )
@@ -141,14 +145,21 @@ class App:
         api.add_routes(zipkin.routes())
         sampling = SamplingRoutes(cfg.sampling)
         api.add_routes(sampling.routes(("/jaeger/api/sampling",)))
-        port = await self.http.serve(api, cfg.server.http_port)
+        grpc_socket = None
+        if cfg.server.stream_over_http_enabled:
+            streaming = StreamingQuerier(search, tags, metrics, auth, mt)
+            grpc_socket = await streaming.start()
+            self._closers.append(functools.partial(streaming.stop, grace))
+        port = await self.http.serve(
+            api, cfg.server.http_port, grpc_socket, self.tls.shared_port_context
+        )
 
         def url(port: int) -> str:
             return f"{self.http.scheme}://{host}:{port}"
 
         base = url(port)
         self.urls += [
-            ("Tempo API", base, "Grafana's Tempo data source, threadline query --url"),
+            ("Tempo API", base, "Grafana's Tempo data source (streaming too), threadline query"),
             ("Jaeger API", f"{base}/jaeger", "Jaeger UI, Grafana's Jaeger data source"),
             ("Zipkin API", f"{base}/zipkin", "Zipkin Lens (API under /zipkin/api/v2)"),
             ("metrics", f"{base}/metrics", "Prometheus scrape of threadline itself"),

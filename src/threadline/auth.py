@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +30,7 @@ from pydantic import TypeAdapter
 
 from threadline.config import AuthConfig, AuthUser
 from threadline.reloaded import ReloadedFile
-from threadline.tenancy import SINGLE_TENANT, TenantError, resolve_tenant
+from threadline.tenancy import HEADER, SINGLE_TENANT, TenantError, resolve_tenant
 
 log = logging.getLogger(__name__)
 
@@ -221,3 +222,23 @@ class Authenticator:
         if not principal.allows(tenant):
             raise AuthError(403, f"credential {principal.name!r} may not use tenant {tenant!r}")
         return tenant
+
+
+def call_tenant(
+    metadata: Iterable[tuple[str, str | bytes]],
+    auth: Authenticator | None,
+    multitenancy_enabled: bool,
+    access: Access,
+) -> str:
+    """The tenant a gRPC call acts for, from its ``x-scope-orgid`` and ``authorization``
+    metadata (``auth`` None: no auth); raises ``AuthError`` or ``TenantError``."""
+    org_ids, authorization = [], None
+    for key, value in metadata:
+        text = value if isinstance(value, str) else value.decode()
+        if key == HEADER.lower():
+            org_ids.append(text)
+        elif key == "authorization":
+            authorization = text
+    if auth is None:
+        return resolve_tenant(org_ids, multitenancy_enabled)
+    return auth.tenant_for(auth.authenticate(authorization), org_ids, access)

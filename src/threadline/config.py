@@ -120,6 +120,9 @@ class ServerConfig(_Section):
     graceful_shutdown_timeout: Duration = 30.0
     # a request body that takes longer to arrive is answered 408 (slow or stalled clients)
     http_server_read_timeout: Duration = 30.0
+    # Tempo's StreamingQuerier gRPC service on the HTTP port beside HTTP/1.1 (Grafana's
+    # streaming search dials the data source URL); Tempo's key, on by default here
+    stream_over_http_enabled: bool = True
     tls: TLSConfig = TLSConfig()
 
 

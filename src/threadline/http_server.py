@@ -24,6 +24,7 @@ from threadline.auth import Access, Authenticator, AuthError, check_access
 from threadline.config import ServerConfig
 from threadline.querier.sources import QueryLimitError
 from threadline.receivers.http_body import READ_TIMEOUT
+from threadline.shared_port import SharedPortSite
 from threadline.tenancy import HEADER, TenantError
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,16 @@ class HttpServers:
             if not self._in_flight:
                 self._idle.set()
 
-    async def serve(self, app: web.Application, port: int) -> int:
-        """Listen on ``port`` (0: any free one); returns the bound port."""
+    async def serve(
+        self,
+        app: web.Application,
+        port: int,
+        grpc_socket: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> int:
+        """Listen on ``port`` (0: any free one); returns the bound port. With
+        ``grpc_socket``, gRPC calls on the port are piped there (``shared_port``), over TLS
+        with ``ssl_context`` (one offering h2 by ALPN)."""
         # bodies are decompressed by the receivers themselves, within the size limit
         # (the drain has waited already when aiohttp's own shutdown runs)
         # request lines and headers up to 64 KiB: a query with a long regex fits in the URL
@@ -122,9 +131,14 @@ class HttpServers:
             max_field_size=_MAX_LINE,
         )
         await runner.setup()
-        site = web.TCPSite(
-            runner, self.host, port, reuse_address=True, ssl_context=self.ssl_context
-        )
+        site: web.BaseSite
+        if grpc_socket is None:
+            site = web.TCPSite(
+                runner, self.host, port, reuse_address=True, ssl_context=self.ssl_context
+            )
+        else:
+            context = ssl_context or self.ssl_context
+            site = SharedPortSite(runner, self.host, port, grpc_socket, ssl_context=context)
         await site.start()
         self._runners.append(runner)
         return runner.addresses[0][1]

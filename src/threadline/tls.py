@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 
 from threadline.config import ConfigError, TLSConfig
+from threadline.shared_port import ALPN
 
 
 def _read(path: Path, key: str) -> bytes:
@@ -29,6 +30,10 @@ class ServerTLS:
         self.client_ca = _read(cfg.client_ca_file, "client_ca_file") if cfg.client_ca_file else None
         # for HTTP listeners; None without TLS
         self.ssl_context = self._ssl_context() if self.enabled else None
+        # for the HTTP API port, which carries gRPC too: h2 offered by ALPN after HTTP/1.1
+        self.shared_port_context = self._ssl_context() if self.enabled else None
+        if self.shared_port_context is not None:
+            self.shared_port_context.set_alpn_protocols(ALPN)
 
     @property
     def enabled(self) -> bool:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
-from multidict import MultiDict, MultiDictProxy, MultiMapping
+from multidict import MultiDict, MultiDictProxy
 
 from threadline.config import QuerierConfig, parse_duration
 from threadline.querier.dependencies import DependencyFinder
@@ -50,18 +50,25 @@ def use_form(request: web.Request, form: Mapping[str, object]) -> None:
     request[_FORM] = MultiDictProxy(merged)
 
 
-def params(request: web.Request) -> MultiMapping[str]:
+# what the parameter parsers read: a request, or parameters already taken from one (the
+# streaming gRPC service hands its request's fields in as such)
+Params = web.BaseRequest | Mapping[str, str]
+
+
+def params(request: Params) -> Mapping[str, str]:
     """The request's parameters: the URL's, or those and a form body's (``use_form``)."""
-    return request.get(_FORM, request.query)
+    if isinstance(request, web.BaseRequest):
+        return request.get(_FORM, request.query)
+    return request
 
 
-def _raw(request: web.Request, name: str) -> str | None:
+def _raw(request: Params, name: str) -> str | None:
     raw = params(request).get(name)
     return None if raw is None or raw.strip() == "" else raw
 
 
 def int_param(
-    request: web.Request,
+    request: Params,
     name: str,
     default: int | None,
     *,
@@ -97,9 +104,7 @@ def finite_seconds(raw: str, name: str, error: ErrorFactory = bad_request) -> fl
     return seconds
 
 
-def duration_param(
-    request: web.Request, name: str, error: ErrorFactory = bad_request
-) -> int | None:
+def duration_param(request: Params, name: str, error: ErrorFactory = bad_request) -> int | None:
     """A duration query parameter in nanoseconds (see ``finite_seconds``), None when absent."""
     raw = _raw(request, name)
     return None if raw is None else int(finite_seconds(raw, name, error) * 1e9)
@@ -117,7 +122,7 @@ def _exact_seconds_ns(text: str) -> int | None:
     return int(whole) * 10**9 + int(fraction.ljust(9, "0") or 0)
 
 
-def unix_time_ns_param(request: web.Request, name: str) -> int | None:
+def unix_time_ns_param(request: Params, name: str) -> int | None:
     """Unix epoch seconds, whole or with up to nine decimals (read exactly, so a page of
     search results can end a nanosecond before the oldest trace of the last), in
     nanoseconds; None when absent."""
@@ -132,7 +137,7 @@ def unix_time_ns_param(request: web.Request, name: str) -> int | None:
     return ns
 
 
-def parse_unix_seconds(request: web.Request, name: str) -> int | None:
+def parse_unix_seconds(request: Params, name: str) -> int | None:
     """Unix epoch seconds (an integer; within int64 nanoseconds), None when absent."""
     return int_param(request, name, None, maximum=MAX_NS // 10**9, unit=" (unix seconds)")
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 
-from threadline.api.common import finite_seconds, parse_time_ns, tenant_of
+from threadline.api.common import Params, finite_seconds, params, parse_time_ns, tenant_of
 from threadline.api.trace_by_id import json_response
 from threadline.config import QuerierConfig
 from threadline.querier.metrics import MetricsEngine, series_json
@@ -40,8 +41,8 @@ class MetricsRoutes:
             web.get(prefix + "/api/metrics/query", self.query_instant),
         ]
 
-    def _window(self, request: web.Request) -> tuple[int, int]:
-        q = request.query
+    def _window(self, request: Params) -> tuple[int, int]:
+        q = params(request)
         now = time.time_ns()
         end = parse_time_ns(q["end"], "end") if q.get("end") else now
         if q.get("start"):
@@ -57,8 +58,8 @@ class MetricsRoutes:
             )
         return start, end
 
-    def _plan(self, request: web.Request) -> MetricsExpression:
-        query = request.query.get("q") or request.query.get("query") or ""
+    def _plan(self, request: Params) -> MetricsExpression:
+        query = params(request).get("q") or params(request).get("query") or ""
         if not query.strip():
             raise web.HTTPBadRequest(text="missing q: a TraceQL metrics query")
         try:
@@ -77,9 +78,18 @@ class MetricsRoutes:
 
     async def query_range(self, request: web.Request) -> web.Response:
         tenant = tenant_of(request, self.multitenancy_enabled)
+        return json_response(await self.range_answer(tenant, request))
+
+    async def query_instant(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        return json_response(await self.instant_answer(tenant, request))
+
+    # the answers as JSON documents, for the HTTP routes and the streaming gRPC service
+
+    async def range_answer(self, tenant: str, request: Params) -> dict[str, Any]:
         plan = self._plan(request)
         start, end = self._window(request)
-        raw_step = request.query.get("step")
+        raw_step = params(request).get("step")
         if raw_step:
             step = int(finite_seconds(raw_step, "step") * 1e9)
             if step <= 0:
@@ -101,14 +111,13 @@ class MetricsRoutes:
             )
         series, inspected = await self._query(tenant, plan, start, end, step)
         metrics = {"inspectedBytes": str(inspected)}
-        return json_response({"series": series_json(series), "metrics": metrics})
+        return {"series": series_json(series), "metrics": metrics}
 
-    async def query_instant(self, request: web.Request) -> web.Response:
-        tenant = tenant_of(request, self.multitenancy_enabled)
+    async def instant_answer(self, tenant: str, request: Params) -> dict[str, Any]:
         plan = self._plan(request)
         start, end = self._window(request)
         series, inspected = await self._query(tenant, plan, start, end, end - start)
         out = [
             {"labels": s.labels, "value": next(iter(s.points.values()))} for s in series if s.points
         ]
-        return json_response({"series": out, "metrics": {"inspectedBytes": str(inspected)}})
+        return {"series": out, "metrics": {"inspectedBytes": str(inspected)}}

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from threadline.api.common import (
+    Params,
     duration_param,
     int_param,
     params,
@@ -18,14 +19,20 @@ from threadline.api.common import (
 from threadline.api.tempopb import search_response_protobuf
 from threadline.api.trace_by_id import PROTOBUF, json_response
 from threadline.config import QuerierConfig
-from threadline.querier.search import SearchEngine, SearchError, SearchWindow, search_response
+from threadline.querier.search import (
+    SearchEngine,
+    SearchError,
+    SearchQuery,
+    SearchWindow,
+    search_response,
+)
 from threadline.querier.tag_search import parse_logfmt, tag_search_plan
 from threadline.traceql.plan import Plan, QueryError
 
 _KNOWN = {"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "end"}
 
 
-def _uint(request: web.Request, name: str, default: int, maximum: int) -> int:
+def _uint(request: Params, name: str, default: int, maximum: int) -> int:
     value = int_param(request, name, default, minimum=1, maximum=2**63 - 1)
     assert value is not None
     if value > maximum:
@@ -58,7 +65,7 @@ class SearchRoutes:
         use_form(request, await request.post())
         return await self.search(request)
 
-    def _plan(self, request: web.Request) -> Plan:
+    def _plan(self, request: Params) -> Plan:
         q = params(request).get("q")
         tags = params(request).get("tags")
         if q is not None and tags is not None:
@@ -82,8 +89,8 @@ class SearchRoutes:
         except QueryError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
 
-    async def search(self, request: web.Request) -> web.Response:
-        tenant = tenant_of(request, self.multitenancy_enabled)
+    def parse(self, request: Params) -> SearchQuery:
+        """The search a request asks for; raises ``HTTPBadRequest`` naming what is wrong."""
         lim = self.limits
         limit = _uint(request, "limit", lim.default_result_limit, lim.max_result_limit)
         spss = _uint(request, "spss", lim.default_spans_per_span_set, lim.max_spans_per_span_set)
@@ -110,9 +117,13 @@ class SearchRoutes:
             and window.min_duration_ns > window.max_duration_ns
         ):
             raise web.HTTPBadRequest(text="invalid minDuration/maxDuration: min is over max")
-        plan = self._plan(request)
+        return SearchQuery(self._plan(request), window, limit, spss)
+
+    async def search(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        query = self.parse(request)
         try:
-            result = await self.engine.search(tenant, plan, window, limit, spss)
+            result = await self.engine.search(tenant, *query)
         except SearchError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
         doc = search_response(result)

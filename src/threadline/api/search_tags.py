@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from threadline.api.common import parse_unix_seconds, tenant_of
+from threadline.api.common import Params, params, parse_unix_seconds, tenant_of
 from threadline.api.trace_by_id import json_response
 from threadline.querier.tags import INTRINSIC_TAGS, MAP_SCOPES, TagFinder
 from threadline.traceql.plan import filter_condition
@@ -15,7 +16,7 @@ from threadline.traceql.plan import filter_condition
 _SCOPES = ("resource", "span", "intrinsic", "event", "link", "instrumentation", "none", "")
 
 
-def _window(request: web.Request) -> tuple[int | None, int | None]:
+def _window(request: Params) -> tuple[int | None, int | None]:
     start = parse_unix_seconds(request, "start")
     end = parse_unix_seconds(request, "end")
     if start is not None and end is not None and end <= start:
@@ -26,8 +27,8 @@ def _window(request: web.Request) -> tuple[int | None, int | None]:
     )
 
 
-def _scope(request: web.Request) -> str:
-    scope = request.query.get("scope", "")
+def _scope(request: Params) -> str:
+    scope = params(request).get("scope", "")
     if scope not in _SCOPES:
         raise web.HTTPBadRequest(text=f"invalid scope: {scope}")
     return scope
@@ -39,9 +40,9 @@ def _tag_path(request: web.Request) -> str:
     return unquote(request.match_info["name"])
 
 
-def _narrowing(request: web.Request) -> str:
+def _narrowing(request: Params) -> str:
     """SQL condition of the ``q`` filter, "true" when absent or not a single filter."""
-    q = request.query.get("q", "").strip()
+    q = params(request).get("q", "").strip()
     return (filter_condition(q) if q else None) or "true"
 
 
@@ -83,16 +84,32 @@ class SearchTagRoutes:
 
     async def tags_v1(self, request: web.Request) -> web.Response:
         tenant = tenant_of(request, self.multitenancy_enabled)
-        scope = _scope(request)
-        if scope == "intrinsic":
-            return json_response({"tagNames": INTRINSIC_TAGS, "metrics": {}})
-        names = await self.tags.names(tenant, *_window(request))
-        wanted = MAP_SCOPES if scope in ("", "none") else (scope,)
-        found = sorted({t for s in wanted for t in names.get(s, [])})
-        return json_response({"tagNames": found, "metrics": {}})
+        return json_response(await self.names_v1(tenant, request))
 
     async def tags_v2(self, request: web.Request) -> web.Response:
         tenant = tenant_of(request, self.multitenancy_enabled)
+        return json_response(await self.names_v2(tenant, request))
+
+    async def values_v1(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        return json_response(await self.values_of_v1(tenant, _tag_path(request), request))
+
+    async def values_v2(self, request: web.Request) -> web.Response:
+        tenant = tenant_of(request, self.multitenancy_enabled)
+        return json_response(await self.values_of_v2(tenant, _tag_path(request), request))
+
+    # the answers as JSON documents, for the HTTP routes and the streaming gRPC service
+
+    async def names_v1(self, tenant: str, request: Params) -> dict[str, Any]:
+        scope = _scope(request)
+        if scope == "intrinsic":
+            return {"tagNames": INTRINSIC_TAGS, "metrics": {}}
+        names = await self.tags.names(tenant, *_window(request))
+        wanted = MAP_SCOPES if scope in ("", "none") else (scope,)
+        found = sorted({t for s in wanted for t in names.get(s, [])})
+        return {"tagNames": found, "metrics": {}}
+
+    async def names_v2(self, tenant: str, request: Params) -> dict[str, Any]:
         scope = _scope(request)
         scopes = []
         if scope != "intrinsic":
@@ -102,23 +119,19 @@ class SearchTagRoutes:
                     scopes.append({"name": s, "tags": names[s]})
         if scope in ("", "none", "intrinsic"):
             scopes.append({"name": "intrinsic", "tags": INTRINSIC_TAGS})
-        return json_response({"scopes": scopes, "metrics": {}})
+        return {"scopes": scopes, "metrics": {}}
 
-    async def values_v1(self, request: web.Request) -> web.Response:
-        tenant = tenant_of(request, self.multitenancy_enabled)
-        name = _tag_path(request)
+    async def values_of_v1(self, tenant: str, name: str, request: Params) -> dict[str, Any]:
         if name == "status.code":
-            return json_response({"tagValues": ["unset", "ok", "error"], "metrics": {}})
+            return {"tagValues": ["unset", "ok", "error"], "metrics": {}}
         values = await self.tags.values(tenant, None, name, *_window(request))
-        return json_response({"tagValues": sorted({v.value for v in values}), "metrics": {}})
+        return {"tagValues": sorted({v.value for v in values}), "metrics": {}}
 
-    async def values_v2(self, request: web.Request) -> web.Response:
-        tenant = tenant_of(request, self.multitenancy_enabled)
+    async def values_of_v2(self, tenant: str, name: str, request: Params) -> dict[str, Any]:
         try:
-            scope, name = parse_tag_name(_tag_path(request))
+            scope, tag = parse_tag_name(name)
         except ValueError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
         where = _narrowing(request)
-        values = await self.tags.values(tenant, scope, name, *_window(request), where=where)
-        doc = {"tagValues": [{"type": v.type, "value": v.value} for v in values], "metrics": {}}
-        return json_response(doc)
+        values = await self.tags.values(tenant, scope, tag, *_window(request), where=where)
+        return {"tagValues": [{"type": v.type, "value": v.value} for v in values], "metrics": {}}

@@ -11,8 +11,9 @@ traces found in several sources are merged, and the newest ``limit`` overall are
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -79,6 +80,27 @@ def _span_key(span: dict[str, Any]) -> tuple[str, str, str, str]:
 @dataclass(slots=True)
 class SearchResult:
     traces: list[TraceResult]
+    inspected_bytes: int
+    inspected_spans: int
+    total_blocks: int
+    total_jobs: int = 1  # sources in the window (the query's jobs), all done
+
+
+class SearchQuery(NamedTuple):
+    plan: Plan
+    window: SearchWindow
+    limit: int
+    spss: int
+
+
+@dataclass(slots=True)
+class SearchProgress:
+    """A search under way: the traces certain to be in its answer so far (newest first, as
+    Tempo's SearchResponse entries) and how far it got."""
+
+    traces: list[dict[str, Any]]
+    completed_jobs: int
+    total_jobs: int
     inspected_bytes: int
     inspected_spans: int
     total_blocks: int
@@ -263,7 +285,13 @@ class SearchEngine:
         self.sources = sources
 
     def _search(
-        self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
+        self,
+        tenant: str,
+        plan: Plan,
+        window: SearchWindow,
+        limit: int,
+        spss: int,
+        progress: Callable[[SearchProgress], None] | None = None,
     ) -> SearchResult:
         def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
             """The source's rows of its newest ``limit`` matching traces, window by window
@@ -286,8 +314,8 @@ class SearchEngine:
             return rows
 
         found: dict[bytes, TraceResult] = {}
-        inspected_bytes = inspected_spans = blocks = 0
         merged = 0
+        jobs = 0
 
         def merge(done: list[tuple[Source, list[tuple[Any, ...]]]]) -> None:
             nonlocal merged
@@ -308,70 +336,149 @@ class SearchEngine:
             starts = sorted((t.start_ns for t in found.values()), reverse=True)
             return starts[limit - 1] > upcoming.end_unix_nano
 
+        def told(done: list[tuple[Source, list[tuple[Any, ...]]]], every: list[Source]) -> None:
+            nonlocal jobs
+            jobs = len(every)
+            if progress is None:
+                return
+            merge(done)
+            # a trace that started after all the next source holds cannot be pushed out
+            cutoff = every[len(done)].end_unix_nano if len(done) < len(every) else None
+            settled = [
+                trace_entry(t, spss)
+                for t in _newest(found, limit)
+                if cutoff is None or t.start_ns > cutoff
+            ]
+            progress(SearchProgress(settled, len(done), len(every), *_inspected(done)))
+
         # a trace's duration is a fact about all of it, like its structure
         whole = plan.whole_traces or (
             window.min_duration_ns is not None or window.max_duration_ns is not None
         )
         visited = self.sources.each(
-            tenant, window.start_ns, window.end_ns, rows_of, enough, whole_traces=whole
-        )
+            tenant, window.start_ns, window.end_ns, rows_of, enough, whole_traces=whole,
+            progress=told,
+        )  # fmt: skip
         merge(visited)
-        for source, _ in visited:
-            inspected_bytes += source.nbytes
-            if source.block is not None:
-                blocks += 1
-                inspected_spans += source.block.meta.total_spans
-        # newest first; traces that started together by trace id, as blocks order them
-        newest = sorted(found.values(), key=lambda t: (t.start_ns, t.trace_id), reverse=True)
-        del newest[limit:]
+        newest = _newest(found, limit)
         for trace in newest:
             for ss in trace.spansets.values():
                 ss.spans.sort(key=lambda s: int(s["startTimeUnixNano"]))
                 del ss.spans[spss:]
-        return SearchResult(newest, inspected_bytes, inspected_spans, blocks)
+        return SearchResult(newest, *_inspected(visited), max(jobs, len(visited)))
 
     async def search(
         self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
     ) -> SearchResult:
         return await asyncio.to_thread(self._search, tenant, plan, window, limit, spss)
 
+    async def stream(
+        self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
+    ) -> AsyncIterator[SearchProgress | SearchResult]:
+        """The search's progress after each round of sources, then its result."""
+        loop = asyncio.get_running_loop()
+        told: asyncio.Queue[SearchProgress] = asyncio.Queue()
+
+        def progress(p: SearchProgress) -> None:
+            loop.call_soon_threadsafe(told.put_nowait, p)
+
+        running = asyncio.ensure_future(
+            asyncio.to_thread(self._search, tenant, plan, window, limit, spss, progress)
+        )
+        try:
+            while not running.done():
+                waiting = asyncio.ensure_future(told.get())
+                await asyncio.wait({waiting, running}, return_when=asyncio.FIRST_COMPLETED)
+                if waiting.done():
+                    yield waiting.result()
+                else:
+                    waiting.cancel()
+            # progress scheduled before the end arrives before it
+            await asyncio.sleep(0)
+            while not told.empty():
+                yield told.get_nowait()
+            yield running.result()
+        finally:
+            if not running.done():
+                running.cancel()
+
+
+def _newest(found: dict[bytes, TraceResult], limit: int) -> list[TraceResult]:
+    """The newest ``limit`` traces; traces that started together by trace id, as blocks
+    order them."""
+    return sorted(found.values(), key=lambda t: (t.start_ns, t.trace_id), reverse=True)[:limit]
+
+
+def _inspected(done: list[tuple[Source, Any]]) -> tuple[int, int, int]:
+    """(bytes, spans in blocks, blocks) of the sources searched."""
+    nbytes = spans = blocks = 0
+    for source, _ in done:
+        nbytes += source.nbytes
+        if source.block is not None:
+            blocks += 1
+            spans += source.block.meta.total_spans
+    return nbytes, spans, blocks
+
 
 class SearchError(Exception):
     """A search that failed while running; the message says why."""
 
 
+def trace_entry(t: TraceResult, spss: int | None = None) -> dict[str, Any]:
+    """A trace's entry in Tempo's SearchResponse JSON; with ``spss``, each spanset's first
+    ``spss`` spans in time order (``t`` unchanged)."""
+    spansets = []
+    for ss in t.spansets.values():
+        spans = ss.spans
+        if spss is not None:
+            spans = sorted(spans, key=lambda s: int(s["startTimeUnixNano"]))[:spss]
+        doc: dict[str, Any] = {"spans": spans, "matched": ss.matched}
+        if ss.labels:
+            doc["attributes"] = ss.labels
+        spansets.append(doc)
+    entry: dict[str, Any] = {
+        "traceID": t.trace_id.hex().lstrip("0") or "0",
+        "rootServiceName": t.root_service or "<root span not yet received>",
+        "startTimeUnixNano": str(t.start_ns),
+    }
+    if t.root_name:
+        entry["rootTraceName"] = t.root_name
+    duration_ms = t.duration_ns // 10**6
+    if duration_ms:
+        entry["durationMs"] = duration_ms
+    if spansets:
+        entry["spanSet"] = spansets[0]
+        entry["spanSets"] = spansets
+    return entry
+
+
+def search_metrics(
+    inspected_bytes: int,
+    inspected_spans: int,
+    total_blocks: int,
+    completed_jobs: int,
+    total_jobs: int,
+) -> dict[str, Any]:
+    """Tempo's SearchMetrics JSON."""
+    return {
+        "inspectedBytes": str(inspected_bytes),
+        "inspectedSpans": str(inspected_spans),
+        "totalBlocks": total_blocks,
+        "completedJobs": completed_jobs,
+        "totalJobs": total_jobs,
+    }
+
+
 def search_response(result: SearchResult) -> dict[str, Any]:
     """Tempo's SearchResponse JSON."""
-    traces = []
-    for t in result.traces:
-        spansets = []
-        for ss in t.spansets.values():
-            doc: dict[str, Any] = {"spans": ss.spans, "matched": ss.matched}
-            if ss.labels:
-                doc["attributes"] = ss.labels
-            spansets.append(doc)
-        entry: dict[str, Any] = {
-            "traceID": t.trace_id.hex().lstrip("0") or "0",
-            "rootServiceName": t.root_service or "<root span not yet received>",
-            "startTimeUnixNano": str(t.start_ns),
-        }
-        if t.root_name:
-            entry["rootTraceName"] = t.root_name
-        duration_ms = t.duration_ns // 10**6
-        if duration_ms:
-            entry["durationMs"] = duration_ms
-        if spansets:
-            entry["spanSet"] = spansets[0]
-            entry["spanSets"] = spansets
-        traces.append(entry)
     out: dict[str, Any] = {}
-    if traces:
-        out["traces"] = traces
-    out["metrics"] = {
-        "inspectedBytes": str(result.inspected_bytes),
-        "inspectedSpans": str(result.inspected_spans),
-        "totalBlocks": result.total_blocks,
-        "completedJobs": result.total_blocks + 1,
-        "totalJobs": result.total_blocks + 1,
-    }
+    if result.traces:
+        out["traces"] = [trace_entry(t) for t in result.traces]
+    out["metrics"] = search_metrics(
+        result.inspected_bytes,
+        result.inspected_spans,
+        result.total_blocks,
+        result.total_jobs,
+        result.total_jobs,
+    )
     return out

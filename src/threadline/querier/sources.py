@@ -48,6 +48,8 @@ from threadline.storage.block_reader import DATA_FILE, Block
 from threadline.storage.blocklist import Blocklist
 
 T = TypeVar("T")
+# told the results so far and every source to visit, after each round of a visit
+Progress = Callable[[list[tuple["Source", T]], list["Source"]], None]
 LIVE = "live_spans"  # the name live data is registered under
 EXCLUDED = "excluded_traces"  # the name a source's ``excluded`` is registered under
 # every source has this column: the row's number within the source (DuckDB's name for Parquet)
@@ -431,19 +433,21 @@ class DataSources:
         work: Callable[[SourceCursor, Source], T],
         enough: Callable[[list[tuple[Source, T]], Source], bool] | None = None,
         whole_traces: bool = False,
+        progress: Progress[T] | None = None,
     ) -> list[tuple[Source, T]]:
         """``work(cursor, source)`` for every source in the window, in source order (newest
         first). With ``enough``, sources are visited in rounds (the newest alone, then as many
         as run at once), and the rest are skipped once ``enough(results so far, next source)``
         is true. In-memory sources are prepared when visited. With ``whole_traces``, traces
         held by several sources are worked on whole, in a source of their own (visited first)
-        that the other sources' ``excluded`` names."""
+        that the other sources' ``excluded`` names. ``progress(results so far, every
+        source)`` is told after each round."""
         guard = _Guard(self.query_timeout(tenant), self.resources.memory_limit)
         with guard:
             sources = self._sources(tenant, start_ns, end_ns)
             if whole_traces:
                 sources = self._whole_traces(tenant, sources)
-            return self._visit(sources, guard, work, enough)
+            return self._visit(sources, guard, work, enough, progress)
 
     def _visit(
         self,
@@ -451,6 +455,7 @@ class DataSources:
         guard: _Guard,
         work: Callable[[SourceCursor, Source], T],
         enough: Callable[[list[tuple[Source, T]], Source], bool] | None,
+        progress: Progress[T] | None = None,
     ) -> list[tuple[Source, T]]:
         db = self.database()
         workers = max(1, min(len(sources), self.resources.threads))
@@ -471,24 +476,28 @@ class DataSources:
                 guard.unwatch(con)
                 con.close()
 
+        done: list[tuple[Source, T]] = []
         if workers == 1:
-            done: list[tuple[Source, T]] = []
             for s in sources:
                 if enough is not None and done and enough(done, s):
                     break
                 done.append(run(s))
+                if progress is not None:
+                    progress(done, sources)
             return done
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query") as pool:
-            if enough is None:
+            if enough is None and progress is None:
                 return list(pool.map(run, sources))
             # the newest source alone first: it often holds the whole answer
-            done, at = [], 0
+            at = 0
             while at < len(sources):
-                if done and enough(done, sources[at]):
+                if enough is not None and done and enough(done, sources[at]):
                     break
                 step = 1 if at == 0 else workers
                 done.extend(pool.map(run, sources[at : at + step]))
                 at += step
+                if progress is not None:
+                    progress(done, sources)
             return done
 
 

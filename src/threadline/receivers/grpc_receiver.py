@@ -11,10 +11,10 @@ from typing import NoReturn
 
 import grpc
 
-from threadline.auth import Authenticator, AuthError
+from threadline.auth import Authenticator, AuthError, call_tenant
 from threadline.distributor.distributor import Distributor, InvalidInput, Overloaded, PushResult
 from threadline.distributor.limits import LimitExceeded
-from threadline.tenancy import HEADER, TenantError, resolve_tenant
+from threadline.tenancy import TenantError
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 # the HTTP statuses of tenant and auth refusals, as gRPC codes (anything else: invalid)
@@ -78,19 +78,9 @@ class RawGrpcReceiver:
             self.active -= 1
 
     async def _admitted(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        org_ids, authorization = [], None
-        for key, value in context.invocation_metadata() or ():
-            text = value if isinstance(value, str) else value.decode()
-            if key == HEADER.lower():
-                org_ids.append(text)
-            elif key == "authorization":
-                authorization = text
         try:
-            if self.auth is None:
-                tenant = resolve_tenant(org_ids, self.multitenancy_enabled)
-            else:
-                principal = self.auth.authenticate(authorization)
-                tenant = self.auth.tenant_for(principal, org_ids, "write")
+            metadata = context.invocation_metadata() or ()
+            tenant = call_tenant(metadata, self.auth, self.multitenancy_enabled, "write")
         except (AuthError, TenantError) as e:
             reason = "unauthenticated" if isinstance(e, AuthError) else "invalid_tenant"
             await self.refuse(context, _CODES.get(e.status, _INVALID), reason, e.message)
