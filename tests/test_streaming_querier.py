@@ -154,7 +154,13 @@ def test_tags_and_values_answer_as_the_http_routes(
     server: Server, newest: list[str], client: StreamingClient
 ) -> None:
     (v1,) = client.call_json("SearchTags")
-    assert v1["tagNames"] == http_json(server, "/api/search/tags")["tagNames"]
+    http_v1 = http_json(server, "/api/search/tags")
+    assert v1 == as_message(http_v1, "SearchTagsResponse")
+    # every source was read: the live data and each block
+    metrics = v1["metrics"]
+    assert metrics["totalJobs"] == metrics["completedJobs"] == BATCHES + 1
+    assert metrics["totalBlocks"] == BATCHES
+    assert 0 < int(metrics["totalBlockBytes"]) < int(metrics["inspectedBytes"])
     assert "batch" in v1["tagNames"] and "service.name" in v1["tagNames"]
     (v2,) = client.call_json("SearchTagsV2", scope="span")
     assert v2["scopes"] == http_json(server, "/api/v2/search/tags?scope=span")["scopes"]
@@ -182,7 +188,8 @@ def test_metrics_answer_as_the_http_routes(
         f"/api/metrics/query_range?q={quote(query)}&start={start}&end={end}&step=60s",
     )
     # as proto3 JSON (zero values left out), through Tempo's message
-    assert got["series"] == as_message(http, "QueryRangeResponse")["series"]
+    assert got == as_message(http, "QueryRangeResponse")
+    assert got["metrics"]["totalJobs"] == BATCHES + 1 and int(got["metrics"]["inspectedBytes"]) > 0
     counts = {
         str(s["labels"][0]["value"]): sum(p.get("value", 0) for p in s["samples"])
         for s in got["series"]

@@ -11,6 +11,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
@@ -18,6 +19,7 @@ from multidict import MultiDict, MultiDictProxy
 from threadline.config import QuerierConfig, parse_duration
 from threadline.querier.dependencies import DependencyFinder
 from threadline.querier.search import SearchEngine
+from threadline.querier.sources import Inspected
 from threadline.querier.tags import TagFinder
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
@@ -170,6 +172,18 @@ def parse_time_ns(raw: str, name: str) -> int:
             f"{MAX_NS // 10**9} unix seconds"
         )
     return int(value)
+
+
+def inspected_json(inspected: Inspected) -> dict[str, Any]:
+    """What a query read, as the fields Tempo's SearchMetrics and MetadataMetrics share (every
+    job, a source, is done when the answer is)."""
+    return {
+        "inspectedBytes": str(inspected.bytes),
+        "totalJobs": inspected.jobs,
+        "completedJobs": inspected.jobs,
+        "totalBlocks": inspected.blocks,
+        "totalBlockBytes": str(inspected.block_bytes),
+    }
 
 
 def wants_protobuf(request: web.Request) -> bool:

@@ -7,11 +7,19 @@ from typing import Any
 
 from aiohttp import web
 
-from threadline.api.common import Params, finite_seconds, params, parse_time_ns, tenant_of
+from threadline.api.common import (
+    Params,
+    finite_seconds,
+    inspected_json,
+    params,
+    parse_time_ns,
+    tenant_of,
+)
 from threadline.api.trace_by_id import json_response
 from threadline.config import QuerierConfig
 from threadline.querier.metrics import MetricsEngine, series_json
 from threadline.querier.series import Series, TooManySeries
+from threadline.querier.sources import Inspected
 from threadline.traceql.metrics_plan import MetricsExpression, MetricsQueryError, compile_metrics
 
 _STEPS_S = (3600, 300, 60, 15, 5, 1)
@@ -69,7 +77,7 @@ class MetricsRoutes:
 
     async def _query(
         self, tenant: str, plan: MetricsExpression, start: int, end: int, step: int
-    ) -> tuple[list[Series], int]:
+    ) -> tuple[list[Series], Inspected]:
         limit = self.limits.max_metrics_series
         try:
             return await self.engine.query_range(tenant, plan, start, end, step, limit)
@@ -110,8 +118,7 @@ class MetricsRoutes:
                 f"{minimum}s"
             )
         series, inspected = await self._query(tenant, plan, start, end, step)
-        metrics = {"inspectedBytes": str(inspected)}
-        return {"series": series_json(series), "metrics": metrics}
+        return {"series": series_json(series), "metrics": inspected_json(inspected)}
 
     async def instant_answer(self, tenant: str, request: Params) -> dict[str, Any]:
         plan = self._plan(request)
@@ -120,4 +127,4 @@ class MetricsRoutes:
         out = [
             {"labels": s.labels, "value": next(iter(s.points.values()))} for s in series if s.points
         ]
-        return {"series": out, "metrics": {"inspectedBytes": str(inspected)}}
+        return {"series": out, "metrics": inspected_json(inspected)}

@@ -8,8 +8,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from threadline.api.common import Params, params, parse_unix_seconds, tenant_of
+from threadline.api.common import Params, inspected_json, params, parse_unix_seconds, tenant_of
 from threadline.api.trace_by_id import json_response
+from threadline.querier.sources import Inspected
 from threadline.querier.tags import INTRINSIC_TAGS, MAP_SCOPES, TagFinder
 from threadline.traceql.plan import filter_condition
 
@@ -102,36 +103,48 @@ class SearchTagRoutes:
 
     async def names_v1(self, tenant: str, request: Params) -> dict[str, Any]:
         scope = _scope(request)
+        inspected = Inspected()
         if scope == "intrinsic":
-            return {"tagNames": INTRINSIC_TAGS, "metrics": {}}
-        names = await self.tags.names(tenant, *_window(request))
+            return {"tagNames": INTRINSIC_TAGS, "metrics": inspected_json(inspected)}
+        names = await self.tags.names(tenant, *_window(request), inspected=inspected)
         wanted = MAP_SCOPES if scope in ("", "none") else (scope,)
         found = sorted({t for s in wanted for t in names.get(s, [])})
-        return {"tagNames": found, "metrics": {}}
+        return {"tagNames": found, "metrics": inspected_json(inspected)}
 
     async def names_v2(self, tenant: str, request: Params) -> dict[str, Any]:
         scope = _scope(request)
         scopes = []
+        inspected = Inspected()
         if scope != "intrinsic":
-            names = await self.tags.names(tenant, *_window(request), where=_narrowing(request))
+            names = await self.tags.names(
+                tenant, *_window(request), where=_narrowing(request), inspected=inspected
+            )
             for s in MAP_SCOPES:
                 if scope in ("", "none", s) and names[s]:
                     scopes.append({"name": s, "tags": names[s]})
         if scope in ("", "none", "intrinsic"):
             scopes.append({"name": "intrinsic", "tags": INTRINSIC_TAGS})
-        return {"scopes": scopes, "metrics": {}}
+        return {"scopes": scopes, "metrics": inspected_json(inspected)}
 
     async def values_of_v1(self, tenant: str, name: str, request: Params) -> dict[str, Any]:
+        inspected = Inspected()
         if name == "status.code":
-            return {"tagValues": ["unset", "ok", "error"], "metrics": {}}
-        values = await self.tags.values(tenant, None, name, *_window(request))
-        return {"tagValues": sorted({v.value for v in values}), "metrics": {}}
+            values = ["unset", "ok", "error"]
+        else:
+            found = await self.tags.values(
+                tenant, None, name, *_window(request), inspected=inspected
+            )
+            values = sorted({v.value for v in found})
+        return {"tagValues": values, "metrics": inspected_json(inspected)}
 
     async def values_of_v2(self, tenant: str, name: str, request: Params) -> dict[str, Any]:
         try:
             scope, tag = parse_tag_name(name)
         except ValueError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
-        where = _narrowing(request)
-        values = await self.tags.values(tenant, scope, tag, *_window(request), where=where)
-        return {"tagValues": [{"type": v.type, "value": v.value} for v in values], "metrics": {}}
+        inspected = Inspected()
+        values = await self.tags.values(
+            tenant, scope, tag, *_window(request), where=_narrowing(request), inspected=inspected
+        )
+        doc = [{"type": v.type, "value": v.value} for v in values]
+        return {"tagValues": doc, "metrics": inspected_json(inspected)}

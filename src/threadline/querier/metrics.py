@@ -20,7 +20,7 @@ from threadline.querier.answer_cache import AnswerCache
 from threadline.querier.histogram import quantile
 from threadline.querier.metrics_compare import compare_series
 from threadline.querier.series import Series, TooManySeries
-from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
+from threadline.querier.sources import ROW_NUMBER, DataSources, Inspected, Source, SourceCursor
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
 from threadline.traceql.field_sql import label_value
 from threadline.traceql.metrics_plan import (
@@ -77,7 +77,7 @@ class MetricsEngine:
         end_ns: int,
         step_ns: int,
         max_series: int | None,
-    ) -> tuple[dict[tuple[Any, ...], _State], int]:
+    ) -> tuple[dict[tuple[Any, ...], _State], Inspected]:
         per_label_set = max(1, len(plan.quantiles))
 
         def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
@@ -115,11 +115,11 @@ class MetricsEngine:
 
         states: dict[tuple[Any, ...], _State] = {}
         series: set[tuple[Any, ...]] = set()
-        inspected = 0
+        inspected = Inspected()
         n_labels = len(plan.label_sql)
         histogram = plan.function is MetricsOp.HISTOGRAM_OVER_TIME
         for source, rows in self.sources.each(tenant, start_ns, end_ns, rows_of):
-            inspected += source.nbytes
+            inspected.add(source)
             for row in rows:
                 k, hb = row[0], row[1 + n_labels]
                 # label structs come back as dicts: frozen to (key, value) pairs to hash
@@ -208,9 +208,9 @@ class MetricsEngine:
         end_ns: int,
         step_ns: int,
         max_series: int | None,
-    ) -> tuple[list[Series] | float, int]:
+    ) -> tuple[list[Series] | float, Inspected]:
         if isinstance(expr, float):
-            return expr, 0
+            return expr, Inspected()
         if isinstance(expr, ComparePlan):
             return compare_series(self.sources, tenant, expr, start_ns, end_ns, step_ns, max_series)
         if isinstance(expr, MetricsPlan):
@@ -234,8 +234,8 @@ class MetricsEngine:
         end_ns: int,
         step_ns: int,
         max_series: int | None = None,
-    ) -> tuple[list[Series], int]:
-        """Series over ``(start, end]`` in buckets of ``step``, and the bytes inspected.
+    ) -> tuple[list[Series], Inspected]:
+        """Series over ``(start, end]`` in buckets of ``step``, and what was read.
 
         Raises ``TooManySeries`` when a part of the query would make more than ``max_series``
         series; that is found in each source's SQL, before any series is built."""

@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from threadline.querier.series import Series, TooManySeries
-from threadline.querier.sources import ROW_NUMBER, DataSources, Source, SourceCursor
+from threadline.querier.sources import ROW_NUMBER, DataSources, Inspected, Source, SourceCursor
 from threadline.traceql.field_sql import label_value
 from threadline.traceql.metrics_plan import ComparePlan
 
@@ -34,8 +34,8 @@ def compare_series(
     end_ns: int,
     step_ns: int,
     max_series: int | None,
-) -> tuple[list[Series], int]:
-    """The series of ``plan`` over ``(start, end]`` in steps, and the bytes inspected."""
+) -> tuple[list[Series], Inspected]:
+    """The series of ``plan`` over ``(start, end]`` in steps, and what was read."""
 
     def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
         query = plan.source_sql(source.relation, ROW_NUMBER, start_ns, end_ns, step_ns)
@@ -43,9 +43,9 @@ def compare_series(
 
     # (selected, attribute) -> value (frozen struct) -> step -> spans
     counts: dict[tuple[bool, str], dict[tuple[Any, ...], dict[int, int]]] = defaultdict(dict)
-    inspected = 0
+    inspected = Inspected()
     for source, rows in sources.each(tenant, start_ns, end_ns, rows_of):
-        inspected += source.nbytes
+        inspected.add(source)
         for k, selected, attribute, value, n in rows:
             frozen = tuple(sorted(value.items()))
             per_step = counts[(selected, attribute)].setdefault(frozen, {})

@@ -501,6 +501,32 @@ class DataSources:
             return done
 
 
+@dataclass(slots=True)
+class Inspected:
+    """What a query read, for its answer's metrics: bytes, sources (its jobs), blocks and
+    their bytes."""
+
+    bytes: int = 0
+    jobs: int = 0
+    blocks: int = 0
+    block_bytes: int = 0
+
+    def add(self, source: Source) -> None:
+        self.bytes += source.nbytes
+        self.jobs += 1
+        if source.block is not None:
+            self.blocks += 1
+            self.block_bytes += source.nbytes
+
+    def __add__(self, other: Inspected) -> Inspected:
+        return Inspected(
+            self.bytes + other.bytes,
+            self.jobs + other.jobs,
+            self.blocks + other.blocks,
+            self.block_bytes + other.block_bytes,
+        )
+
+
 class QueryLimitError(Exception):
     """A query stopped by a limit; the message names the limit (answered 400)."""
 

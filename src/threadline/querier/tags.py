@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from threadline.querier.answer_cache import AnswerCache
-from threadline.querier.sources import DataSources, Source, SourceCursor
+from threadline.querier.sources import DataSources, Inspected, Source, SourceCursor
 from threadline.traceql import sql
 
 # TraceQL attribute scopes, all stored as typed maps; the unscoped form searches the first two
@@ -130,8 +130,10 @@ class TagFinder:
         window: tuple[int | None, int | None],
         question: str,
         compute: Callable[[SourceCursor, Source], frozenset[Any]],
+        inspected: Inspected | None = None,
     ) -> set[Any]:
-        """The union of ``compute`` over every source; block answers come from the cache."""
+        """The union of ``compute`` over every source; block answers come from the cache.
+        ``inspected`` is told of every source."""
 
         def answer(con: SourceCursor, source: Source) -> frozenset[Any]:
             key = (source.key, question)  # a block, or one snapshot of the live rows
@@ -142,8 +144,10 @@ class TagFinder:
             return hit  # type: ignore[return-value]
 
         out: set[Any] = set()
-        for _, found in self.sources.each(tenant, *window, answer):
+        for source, found in self.sources.each(tenant, *window, answer):
             out |= found
+            if inspected is not None:
+                inspected.add(source)
         return out
 
     async def names(
@@ -152,6 +156,7 @@ class TagFinder:
         start_ns: int | None = None,
         end_ns: int | None = None,
         where: str = "true",
+        inspected: Inspected | None = None,
     ) -> dict[str, list[str]]:
         """Attribute names per scope (``resource``, ``span``) on spans matching ``where``."""
 
@@ -163,7 +168,7 @@ class TagFinder:
             )
 
         found = await asyncio.to_thread(
-            self._collect, tenant, (start_ns, end_ns), f"names:{where}", compute
+            self._collect, tenant, (start_ns, end_ns), f"names:{where}", compute, inspected
         )
         return {scope: sorted(n for s, n in found if s == scope) for scope in MAP_SCOPES}
 
@@ -175,6 +180,7 @@ class TagFinder:
         start_ns: int | None = None,
         end_ns: int | None = None,
         where: str = "true",
+        inspected: Inspected | None = None,
     ) -> list[TagValue]:
         """Typed values of attribute ``name`` in ``scope`` (None: span and resource), or of an
         intrinsic when ``scope`` is ``"intrinsic"``, on spans matching ``where``."""
@@ -207,7 +213,7 @@ class TagFinder:
 
             question = f"values:{','.join(scopes)}:{name}:{where}"
         found = await asyncio.to_thread(
-            self._collect, tenant, (start_ns, end_ns), question, compute
+            self._collect, tenant, (start_ns, end_ns), question, compute, inspected
         )
         return sorted(found, key=lambda v: (v.type, v.value))
 
