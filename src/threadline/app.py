@@ -92,7 +92,7 @@ class App:
         self.dependencies = DependencyFinder(
             self.sources, cfg.metrics_generator.processor.service_graphs.peer_attributes
         )
-        self.metrics_engine = MetricsEngine(self.sources)
+        self.metrics_engine = MetricsEngine(self.sources, cfg.querier.adaptive_sample_spans)
         self.generator = MetricsGenerator(cfg.metrics_generator, self.metrics.registry)
         if self.generator.enabled:
             self.distributor.consumers.append(self.generator.consume)

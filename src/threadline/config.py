@@ -204,6 +204,8 @@ class QuerierConfig(_Section):
     memory_limit: Size = 2 * 2**30
     # TraceQL longer than this is refused (Tempo's key and default)
     max_query_expression_size_bytes: Size = 128 * 2**10
+    # with(sample=true) reads about this many spans of each source (all of a smaller one)
+    adaptive_sample_spans: Annotated[int, Field(ge=1)] = 250_000
 
 
 class LocalStorageConfig(_Section):

@@ -11,7 +11,7 @@ import asyncio
 import math
 import operator
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import orjson
@@ -41,16 +41,20 @@ _COMPARE = {
 MAX_EXEMPLARS = 100
 
 
+def _live_spans(source: Source) -> int:
+    return source.live.num_rows if source.live is not None else 0
+
+
 @dataclass(slots=True)
 class _State:
-    count: int = 0
+    count: float = 0  # spans (estimated, under sampling)
     total: float = 0.0
     low: float = math.inf
     high: float = -math.inf
     histogram: Counter[int] = field(default_factory=Counter)
     exemplar: dict[str, Any] | None = None
 
-    def add(self, n: int, s: float | None, lo: float | None, hi: float | None) -> None:
+    def add(self, n: float, s: float | None, lo: float | None, hi: float | None) -> None:
         self.count += n
         if s is not None:
             self.total += s
@@ -64,8 +68,10 @@ _NO_END = 2**63 - 1
 
 
 class MetricsEngine:
-    def __init__(self, sources: DataSources) -> None:
+    def __init__(self, sources: DataSources, adaptive_sample_spans: int = 250_000) -> None:
         self.sources = sources
+        # with(sample=true): spans to read of each source (querier.adaptive_sample_spans)
+        self.adaptive_sample_spans = adaptive_sample_spans
         # per block, query and step: partial states by absolute bucket (see ``_states``)
         self._cache = AnswerCache()
 
@@ -80,7 +86,17 @@ class MetricsEngine:
     ) -> tuple[dict[tuple[Any, ...], _State], Inspected]:
         per_label_set = max(1, len(plan.quantiles))
 
-        def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
+        def rows_of(con: SourceCursor, source: Source) -> tuple[float, list[tuple[Any, ...]]]:
+            """The source's partial states, and what their counts and sums are scaled by
+            (its sampling)."""
+            spans = source.block.meta.total_spans if source.block else _live_spans(source)
+            sampling = plan.sampling.resolved(spans, self.adaptive_sample_spans)
+            sampled = replace(plan, sampling=sampling)
+            return sampled.sampling.scale, _partial_states(con, source, sampled)
+
+        def _partial_states(
+            con: SourceCursor, source: Source, plan: MetricsPlan
+        ) -> list[tuple[Any, ...]]:
             block = source.block
             if (
                 block is not None
@@ -118,7 +134,7 @@ class MetricsEngine:
         inspected = Inspected()
         n_labels = len(plan.label_sql)
         histogram = plan.function is MetricsOp.HISTOGRAM_OVER_TIME
-        for source, rows in self.sources.each(tenant, start_ns, end_ns, rows_of):
+        for source, (scale, rows) in self.sources.each(tenant, start_ns, end_ns, rows_of):
             inspected.add(source)
             for row in rows:
                 k, hb = row[0], row[1 + n_labels]
@@ -128,6 +144,8 @@ class MetricsEngine:
                 )
                 n, s, lo, hi, ex = row[2 + n_labels : 7 + n_labels]
                 state = states.setdefault((labels, k), _State())
+                if scale != 1:
+                    n, s = n * scale, None if s is None else s * scale
                 state.add(n, s, lo, hi)
                 if hb is not None:
                     state.histogram[hb] += n

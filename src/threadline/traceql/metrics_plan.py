@@ -16,6 +16,7 @@ from threadline.traceql import parse_and_validate
 from threadline.traceql.ast import (
     Attribute,
     BinaryOperator,
+    Hint,
     Intrinsic,
     MetricsCompare,
     MetricsMath,
@@ -49,6 +50,50 @@ class MetricsQueryError(SearchQueryError):
     pass
 
 
+_SAMPLE_BUCKETS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """``with(sample=…)``, ``with(span_sample=…)``, ``with(trace_sample=…)``: the fractions of
+    traces and of spans read (chosen by a hash of their ids, so the same query reads the same
+    ones), and for ``sample=true`` the level (``"traces"`` or ``"spans"``) whose fraction is
+    chosen per source, from its size."""
+
+    traces: float = 1.0
+    spans: float = 1.0
+    adaptive: str | None = None
+
+    @property
+    def scale(self) -> float:
+        """What counts and sums read are multiplied by to estimate the whole."""
+        return 1.0 / (self.traces * self.spans)
+
+    def resolved(self, source_spans: int, wanted_spans: int) -> Sampling:
+        """The sampling of a source of ``source_spans`` spans, ``adaptive`` decided so that
+        about ``wanted_spans`` of them are read."""
+        if self.adaptive is None:
+            return self
+        fraction = min(1.0, wanted_spans / max(1, source_spans))
+        fraction = max(fraction, 1 / _SAMPLE_BUCKETS)
+        if self.adaptive == "traces":
+            return Sampling(fraction * self.traces, self.spans)
+        return Sampling(self.traces, fraction * self.spans)
+
+    def sql(self) -> str:
+        """The condition on ``base`` rows that keeps the sampled ones."""
+        cond = ["true"]
+        # span ids are unique only within their trace
+        for ids, fraction in (("trace_id", self.traces), ("trace_id, span_id", self.spans)):
+            if fraction < 1:
+                kept = max(1, round(fraction * _SAMPLE_BUCKETS))
+                cond.append(f"hash({ids}) % {_SAMPLE_BUCKETS} < {kept}")
+        return " AND ".join(cond)
+
+
+NO_SAMPLING = Sampling()
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsPlan:
     # the matched spans: a condition on ``base`` rows for a lone ``{ ... }`` (no join needed),
@@ -62,6 +107,10 @@ class MetricsPlan:
     label_sql: tuple[str, ...]  # per label, a struct to group by (see field_sql.label_sql)
     quantiles: tuple[float, ...]
     stages: tuple[SecondStage, ...]
+    sampling: Sampling = NO_SAMPLING
+    # the spanset part needs whole traces (structure, spanset operators, aggregates): a
+    # sample is taken of traces, not spans
+    needs_traces: bool = False
 
     def source_sql(
         self,
@@ -96,7 +145,7 @@ class MetricsPlan:
         return f"""
 WITH base AS NOT MATERIALIZED (
   SELECT *, {row_number} AS rid FROM {relation}
-  WHERE start_unix_nano > {start} AND start_unix_nano <= {end}
+  WHERE start_unix_nano > {start} AND start_unix_nano <= {end} AND {self.sampling.sql()}
 ),
 {spans}v AS (
   SELECT ((start_unix_nano - {start}) + {step} - 1) // {step} AS k,
@@ -271,7 +320,29 @@ def _compare_plan(expr: MetricsPipeline, fn: MetricsCompare, query: str) -> Comp
     return ComparePlan(span_filter, spans, selection, fn.top_n, window)
 
 
-def _pipeline_plan(expr: MetricsPipeline, query: str) -> MetricsPlan | ComparePlan:
+def _sampling(hints: tuple[Hint, ...], needs_traces: bool) -> Sampling:
+    """The sampling the hints ask for (the validator has checked their values)."""
+    traces = spans = 1.0
+    adaptive = None
+    for h in hints:
+        value = h.value.value
+        if h.name == "trace_sample":
+            traces = float(value)  # type: ignore[arg-type]
+        elif h.name == "span_sample":
+            spans = float(value)  # type: ignore[arg-type]
+        elif h.name == "sample" and value is True:
+            adaptive = "traces" if needs_traces else "spans"
+        elif h.name == "sample" and value is not False:
+            if needs_traces:
+                traces = float(value)  # type: ignore[arg-type]
+            else:
+                spans = float(value)  # type: ignore[arg-type]
+    return Sampling(traces, spans, adaptive)
+
+
+def _pipeline_plan(
+    expr: MetricsPipeline, query: str, hints: tuple[Hint, ...] = ()
+) -> MetricsPlan | ComparePlan:
     fn = expr.function
     if isinstance(fn, MetricsCompare):
         return _compare_plan(expr, fn, query)
@@ -286,6 +357,7 @@ def _pipeline_plan(expr: MetricsPipeline, query: str) -> MetricsPlan | ComparePl
         label_sql = tuple(group_sql(a)[0] for a in fn.by)
     except CompileError as e:
         raise MetricsQueryError(f"unsupported query: {e}") from None
+    needs_traces = spans is not None
     return MetricsPlan(
         span_filter,
         spans,
@@ -296,16 +368,18 @@ def _pipeline_plan(expr: MetricsPipeline, query: str) -> MetricsPlan | ComparePl
         label_sql,
         fn.quantiles,
         expr.stages,
+        _sampling(hints, needs_traces),
+        needs_traces,
     )
 
 
-def _plan(node: Node, query: str) -> MetricsExpression:
+def _plan(node: Node, query: str, hints: tuple[Hint, ...] = ()) -> MetricsExpression:
     if isinstance(node, MetricsPipeline):
-        return _pipeline_plan(node, query)
+        return _pipeline_plan(node, query, hints)
     if isinstance(node, MetricsMath):
-        return MathPlan(node.op, _plan(node.lhs, query), _plan(node.rhs, query))
+        return MathPlan(node.op, _plan(node.lhs, query, hints), _plan(node.rhs, query, hints))
     if isinstance(node, MetricsStages):
-        return StagesPlan(_plan(node.expr, query), node.stages)
+        return StagesPlan(_plan(node.expr, query, hints), node.stages)
     if isinstance(node, Static):
         return float(node.value)  # type: ignore[arg-type]
     raise MetricsQueryError(f"unexpected metrics expression {type(node).__name__}")
@@ -321,7 +395,7 @@ def compile_metrics(query: str) -> MetricsExpression:
         raise MetricsQueryError(
             "not a metrics query: end the pipeline with a function such as | rate()"
         )
-    return _plan(root.expr, query)
+    return _plan(root.expr, query, root.hints)
 
 
 def _label_key(node: Attribute | Intrinsic) -> str:
