@@ -40,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from threadline.compactor.compactor import Compactor
 from threadline.config import Config
 from threadline.model.otlp_decode import decode_export_request
+from threadline.querier.admission import QueryResources
 from threadline.querier.search import SearchEngine, SearchWindow
-from threadline.querier.sources import DataSources, QueryResources
+from threadline.querier.sources import DataSources
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.storage.backend import LocalBackend
 from threadline.storage.block_writer import write_block

@@ -121,3 +121,29 @@ def test_running_out_of_memory_names_the_limit(tmp_path: Path) -> None:
         assert "Traceback" not in server.log()
     finally:
         server.stop()
+
+
+def test_a_tenants_query_memory_limit_stops_its_queries_only(tmp_path: Path) -> None:
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(
+        yaml.safe_dump({"overrides": {"frugal": {"read": {"query_memory_limit": "16MiB"}}}})
+    )
+    cfg = {
+        "multitenancy_enabled": True,
+        "overrides": {"per_tenant_override_config": str(overrides)},
+    }
+    server = Server(tmp_path / "data", cfg).start()
+    try:
+        for tenant in ("frugal", "ample"):
+            _push(server, tenant)
+        chain = " >> ".join(["{ }"] * 50)
+        status, body = search(server, "frugal", chain)
+        assert status == 400, body
+        assert b"overrides.read.query_memory_limit" in body and b"16 MiB" in body
+        status, body = search(server, "ample", chain)
+        assert status == 200, body
+        # the frugal tenant's small queries still run
+        assert search(server, "frugal", "{ status = error }")[0] == 200
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()

@@ -19,8 +19,9 @@ from test_ingester_lifecycle import make_ingester
 from threadline.config import BlockConfig
 from threadline.ingester.ingester import Entry
 from threadline.model.otlp_decode import decode_export_request
+from threadline.querier.admission import QueryResources, connect
 from threadline.querier.search import SearchEngine, SearchWindow, start_windows
-from threadline.querier.sources import DataSources, QueryResources, connect
+from threadline.querier.sources import DataSources
 from threadline.storage.backend import LocalBackend
 from threadline.storage.block_writer import write_block
 from threadline.storage.blocklist import Blocklist

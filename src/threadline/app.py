@@ -33,10 +33,11 @@ from threadline.http_server import HttpServers
 from threadline.ingester.ingester import Ingester
 from threadline.listeners import check_free
 from threadline.overrides import Overrides
+from threadline.querier.admission import QueryResources
 from threadline.querier.dependencies import DependencyFinder
 from threadline.querier.metrics import MetricsEngine
 from threadline.querier.search import SearchEngine
-from threadline.querier.sources import DataSources, QueryResources
+from threadline.querier.sources import DataSources
 from threadline.querier.tags import TagFinder
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.receivers.jaeger import (
@@ -84,9 +85,16 @@ class App:
         self.overrides = Overrides(cfg.overrides)
         self.distributor = Distributor(self.ingester, self.metrics, overrides=self.overrides)
         self.finder = TraceFinder(self.ingester, self.blocklist)
-        resources = QueryResources(cfg.querier.memory_limit, str(data / "tmp"))
+        resources = QueryResources(
+            cfg.querier.memory_limit,
+            str(data / "tmp"),
+            max_concurrent_queries=cfg.querier.max_concurrent_queries,
+        )
         self.sources = DataSources(self.ingester, self.blocklist, resources)
         self.sources.query_timeout = lambda tenant: self.overrides.limits(tenant).read.query_timeout
+        self.sources.query_memory_limit = lambda tenant: (
+            self.overrides.limits(tenant).read.query_memory_limit
+        )
         self.tags = TagFinder(self.sources)
         self.search = SearchEngine(self.sources)
         self.dependencies = DependencyFinder(

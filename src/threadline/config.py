@@ -199,9 +199,12 @@ class QuerierConfig(_Section):
     max_metrics_duration: Duration = 24 * 3600.0
     # series one metrics query may answer with; a query that would make more is refused
     max_metrics_series: Annotated[int, Field(ge=1)] = 1000
-    # memory the queries running at once may use; DuckDB spills to data_dir/tmp beyond it,
-    # and a query that still does not fit is answered 400 naming this key
+    # memory the queries running at once may use together: each query has its own limit
+    # (overrides.read.query_memory_limit) and waits until its limit fits in what is left
     memory_limit: Size = 2 * 2**30
+    # queries that run at once (each in a DuckDB database of its own); more wait, tenants
+    # taken in turn
+    max_concurrent_queries: Annotated[int, Field(ge=1)] = 8
     # TraceQL longer than this is refused (Tempo's key and default)
     max_query_expression_size_bytes: Size = 128 * 2**10
     # with(sample=true) reads about this many spans of each source (all of a smaller one)
@@ -520,6 +523,9 @@ class ReadLimits(_Section):
     # a query (search, metrics, tags, trace by ID) still running after this is stopped and
     # answered 400 naming this key
     query_timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 120.0
+    # memory one query may use (at most querier.memory_limit); DuckDB spills to data_dir/tmp
+    # beyond it, and a query that still does not fit is answered 400 naming this key
+    query_memory_limit: Annotated[int, BeforeValidator(parse_size), Field(ge=2**20)] = 512 * 2**20
 
 
 class TenantLimits(_Section):

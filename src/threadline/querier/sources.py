@@ -30,6 +30,7 @@ import pyarrow as pa
 from threadline.ingester.ingester import Entry, Ingester
 from threadline.model.dedicated import attribute_keys
 from threadline.model.schema import DEDICATED
+from threadline.querier.admission import Admission, QueryResources
 from threadline.querier.attribute_columns import AttributeColumns, resolve_attributes
 from threadline.querier.live_stage import (
     LiveStage,
@@ -295,33 +296,6 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-@dataclass(frozen=True, slots=True)
-class QueryResources:
-    """What one query may use: DuckDB threads, memory, and where it may spill."""
-
-    memory_limit: int = 2 * 2**30
-    spill_dir: str | None = None
-    threads: int = 2
-
-
-def connect(resources: QueryResources) -> duckdb.DuckDBPyConnection:
-    config: dict[str, object] = {
-        "threads": resources.threads,
-        "memory_limit": f"{resources.memory_limit // 2**20}MB",
-    }
-    if resources.spill_dir:
-        config["temp_directory"] = resources.spill_dir
-    con = duckdb.connect(config=config)
-    # blocks never change: their parsed footers are kept across queries (a setting of the
-    # Parquet extension, which loads on first use)
-    con.execute("LOAD parquet; SET GLOBAL parquet_metadata_cache = true")
-    # the join-order optimizer took 21 of the 32 ms of a windowed search over a 650 k-span
-    # block (planning, not running); the plans as written were as fast or faster for every
-    # search and metrics shape measured (bench/search.py)
-    con.execute("SET disabled_optimizers = 'join_order'")
-    return con
-
-
 class DataSources:
     """A tenant's data for queries: the ingester's live rows and the block list, plus the
     resources queries share. ``each`` runs a piece of work on every source, newest first,
@@ -337,22 +311,17 @@ class DataSources:
         self.blocklist = blocklist
         self.resources = resources or QueryResources()
         self.live = LiveSnapshots(ingester)
-        self._db: duckdb.DuckDBPyConnection | None = None
         self._remote = BlockFileSystem(())
+        self.admission = Admission(self.resources, lambda db: db.register_filesystem(self._remote))
         self._block_columns: dict[str, AttributeColumns] = {}
         self._block_hashes = BlockHashCache()
-        # a tenant's query time limit in seconds (the app sets it from the overrides)
+        # a tenant's query time limit in seconds and memory limit in bytes (the app sets them
+        # from the overrides)
         self.query_timeout: Callable[[str], float] = lambda tenant: 120.0
+        self.query_memory_limit: Callable[[str], int] = lambda tenant: 512 * 2**20
         # per tenant: the sources last gathered from, their split traces, those prepared
         self._split: dict[str, tuple[tuple[str, ...], SplitTraces | None, Prepared | None]] = {}
         self._db_lock = threading.Lock()
-
-    def database(self) -> duckdb.DuckDBPyConnection:
-        with self._db_lock:
-            if self._db is None:
-                self._db = connect(self.resources)
-                self._db.register_filesystem(self._remote)
-            return self._db
 
     def _sources(self, tenant: str, start_ns: int | None, end_ns: int | None) -> list[Source]:
         """Sources overlapping the window, newest first (live data first of all)."""
@@ -442,22 +411,25 @@ class DataSources:
         held by several sources are worked on whole, in a source of their own (visited first)
         that the other sources' ``excluded`` names. ``progress(results so far, every
         source)`` is told after each round."""
-        guard = _Guard(self.query_timeout(tenant), self.resources.memory_limit)
-        with guard:
+        asked = self.query_memory_limit(tenant)
+        limit = min(asked, self.resources.memory_limit)
+        key = "overrides.read.query_memory_limit" if asked <= limit else "querier.memory_limit"
+        guard = _Guard(self.query_timeout(tenant), limit, key)
+        with guard, self.admission.run(tenant, limit, guard.check) as db:
             sources = self._sources(tenant, start_ns, end_ns)
             if whole_traces:
                 sources = self._whole_traces(tenant, sources)
-            return self._visit(sources, guard, work, enough, progress)
+            return self._visit(db, sources, guard, work, enough, progress)
 
     def _visit(
         self,
+        db: duckdb.DuckDBPyConnection,
         sources: list[Source],
         guard: _Guard,
         work: Callable[[SourceCursor, Source], T],
         enough: Callable[[list[tuple[Source, T]], Source], bool] | None,
         progress: Progress[T] | None = None,
     ) -> list[tuple[Source, T]]:
-        db = self.database()
         workers = max(1, min(len(sources), self.resources.threads))
 
         def run(source: Source) -> tuple[Source, T]:
@@ -539,9 +511,10 @@ class _Guard:
     """One query's limits while it runs: past its time limit its DuckDB cursors are
     interrupted and it ends with a QueryLimitError; so does a query that ran out of memory."""
 
-    def __init__(self, timeout: float, memory_limit: int) -> None:
+    def __init__(self, timeout: float, memory_limit: int, memory_key: str) -> None:
         self.timeout = timeout
         self.memory_limit = memory_limit
+        self.memory_key = memory_key  # the config key that set memory_limit
         self._lock = threading.Lock()
         self._cursors: set[duckdb.DuckDBPyConnection] = set()
         self._expired = threading.Event()
@@ -567,9 +540,8 @@ class _Guard:
             ) from None
         if isinstance(error, duckdb.OutOfMemoryException) or "Out of Memory" in str(error):
             raise QueryLimitError(
-                f"the query needs more memory than the {_size(self.memory_limit)} queries may "
-                "use (limit querier.memory_limit): narrow its time range or make it more "
-                "selective"
+                f"the query needs more memory than the {_size(self.memory_limit)} it may use "
+                f"(limit {self.memory_key}): narrow its time range or make it more selective"
             ) from None
 
     def _expire(self) -> None:
