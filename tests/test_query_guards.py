@@ -147,3 +147,29 @@ def test_a_tenants_query_memory_limit_stops_its_queries_only(tmp_path: Path) -> 
         assert "Traceback" not in server.log()
     finally:
         server.stop()
+
+
+def test_limit_messages_use_tempos_words(srv: Server) -> None:
+    """Grafana shows these texts as they come: Tempo's wording, then the key that sets it."""
+    h = {"X-Scope-OrgID": "patient"}
+    cases = [
+        ("/api/search?q=%7B%7D&limit=999999", b"limit 999999 exceeds max limit 262144"),
+        ("/api/search?q=%7B%7D&spss=1000", b"spans per span set exceeds 100. received 1000"),
+        (
+            "/api/search?q=%7B%7D&start=1000000&end=2000000",
+            b"range specified by start and end exceeds 168h0m0s. received start=1000000 "
+            b"end=2000000",
+        ),
+        (
+            "/api/metrics/query_range?q=" + quote("{ } | rate()") + "&start=1000000&end=2000000",
+            b"metrics query time range exceeds the maximum allowed duration of 24h0m0s",
+        ),
+        (
+            "/api/search?q=" + quote('{ .a = "' + "x" * 20000 + '" }'),
+            b"TraceQL expression exceeds the configured maximum size of 20000 bytes",
+        ),
+    ]
+    for path, words in cases:
+        r = srv.get(path, headers=h)
+        assert r.status == 400, (path, r.data)
+        assert r.data.startswith(words), r.data

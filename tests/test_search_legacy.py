@@ -64,9 +64,9 @@ def test_limit_newest_first_and_durations(server: Server, traces: dict[str, str]
     [
         ("q=%7B%7D&tags=a%3Db", "can't specify tags and q"),
         ("limit=0", "limit"),
-        ("spss=101", "spss"),
+        ("spss=101", "spans per span set exceeds 100"),
         ("start=100&end=50", "end must be after start"),
-        ("start=0&end=900000", "maximum search window"),
+        ("start=0&end=900000", "querier.max_search_duration"),
         ("minDuration=abc", "minDuration"),
         ("minDuration=2s&maxDuration=1s", "min is over max"),
         ("tags=a%3Db%20a%3Dc", "duplicate key"),

@@ -186,6 +186,19 @@ def inspected_json(inspected: Inspected) -> dict[str, Any]:
     }
 
 
+def go_duration(seconds: float) -> str:
+    """Seconds as Go prints a duration (``168h0m0s``, ``1m30s``, ``45s``): Tempo's limit
+    messages, which Grafana shows, read so."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{seconds:g}s"
+
+
 def wants_protobuf(request: web.Request) -> bool:
     """Tempo's negotiation: a substring match on Accept, protobuf first; anything else is JSON."""
     return "application/protobuf" in request.headers.get("Accept", "")

@@ -10,6 +10,7 @@ from aiohttp import web
 from threadline.api.common import (
     Params,
     finite_seconds,
+    go_duration,
     inspected_json,
     params,
     parse_time_ns,
@@ -61,8 +62,8 @@ class MetricsRoutes:
             raise web.HTTPBadRequest(text="invalid start/end: end must be greater than start")
         if end - start > self.limits.max_metrics_duration * 1e9:
             raise web.HTTPBadRequest(
-                text=f"metrics query time range exceeds the maximum allowed "
-                f"({int(self.limits.max_metrics_duration)}s)"
+                text="metrics query time range exceeds the maximum allowed duration of "
+                f"{go_duration(self.limits.max_metrics_duration)} (querier.max_metrics_duration)"
             )
         return start, end
 

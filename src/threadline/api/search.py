@@ -9,6 +9,7 @@ from aiohttp import web
 from threadline.api.common import (
     Params,
     duration_param,
+    go_duration,
     int_param,
     params,
     tenant_of,
@@ -32,11 +33,12 @@ from threadline.traceql.plan import Plan, QueryError
 _KNOWN = {"q", "tags", "minDuration", "maxDuration", "limit", "spss", "start", "end"}
 
 
-def _uint(request: Params, name: str, default: int, maximum: int) -> int:
+def _uint(request: Params, name: str, default: int, maximum: int, refusal: str) -> int:
+    """A count parameter; one over ``maximum`` is refused with ``refusal`` (Tempo's words)."""
     value = int_param(request, name, default, minimum=1, maximum=2**63 - 1)
     assert value is not None
     if value > maximum:
-        raise web.HTTPBadRequest(text=f"{name} {value} exceeds max {name} {maximum}")
+        raise web.HTTPBadRequest(text=refusal.format(value=value, maximum=maximum))
     return value
 
 
@@ -75,7 +77,8 @@ class SearchRoutes:
         limit = self.limits.max_query_expression_size_bytes
         if q is not None and len(q.encode()) > limit:
             raise web.HTTPBadRequest(
-                text=f"query is {len(q.encode())} bytes, more than the {limit} allowed "
+                text=f"TraceQL expression exceeds the configured maximum size of {limit} bytes, "
+                "reduce the query expression size or contact your system administrator "
                 "(querier.max_query_expression_size_bytes)"
             )
         try:
@@ -92,9 +95,22 @@ class SearchRoutes:
     def parse(self, request: Params) -> SearchQuery:
         """The search a request asks for; raises ``HTTPBadRequest`` naming what is wrong."""
         lim = self.limits
-        limit = _uint(request, "limit", lim.default_result_limit, lim.max_result_limit)
-        spss = _uint(request, "spss", lim.default_spans_per_span_set, lim.max_spans_per_span_set)
-        max_window = int(lim.max_search_duration)
+        limit = _uint(
+            request,
+            "limit",
+            lim.default_result_limit,
+            lim.max_result_limit,
+            "limit {value} exceeds max limit {maximum} (querier.max_result_limit)",
+        )
+        spss = _uint(
+            request,
+            "spss",
+            lim.default_spans_per_span_set,
+            lim.max_spans_per_span_set,
+            "spans per span set exceeds {maximum}. received {value} "
+            "(querier.max_spans_per_span_set)",
+        )
+        max_window = lim.max_search_duration
         start = unix_time_ns_param(request, "start")
         end = unix_time_ns_param(request, "end")
         if start is not None and end is not None:
@@ -102,8 +118,9 @@ class SearchRoutes:
                 raise web.HTTPBadRequest(text="invalid start/end: end must be after start")
             if end - start > max_window * 10**9:
                 raise web.HTTPBadRequest(
-                    text=f"range specified by start and end ({(end - start) // 10**9}s) "
-                    f"exceeds the maximum search window of {max_window}s"
+                    text=f"range specified by start and end exceeds {go_duration(max_window)}. "
+                    f"received start={start // 10**9} end={end // 10**9} "
+                    "(querier.max_search_duration)"
                 )
         window = SearchWindow(
             start,
