@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from conftest import Server
-from traceql_dataset import ALL_KEYS, TRACE_IDS, key_of, request, span_id
+from traceql_dataset import ALL_KEYS, BASE_NS, TRACE_IDS, key_of, request, span_id
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MODES = ("memory", "blocks", "split", "scattered")
@@ -330,3 +330,34 @@ def test_spans_without_their_parent_head_a_subtree(srv: Server) -> None:
     assert names("{ nestedSetParent = -1 }") == {"A", "C"}
     assert names('{ rootName = "A" && name = "D" }') == {"D"}
     assert names('{ name = "A" } ~ { }') == set()  # two roots are no siblings
+
+
+METRICS_CASES = [
+    ("{ } >> { } | count_over_time()", {"": 8}),
+    ("{ kind = server } > { kind = client } | count_over_time()", {"": 4}),
+    ('{ rootServiceName = "frontend" } | count_over_time()', {"": 8}),
+    ("{ } | count() > 3 | count_over_time()", {"": 5}),
+    ("{ traceDuration > 1s } | count_over_time()", {"": 3}),
+    ("{ } | count_over_time() by (rootServiceName)", {"frontend": 8, "api-gateway": 3}),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("query", "expected"), METRICS_CASES)
+def test_metrics_see_traces_whole(
+    srv: Server, mode: str, query: str, expected: dict[str, int]
+) -> None:
+    """A metrics query whose answer for a span depends on the rest of its trace counts a trace
+    split across live data and blocks (a span stored twice once) as after compaction."""
+    start = BASE_NS // 10**9 - 5
+    q = quote(query)
+    r = srv.get(
+        f"/api/metrics/query?q={q}&start={start}&end={start + 10}", headers={"X-Scope-OrgID": mode}
+    )
+    assert r.status == 200, r.data
+    got = {}
+    for s in orjson.loads(r.data)["series"]:
+        (label,) = s["labels"]
+        value = label["value"].get("stringValue", "")
+        got["" if label["key"] == "__name__" else value] = s["value"]
+    assert got == expected

@@ -20,7 +20,14 @@ from threadline.querier.answer_cache import AnswerCache
 from threadline.querier.histogram import quantile
 from threadline.querier.metrics_compare import compare_series
 from threadline.querier.series import Series, TooManySeries
-from threadline.querier.sources import ROW_NUMBER, DataSources, Inspected, Source, SourceCursor
+from threadline.querier.sources import (
+    ROW_NUMBER,
+    DataSources,
+    Inspected,
+    Source,
+    SourceCursor,
+    not_excluded,
+)
 from threadline.traceql.ast import BinaryOperator, MetricsFilter, MetricsOp, SecondStageOp, TopK
 from threadline.traceql.field_sql import label_value
 from threadline.traceql.metrics_plan import (
@@ -98,8 +105,10 @@ class MetricsEngine:
             con: SourceCursor, source: Source, plan: MetricsPlan
         ) -> list[tuple[Any, ...]]:
             block = source.block
+            keep = not_excluded(source)
             if (
                 block is not None
+                and source.excluded is None  # what is left out changes with the live data
                 and start_ns % step_ns == 0
                 and block.meta.start_unix_nano > start_ns
                 and block.meta.end_unix_nano <= end_ns
@@ -118,7 +127,7 @@ class MetricsEngine:
                 rows = [(r[0] - shift, *r[1:]) for r in cast(list[tuple[Any, ...]], cached)]
             else:
                 query = plan.source_sql(
-                    source.relation, ROW_NUMBER, start_ns, end_ns, step_ns, max_series
+                    source.relation, ROW_NUMBER, start_ns, end_ns, step_ns, max_series, keep
                 )
                 rows = con.sql(query).fetchall()
             # each source is cut at one series past the limit in its SQL: over means refused
@@ -134,7 +143,10 @@ class MetricsEngine:
         inspected = Inspected()
         n_labels = len(plan.label_sql)
         histogram = plan.function is MetricsOp.HISTOGRAM_OVER_TIME
-        for source, (scale, rows) in self.sources.each(tenant, start_ns, end_ns, rows_of):
+        visited = self.sources.each(
+            tenant, start_ns, end_ns, rows_of, whole_traces=plan.needs_traces
+        )
+        for source, (scale, rows) in visited:
             inspected.add(source)
             for row in rows:
                 k, hb = row[0], row[1 + n_labels]

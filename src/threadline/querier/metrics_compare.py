@@ -15,7 +15,14 @@ from collections import defaultdict
 from typing import Any
 
 from threadline.querier.series import Series, TooManySeries
-from threadline.querier.sources import ROW_NUMBER, DataSources, Inspected, Source, SourceCursor
+from threadline.querier.sources import (
+    ROW_NUMBER,
+    DataSources,
+    Inspected,
+    Source,
+    SourceCursor,
+    not_excluded,
+)
 from threadline.traceql.field_sql import label_value
 from threadline.traceql.metrics_plan import ComparePlan
 
@@ -38,13 +45,17 @@ def compare_series(
     """The series of ``plan`` over ``(start, end]`` in steps, and what was read."""
 
     def rows_of(con: SourceCursor, source: Source) -> list[tuple[Any, ...]]:
-        query = plan.source_sql(source.relation, ROW_NUMBER, start_ns, end_ns, step_ns)
+        query = plan.source_sql(
+            source.relation, ROW_NUMBER, start_ns, end_ns, step_ns, not_excluded(source)
+        )
         return con.sql(query).fetchall()
 
     # (selected, attribute) -> value (frozen struct) -> step -> spans
     counts: dict[tuple[bool, str], dict[tuple[Any, ...], dict[int, int]]] = defaultdict(dict)
     inspected = Inspected()
-    for source, rows in sources.each(tenant, start_ns, end_ns, rows_of):
+    for source, rows in sources.each(
+        tenant, start_ns, end_ns, rows_of, whole_traces=plan.needs_traces
+    ):
         inspected.add(source)
         for k, selected, attribute, value, n in rows:
             frozen = tuple(sorted(value.items()))

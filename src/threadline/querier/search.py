@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from threadline.querier.sources import (
-    EXCLUDED,
     ROW_NUMBER,
     DataSources,
     Source,
     SourceCursor,
+    not_excluded,
 )
 from threadline.traceql.plan import Plan
 
@@ -210,8 +210,7 @@ def source_sql(
         where += f" AND trace_start_unix_nano >= {int(since)}"
     if before is not None:
         where += f" AND trace_start_unix_nano < {int(before)}"
-    if source.excluded is not None:
-        where += f" AND trace_id NOT IN (SELECT trace_id FROM {EXCLUDED})"
+    where += f" AND {not_excluded(source)}"
     if source.time_ordered:
         # rows in trace-start order: a trace's last row number orders it like its start
         newest = f"""SELECT trace_id FROM matched GROUP BY trace_id

@@ -473,6 +473,14 @@ class DataSources:
             return done
 
 
+def not_excluded(source: Source) -> str:
+    """SQL true on the rows of ``source`` whose trace is not answered whole elsewhere (its
+    ``excluded``, registered as EXCLUDED)."""
+    if source.excluded is None:
+        return "true"
+    return f"trace_id NOT IN (SELECT trace_id FROM {EXCLUDED})"
+
+
 @dataclass(slots=True)
 class Inspected:
     """What a query read, for its answer's metrics: bytes, sources (its jobs), blocks and

@@ -39,7 +39,7 @@ from threadline.traceql.field_sql import (
     condition,
 )
 from threadline.traceql.field_sql import label_sql as group_sql
-from threadline.traceql.plan import SearchQueryError, spanset_sql
+from threadline.traceql.plan import SearchQueryError, needs_whole_traces, spanset_sql
 from threadline.traceql.printer import unparse
 from threadline.traceql.sql import bucket_sql
 
@@ -108,8 +108,9 @@ class MetricsPlan:
     quantiles: tuple[float, ...]
     stages: tuple[SecondStage, ...]
     sampling: Sampling = NO_SAMPLING
-    # the spanset part needs whole traces (structure, spanset operators, aggregates): a
-    # sample is taken of traces, not spans
+    # the answer for a span depends on other spans of its trace (structure, spanset
+    # operators, aggregates, trace-level intrinsics): traces split across sources are
+    # answered whole, and a sample is taken of traces, not spans
     needs_traces: bool = False
 
     def source_sql(
@@ -120,8 +121,10 @@ class MetricsPlan:
         end_ns: int,
         step_ns: int,
         max_series: int | None = None,
+        keep: str = "true",
     ) -> str:
-        """Partial states per (labels, bucket, histogram bucket) for one source.
+        """Partial states per (labels, bucket, histogram bucket) for one source, of its rows
+        where ``keep`` holds (the querier leaves out traces it answers whole elsewhere).
 
         The last column, ``g``, numbers the series each row belongs to (1, 2, ...); with
         ``max_series``, rows of series past ``max_series + 1`` are not returned, so a query
@@ -130,7 +133,7 @@ class MetricsPlan:
         label_cols = "".join(f", l{i}" for i in range(len(self.label_sql)))
         histogram = self.function in _HISTOGRAM_FUNCTIONS
         bucket = bucket_sql("raw_v") if histogram else "NULL::INTEGER"
-        keep = "v IS NOT NULL" if self.value_sql else "true"
+        valued = "v IS NOT NULL" if self.value_sql else "true"
         start, end, step = int(start_ns), int(end_ns), int(step_ns)
         # a series per label set, times the histogram buckets or the quantiles asked for
         series_keys = [f"l{i}" for i in range(len(self.label_sql))]
@@ -146,6 +149,7 @@ class MetricsPlan:
 WITH base AS NOT MATERIALIZED (
   SELECT *, {row_number} AS rid FROM {relation}
   WHERE start_unix_nano > {start} AND start_unix_nano <= {end} AND {self.sampling.sql()}
+    AND {keep}
 ),
 {spans}v AS (
   SELECT ((start_unix_nano - {start}) + {step} - 1) // {step} AS k,
@@ -160,7 +164,7 @@ states AS (
          arg_max(struct_pack(t := trace_id, sp := span_id, ts := start_unix_nano,
                              v := coalesce(v, duration_nano / 1e9)),
                  duration_nano) AS ex
-  FROM v WHERE {keep} GROUP BY ALL
+  FROM v WHERE {valued} GROUP BY ALL
 ),
 numbered AS (SELECT *, {series} AS g FROM states)
 SELECT * FROM numbered{cut}
@@ -249,11 +253,19 @@ class ComparePlan:
     selection: str  # SQL true on the selection's spans
     top_n: int
     window: tuple[int, int] | None  # the selection's span-start window (start, end]
+    needs_traces: bool = False  # as MetricsPlan's
 
     def source_sql(
-        self, relation: str, row_number: str, start_ns: int, end_ns: int, step_ns: int
+        self,
+        relation: str,
+        row_number: str,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int,
+        keep: str = "true",
     ) -> str:
-        """Rows ``(k, selected, attribute, value struct, spans)`` for one source."""
+        """Rows ``(k, selected, attribute, value struct, spans)`` for one source, of its rows
+        where ``keep`` holds."""
         start, end, step = int(start_ns), int(end_ns), int(step_ns)
         selected = self.selection
         if self.window is not None:
@@ -275,7 +287,7 @@ class ComparePlan:
         return f"""
 WITH base AS NOT MATERIALIZED (
   SELECT *, {row_number} AS rid FROM {relation}
-  WHERE start_unix_nano > {start} AND start_unix_nano <= {end}
+  WHERE start_unix_nano > {start} AND start_unix_nano <= {end} AND {keep}
 ),
 {spans}v AS (
   SELECT *, ((start_unix_nano - {start}) + {step} - 1) // {step} AS k,
@@ -317,7 +329,7 @@ def _compare_plan(expr: MetricsPipeline, fn: MetricsCompare, query: str) -> Comp
         selection = condition(fn.filter.expr)
     except CompileError as e:
         raise MetricsQueryError(f"unsupported query: {e}") from None
-    return ComparePlan(span_filter, spans, selection, fn.top_n, window)
+    return ComparePlan(span_filter, spans, selection, fn.top_n, window, needs_whole_traces(expr))
 
 
 def _sampling(hints: tuple[Hint, ...], needs_traces: bool) -> Sampling:
@@ -357,7 +369,7 @@ def _pipeline_plan(
         label_sql = tuple(group_sql(a)[0] for a in fn.by)
     except CompileError as e:
         raise MetricsQueryError(f"unsupported query: {e}") from None
-    needs_traces = spans is not None
+    needs_traces = needs_whole_traces(expr)
     return MetricsPlan(
         span_filter,
         spans,

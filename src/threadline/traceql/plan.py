@@ -283,10 +283,10 @@ _TRACE_LEVEL = {
 }
 
 
-def _needs_whole_traces(root: Root) -> bool:
+def needs_whole_traces(expr: Node) -> bool:
     """Whether the answer for a span depends on other spans of its trace: then a trace split
     across sources must be searched whole."""
-    for node in walk(root.expr):
+    for node in walk(expr):
         if isinstance(node, SpansetOperation | ScalarFilter):
             return True
         if isinstance(node, Intrinsic) and node.name in _TRACE_LEVEL:
@@ -308,7 +308,7 @@ def compile_search(query: str) -> Plan:
         return Plan(
             spanset_sql(root.expr, query),  # type: ignore[arg-type]
             _returned_attributes(root),
-            whole_traces=_needs_whole_traces(root),
+            whole_traces=needs_whole_traces(root.expr),
         )
     except CompileError as e:
         raise SearchQueryError(f"unsupported query: {e}") from None
