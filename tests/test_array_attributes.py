@@ -33,6 +33,12 @@ SPANS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "C": ({"retry.delays_ms": 150, "feature.flags": "a"}, {"host.ips": "10.0.0.2"}),
     "D": ({"nested": [[1, 2], {"k": "v"}, b"\x00"]}, {}),
 }
+# span name -> its events (name, attributes) and its links' attributes
+EVENTS: dict[str, list[tuple[str, dict[str, object]]]] = {
+    "A": [("retry", {"attempts": [1, 2], "codes": ["E1", "E2"]}), ("done", {"attempts": 9})],
+    "B": [("retry", {"attempts": 3})],
+}
+LINKS: dict[str, list[dict[str, object]]] = {"B": [{"tags": ["x", "y"]}], "C": [{"tags": "x"}]}
 
 
 def request() -> bytes:
@@ -49,6 +55,14 @@ def request() -> bytes:
         span.end_time_unix_nano = span.start_time_unix_nano + 10**6
         for k, v in span_attrs.items():
             set_any(span.attributes.add(key=k).value, v)
+        for n, (event_name, attrs) in enumerate(EVENTS.get(name, [])):
+            event = span.events.add(name=event_name, time_unix_nano=span.start_time_unix_nano + n)
+            for k, v in attrs.items():
+                set_any(event.attributes.add(key=k).value, v)
+        for attrs in LINKS.get(name, []):
+            link = span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+            for k, v in attrs.items():
+                set_any(link.attributes.add(key=k).value, v)
     return req.SerializeToString()
 
 
@@ -145,6 +159,16 @@ CASES = [
     ("{ span.retry.delays_ms = nil }", {"D"}),
     ("{ span.nested != nil }", {"D"}),
     ("{ span.nested = 1 }", set()),  # elements that are arrays themselves are not compared
+    # event and link attributes: true when one event (link) has such an element
+    ("{ event.attempts = 2 }", {"A"}),
+    ("{ event.attempts > 2 }", {"A", "B"}),  # A's "done" event has 9
+    ("{ event.attempts >= 1 && event.attempts <= 2 }", {"A"}),
+    ('{ event.codes =~ "E2" }', {"A"}),
+    ('{ event.codes != "E1" }', {"A"}),
+    ('{ event.attempts = 2 && event:name = "retry" }', {"A"}),
+    ('{ link.tags = "y" }', {"B"}),
+    ('{ link.tags = "x" }', {"B", "C"}),
+    ("{ link.tags != nil }", {"B", "C"}),
 ]
 
 
@@ -176,3 +200,9 @@ def test_tag_values_list_the_elements(srv: Server, tenant: str) -> None:
     assert flags == [{"type": "string", "value": v} for v in ("a", "b", "c")]
     ips = get(srv, tenant, "/api/v2/search/tag/resource.host.ips/values")["tagValues"]
     assert ips == [{"type": "string", "value": v} for v in ("10.0.0.1", "10.0.0.2")]
+    codes = get(srv, tenant, "/api/v2/search/tag/event.codes/values")["tagValues"]
+    assert codes == [{"type": "string", "value": v} for v in ("E1", "E2")]
+    attempts = get(srv, tenant, "/api/v2/search/tag/event.attempts/values")["tagValues"]
+    assert attempts == [{"type": "int", "value": v} for v in ("1", "2", "3", "9")]
+    tags = get(srv, tenant, "/api/v2/search/tag/link.tags/values")["tagValues"]
+    assert tags == [{"type": "string", "value": v} for v in ("x", "y")]

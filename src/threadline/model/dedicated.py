@@ -12,6 +12,8 @@ does not read that map at all (see ``querier.attribute_columns``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,6 +53,40 @@ def _lookup(maps: pa.MapArray, keys: pa.Array) -> list[pa.Array]:
     return out
 
 
+def _elements(kind: str, element_type: pa.DataType, which: np.ndarray, values: Any) -> pa.Array:
+    """The elements ``array_elements`` found of one type, as an Arrow array."""
+    if kind == "str":
+        str_offsets, str_data = values
+        return pa.StringArray.from_buffers(
+            len(which), pa.py_buffer(str_offsets), pa.py_buffer(str_data)
+        )
+    return pa.array(values, element_type)
+
+
+def array_lists(raw: pa.BinaryArray) -> list[pa.ListArray]:
+    """Per element type (``ARRAY_ELEMENT_TYPES``), each serialized AnyValue's array elements
+    of that type as a list, null where it has none (not an array, or null)."""
+    n = len(raw)
+    value_offsets = np.frombuffer(raw.buffers()[1], np.int32, n + 1, raw.offset * 4)
+    data = raw.buffers()[2]
+    found = array_elements(value_offsets, memoryview(data) if data else b"", 0, n)
+    out = []
+    for (kind, element_type), (which, values) in zip(
+        ARRAY_ELEMENT_TYPES.items(), found, strict=True
+    ):
+        counts = np.bincount(which, minlength=n) if len(which) else np.zeros(n, np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        elements = (
+            _elements(kind, element_type, which, values)
+            if len(which)
+            else pa.array([], element_type)
+        )
+        out.append(
+            pa.ListArray.from_arrays(pa.array(offsets), elements, mask=pa.array(counts == 0))
+        )
+    return out
+
+
 def _array_maps(raw: pa.MapArray) -> list[pa.MapArray]:
     """The ``ARRAY_COLUMNS`` of one scope from its raw map: per element type, each row's
     array-valued keys with their elements of that type (keys with none are left out)."""
@@ -72,13 +108,7 @@ def _array_maps(raw: pa.MapArray) -> list[pa.MapArray]:
             empty = pa.array([], list_type)
             out.append(pa.MapArray.from_arrays(no_entries, pa.array([], pa.string()), empty))
             continue
-        if kind == "str":
-            str_offsets, str_data = values
-            elements = pa.StringArray.from_buffers(
-                len(which), pa.py_buffer(str_offsets), pa.py_buffer(str_data)
-            )
-        else:
-            elements = pa.array(values, element_type)
+        elements = _elements(kind, element_type, which, values)
         entries, firsts = np.unique(which, return_index=True)
         list_offsets = np.append(firsts, len(which)).astype(np.int32)
         lists = pa.ListArray.from_arrays(pa.array(list_offsets), elements)

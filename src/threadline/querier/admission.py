@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from threadline.querier import raw_arrays
+
 
 @dataclass(frozen=True, slots=True)
 class QueryResources:
@@ -50,6 +52,7 @@ def connect(
     # block (planning, not running); the plans as written were as fast or faster for every
     # search and metrics shape measured (bench/search.py)
     con.execute("SET disabled_optimizers = 'join_order'")
+    raw_arrays.register(con)
     return con
 
 

@@ -106,16 +106,19 @@ def _values_sql(relation: str, scope: str, name: str, where: str) -> list[tuple[
                 f"SELECT DISTINCT CAST({value} AS VARCHAR) FROM {rows} WHERE {value} IS NOT NULL",
             )
         )
-        if scope in ("resource", "span", "instrumentation"):
-            # the elements of array values (model.schema.ARRAY_COLUMNS)
+        # the elements of array values (model.schema.ARRAY_COLUMNS; events' and links',
+        # which have no such columns, read from their serialized values)
+        if scope in ("event", "link"):
+            items = sql.raw_array(col, f"x.attrs_raw[{sql.string(name)}]")
+        else:
             items = sql.attr(prefix.removesuffix("_attrs"), f"arr_{col}", name)
-            out.append(
-                (
-                    type_name,
-                    f"SELECT DISTINCT CAST(el AS VARCHAR) FROM "
-                    f"(SELECT unnest({items}) AS el FROM {rows} WHERE {items} IS NOT NULL)",
-                )
+        out.append(
+            (
+                type_name,
+                f"SELECT DISTINCT CAST(el AS VARCHAR) FROM "
+                f"(SELECT unnest({items}) AS el FROM {rows} WHERE {items} IS NOT NULL)",
             )
+        )
     return out
 
 

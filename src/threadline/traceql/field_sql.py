@@ -112,7 +112,9 @@ def _attribute(node: Attribute) -> Channels:
     if node.scope in _NESTED_SCOPES:
         key = sql.string(node.name)
         by_type = {channel: f"x.attrs_{column}[{key}]" for channel, column in _MAP_CHANNELS}
-        return Channels(by_type, raw=(f"x.attrs_raw[{key}]",), nested=_NESTED_SCOPES[node.scope])
+        raw = f"x.attrs_raw[{key}]"
+        arrays = {channel: sql.raw_array(channel, raw) for channel, _ in _MAP_CHANNELS}
+        return Channels(by_type, raw=(raw,), nested=_NESTED_SCOPES[node.scope], arrays=arrays)
     if node.scope is Scope.RESOURCE and node.name == "service.name":
         # a column of its own: map lookups per row cost ten times more
         return Channels(

@@ -56,3 +56,14 @@ def bucket_sql(value: str) -> str:
     """SQL for the log2 bucket of a positive value (values below 1 go to bucket 0): the
     mergeable form of latency distributions (``querier.histogram``)."""
     return f"CAST(ceil(log2(greatest({value}, 1))) AS INTEGER)"
+
+
+def raw_array(kind: str, raw: str) -> str:
+    """The elements of type ``kind`` (``str``, ``int``, ``float``, ``bool``) of the serialized
+    array value ``raw`` (SQL of a BLOB), a list, NULL when it has none: for attributes whose
+    arrays have no columns of their own (events', links'); the querier registers the
+    functions (``querier.raw_arrays``)."""
+    return f"{RAW_ARRAY_FUNCTION}{kind}({raw})"
+
+
+RAW_ARRAY_FUNCTION = "tl_array_"
