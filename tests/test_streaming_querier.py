@@ -180,9 +180,23 @@ def test_metrics_answer_as_the_http_routes(
     end = time.time_ns() + 60 * 10**9
     start = end - 3600 * 10**9
     query = '{ resource.service.name = "streamed" } | count_over_time() by (span.batch)'
-    (got,) = client.call_json(
+    messages = client.call_json(
         "MetricsQueryRange", query=query, start=start, end=end, step=60 * 10**9
     )
+    got = messages[-1]
+    # the series so far after each round of sources, each message whole, counts growing
+    partial = messages[:-1]
+    assert len(partial) >= 3
+    done = [m["metrics"]["completedJobs"] for m in partial]
+    assert done == sorted(done) and done[-1] == BATCHES + 1
+    assert all(m["metrics"]["totalJobs"] == BATCHES + 1 for m in partial)
+
+    def total(message: dict) -> float:
+        return sum(p.get("value", 0) for s in message["series"] for p in s["samples"])
+
+    totals = [total(m) for m in messages]
+    assert totals == sorted(totals) and totals[0] < totals[-1]
+    assert partial[-1]["series"] == got["series"]
     http = http_json(
         server,
         f"/api/metrics/query_range?q={quote(query)}&start={start}&end={end}&step=60s",

@@ -174,12 +174,12 @@ def parse_time_ns(raw: str, name: str) -> int:
     return int(value)
 
 
-def inspected_json(inspected: Inspected) -> dict[str, Any]:
-    """What a query read, as the fields Tempo's SearchMetrics and MetadataMetrics share (every
-    job, a source, is done when the answer is)."""
+def inspected_json(inspected: Inspected, total_jobs: int | None = None) -> dict[str, Any]:
+    """What a query read, as the fields Tempo's SearchMetrics and MetadataMetrics share: its
+    jobs (sources) done, of ``total_jobs`` (all of them, once it answers)."""
     return {
         "inspectedBytes": str(inspected.bytes),
-        "totalJobs": inspected.jobs,
+        "totalJobs": inspected.jobs if total_jobs is None else total_jobs,
         "completedJobs": inspected.jobs,
         "totalBlocks": inspected.blocks,
         "totalBlockBytes": str(inspected.block_bytes),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from threadline.api.common import (
 )
 from threadline.api.trace_by_id import json_response
 from threadline.config import QuerierConfig
-from threadline.querier.metrics import MetricsEngine, series_json
+from threadline.querier.metrics import MetricsEngine, MetricsProgress, series_json
 from threadline.querier.series import Series, TooManySeries
 from threadline.querier.sources import Inspected
 from threadline.traceql.metrics_plan import MetricsExpression, MetricsQueryError, compile_metrics
@@ -95,7 +96,8 @@ class MetricsRoutes:
 
     # the answers as JSON documents, for the HTTP routes and the streaming gRPC service
 
-    async def range_answer(self, tenant: str, request: Params) -> dict[str, Any]:
+    def _range_args(self, request: Params) -> tuple[MetricsExpression, int, int, int]:
+        """(plan, start, end, step) of a range query, the window aligned to the step."""
         plan = self._plan(request)
         start, end = self._window(request)
         raw_step = params(request).get("step")
@@ -118,8 +120,27 @@ class MetricsRoutes:
                 text=f"step of {step / 1e9}s is too small, minimum step for given range is "
                 f"{minimum}s"
             )
-        series, inspected = await self._query(tenant, plan, start, end, step)
+        return plan, start, end, step
+
+    async def range_answer(self, tenant: str, request: Params) -> dict[str, Any]:
+        series, inspected = await self._query(tenant, *self._range_args(request))
         return {"series": series_json(series), "metrics": inspected_json(inspected)}
+
+    async def range_stream(self, tenant: str, request: Params) -> AsyncIterator[dict[str, Any]]:
+        """The series so far after each round of sources (for a query of one pipeline),
+        then the answer."""
+        args = self._range_args(request)
+        steps = self.engine.stream_range(tenant, *args, self.limits.max_metrics_series)
+        try:
+            async for step in steps:
+                if isinstance(step, MetricsProgress):
+                    metrics = inspected_json(step.inspected, step.total_jobs)
+                    yield {"series": series_json(step.series), "metrics": metrics}
+                else:
+                    series, inspected = step
+                    yield {"series": series_json(series), "metrics": inspected_json(inspected)}
+        except TooManySeries as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
 
     async def instant_answer(self, tenant: str, request: Params) -> dict[str, Any]:
         plan = self._plan(request)

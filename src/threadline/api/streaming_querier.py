@@ -4,10 +4,12 @@ gRPC connections to the server here, on a private Unix socket).
 
 ``Search`` streams as rounds of sources finish: each message holds the traces now certain to be
 in the answer that are new or changed since the last one, with the metrics so far (completed
-and total jobs: the sources); the last message is the whole answer. Tag, tag value and metrics
-calls answer in one message. A request's fields are read into the HTTP routes' parameters, so
-both check them alike; their refusals become INVALID_ARGUMENT, UNAUTHENTICATED,
-PERMISSION_DENIED or RESOURCE_EXHAUSTED with the same message.
+and total jobs: the sources); the last message is the whole answer. A metrics range query of
+one pipeline sends its series so far after each round (each message whole: Grafana shows the
+latest), then the answer; tag, tag value and instant calls answer in one message. A request's
+fields are read into the HTTP routes' parameters, so both check them alike; their refusals
+become INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED with the
+same message.
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ class StreamingQuerier:
     def _range(self, request: Any, tenant: str) -> Stream:
         p = self._metrics_params(request)
         _set(p, "step", request.step, "ns")
-        return self._one(self.metrics.range_answer(tenant, p))
+        return self.metrics.range_stream(tenant, p)
 
     def _instant(self, request: Any, tenant: str) -> Stream:
         return self._one(self.metrics.instant_answer(tenant, self._metrics_params(request)))

@@ -11,6 +11,7 @@ import asyncio
 import math
 import operator
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ import orjson
 from threadline.querier.answer_cache import AnswerCache
 from threadline.querier.histogram import quantile
 from threadline.querier.metrics_compare import compare_series
+from threadline.querier.progress import with_progress
 from threadline.querier.series import Series, TooManySeries
 from threadline.querier.sources import (
     ROW_NUMBER,
@@ -46,6 +48,16 @@ _COMPARE = {
     BinaryOperator.LTE: operator.le,
 }
 MAX_EXEMPLARS = 100
+
+
+@dataclass(slots=True)
+class MetricsProgress:
+    """A metrics query under way: its series from the sources read so far."""
+
+    series: list[Series]
+    inspected: Inspected
+    completed_jobs: int
+    total_jobs: int
 
 
 def _live_spans(source: Source) -> int:
@@ -90,7 +102,10 @@ class MetricsEngine:
         end_ns: int,
         step_ns: int,
         max_series: int | None,
+        report: Callable[[MetricsProgress], None] | None = None,
     ) -> tuple[dict[tuple[Any, ...], _State], Inspected]:
+        """The partial states of every source merged, and what was read; with ``report``,
+        the series so far after each round of sources."""
         per_label_set = max(1, len(plan.quantiles))
 
         def rows_of(con: SourceCursor, source: Source) -> tuple[float, list[tuple[Any, ...]]]:
@@ -143,10 +158,22 @@ class MetricsEngine:
         inspected = Inspected()
         n_labels = len(plan.label_sql)
         histogram = plan.function is MetricsOp.HISTOGRAM_OVER_TIME
-        visited = self.sources.each(
-            tenant, start_ns, end_ns, rows_of, whole_traces=plan.needs_traces
-        )
-        for source, (scale, rows) in visited:
+        absorbed = 0
+
+        def absorb(done: list[tuple[Source, tuple[float, list[tuple[Any, ...]]]]]) -> None:
+            nonlocal absorbed
+            for source, (scale, rows) in done[absorbed:]:
+                merge(source, scale, rows)
+            absorbed = len(done)
+
+        def told(done: list[tuple[Source, Any]], every: list[Source]) -> None:
+            if report is None:
+                return
+            absorb(done)
+            snapshot = self._series(plan, states, start_ns, end_ns, step_ns)
+            report(MetricsProgress(snapshot, replace(inspected), len(done), len(every)))
+
+        def merge(source: Source, scale: float, rows: list[tuple[Any, ...]]) -> None:
             inspected.add(source)
             for row in rows:
                 k, hb = row[0], row[1 + n_labels]
@@ -168,6 +195,11 @@ class MetricsEngine:
             # sources may each be under the limit and together over it
             if max_series is not None and len(series) * per_label_set > max_series:
                 raise TooManySeries(max_series)
+
+        visited = self.sources.each(
+            tenant, start_ns, end_ns, rows_of, whole_traces=plan.needs_traces, progress=told
+        )
+        absorb(visited)
         return states, inspected
 
     def _series(
@@ -255,6 +287,35 @@ class MetricsEngine:
         lhs, a = self._run(tenant, expr.lhs, start_ns, end_ns, step_ns, max_series)
         rhs, b = self._run(tenant, expr.rhs, start_ns, end_ns, step_ns, max_series)
         return combine(expr.op, lhs, rhs), a + b
+
+    async def stream_range(
+        self,
+        tenant: str,
+        expr: MetricsExpression,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int,
+        max_series: int | None = None,
+    ) -> AsyncIterator[MetricsProgress | tuple[list[Series], Inspected]]:
+        """As ``query_range``, and before its answer, for a query of one pipeline, the series
+        so far after each round of sources."""
+
+        def run(
+            report: Callable[[MetricsProgress], None],
+        ) -> tuple[list[Series] | float, Inspected]:
+            if not isinstance(expr, MetricsPlan):
+                return self._run(tenant, expr, start_ns, end_ns, step_ns, max_series)
+            states, inspected = self._states(
+                tenant, expr, start_ns, end_ns, step_ns, max_series, report
+            )
+            return self._series(expr, states, start_ns, end_ns, step_ns), inspected
+
+        async for step in with_progress(run):
+            if isinstance(step, MetricsProgress):
+                yield step
+            else:
+                value, inspected = step
+                yield (value if isinstance(value, list) else []), inspected
 
     async def query_range(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 import duckdb
@@ -21,6 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from threadline.querier.progress import with_progress
 from threadline.querier.sources import (
     ROW_NUMBER,
     DataSources,
@@ -375,31 +377,9 @@ class SearchEngine:
         self, tenant: str, plan: Plan, window: SearchWindow, limit: int, spss: int
     ) -> AsyncIterator[SearchProgress | SearchResult]:
         """The search's progress after each round of sources, then its result."""
-        loop = asyncio.get_running_loop()
-        told: asyncio.Queue[SearchProgress] = asyncio.Queue()
-
-        def progress(p: SearchProgress) -> None:
-            loop.call_soon_threadsafe(told.put_nowait, p)
-
-        running = asyncio.ensure_future(
-            asyncio.to_thread(self._search, tenant, plan, window, limit, spss, progress)
-        )
-        try:
-            while not running.done():
-                waiting = asyncio.ensure_future(told.get())
-                await asyncio.wait({waiting, running}, return_when=asyncio.FIRST_COMPLETED)
-                if waiting.done():
-                    yield waiting.result()
-                else:
-                    waiting.cancel()
-            # progress scheduled before the end arrives before it
-            await asyncio.sleep(0)
-            while not told.empty():
-                yield told.get_nowait()
-            yield running.result()
-        finally:
-            if not running.done():
-                running.cancel()
+        run = partial(self._search, tenant, plan, window, limit, spss)
+        async for step in with_progress(run):
+            yield step
 
 
 def _newest(found: dict[bytes, TraceResult], limit: int) -> list[TraceResult]:
