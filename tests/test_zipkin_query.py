@@ -65,6 +65,12 @@ def test_trace_search(srv: Server) -> None:
     assert ids(
         get(srv, f"/api/v2/traces?annotationQuery=retry%20and%20amount%3D12.5&{WINDOW}")
     ) == {t3}
+    # the error tag the API shows for an error status is searchable as such
+    assert ids(get(srv, f"/api/v2/traces?annotationQuery=error&{WINDOW}")) == {t1}
+    assert ids(get(srv, f"/api/v2/traces?annotationQuery=error%3Dtrue&{WINDOW}")) == {t1}
+    assert get(srv, f"/api/v2/traces?annotationQuery=error%3Dother&{WINDOW}") == []
+    query = "annotationQuery=otel.status_code%3DERROR%20and%20http.method%3DGET"
+    assert ids(get(srv, f"/api/v2/traces?{query}&{WINDOW}")) == {t1}
     assert len(get(srv, f"/api/v2/traces?limit=2&{WINDOW}")) == 2
     assert get(srv, "/api/v2/traces?serviceName=payment") == []  # default window: the last day
 
@@ -96,7 +102,13 @@ def test_trace_json(srv: Server) -> None:
         },
     }
     assert charge["parentId"] == span_id("T1.B").hex()
-    assert charge["annotations"] == [{"timestamp": BASE_NS // 1000 + 21_000, "value": "exception"}]
+    # as the Collector writes an event with attributes: name|attributes as JSON|dropped
+    assert charge["annotations"] == [
+        {
+            "timestamp": BASE_NS // 1000 + 21_000,
+            "value": 'exception|{"exception.type":"TimeoutError"}|0',
+        }
+    ]
     assert db["kind"] == "CLIENT" and db["tags"]["db.system"] == "postgresql"
     assert f"{'ab' * 16} not found" in get(srv, f"/api/v2/trace/{'ab' * 16}", 404)
     many = get(srv, f"/api/v2/traceMany?traceIds={t1},{TRACE_IDS['T2'].hex()}")

@@ -87,7 +87,12 @@ def _span(span: Span, process_id: str, scope_name: str, scope_version: str) -> d
                 "spanID": link.span_id.hex(),
             }
         )
-    tags = _tags(span.attributes)
+    attributes = span.attributes
+    if span.status.code == Status.STATUS_CODE_ERROR:
+        # an ``error`` attribute (as Zipkin spans carry) is what the status already says:
+        # shown once, as the error tag below, its text as otel.status_description
+        attributes = [kv for kv in attributes if kv.key != "error"]
+    tags = _tags(attributes)
     if scope_name:
         tags.append({"key": "otel.scope.name", "type": "string", "value": scope_name})
     if scope_version:

@@ -2,8 +2,8 @@
 
 As the OpenTelemetry Collector translates: kind SERVER/CLIENT/PRODUCER/CONSUMER (internal spans
 have none), times in microseconds, ``service.name`` as the local endpoint, ``peer.service`` as
-the remote endpoint, events as annotations, other attributes (span and resource) as string
-tags, an error status as the ``error`` tag.
+the remote endpoint, events as annotations (``name|{attributes as JSON}|dropped``), other
+attributes (span and resource) as string tags, an error status as the ``error`` tag.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
-from threadline.api.jaeger_json import composite_text, jaeger_trace_id
+from threadline.api.jaeger_json import composite_text, jaeger_trace_id, plain_value
 
 _KINDS = {
     Span.SPAN_KIND_SERVER: "SERVER",
@@ -35,6 +36,28 @@ def _text(value: AnyValue) -> str:
     if which in ("int_value", "double_value"):
         return str(getattr(value, which))
     return composite_text(value)
+
+
+# Go's encoding/json escapes these (what the Collector's annotations carry)
+_GO_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def _annotation(event: Span.Event) -> str:
+    """An event as the Collector writes it: its name, or with attributes
+    ``name|{"key":value,...}|dropped attributes`` (keys sorted, compact JSON)."""
+    if not event.attributes:
+        return event.name
+    attrs = {kv.key: plain_value(kv.value) for kv in event.attributes}
+    text = orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode()
+    for char, escaped in _GO_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return f"{event.name}|{text}|{event.dropped_attributes_count}"
 
 
 def zipkin_spans(data: TracesData) -> list[dict[str, Any]]:
@@ -79,7 +102,7 @@ def zipkin_spans(data: TracesData) -> list[dict[str, Any]]:
                     doc["remoteEndpoint"] = {"serviceName": tags["peer.service"]}
                 if span.events:
                     doc["annotations"] = [
-                        {"timestamp": ev.time_unix_nano // 1000, "value": ev.name}
+                        {"timestamp": ev.time_unix_nano // 1000, "value": _annotation(ev)}
                         for ev in span.events
                     ]
                 if tags:

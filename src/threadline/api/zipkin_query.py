@@ -47,25 +47,43 @@ def _required(request: web.Request, name: str) -> str:
     return value
 
 
+_ERROR_STATUS = "status_code = 2"
+# the ``error`` tag the API shows for an error status: its message, or "true"
+_ERROR_TEXT = "coalesce(nullif(status_message, ''), 'true')"
+_STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
+
+
 def annotation_conditions(query: str) -> list[str]:
     """Zipkin's annotationQuery: ``key=value`` terms match a tag, bare words a tag key or an
-    annotation (event) name; terms are joined by `` and ``."""
+    annotation (event) name; terms are joined by `` and ``. The tags the API makes of a span's
+    status (``error``, ``otel.status_code``) match that status, however it was ingested."""
     out = []
     for term in (t.strip() for t in query.split(" and ")):
         if not term:
             continue
         key, sep, value = term.partition("=")
-        if sep:
+        if key == "error":
+            if sep:
+                shown = f"({_ERROR_STATUS} AND {_ERROR_TEXT} = {sql.string(value)})"
+                out.append(f"({shown} OR {attribute_equals(key, value)})")
+            else:
+                out.append(f"({_ERROR_STATUS} OR {_has_tag(key)})")
+        elif key == "otel.status_code" and sep and value in _STATUS_CODES:
+            out.append(f"status_code = {_STATUS_CODES[value]}")
+        elif sep:
             out.append(attribute_equals(key, value))
         else:
-            has_key = " OR ".join(
-                f"{sql.attr(scope, kind, key)} IS NOT NULL"
-                for scope in ("span", "resource")
-                for kind in ("str", "int", "float", "bool")
-            )
             named = f"len(list_filter(events, lambda x: x.name = {sql.string(key)})) > 0"
-            out.append(f"({has_key} OR {named})")
+            out.append(f"({_has_tag(key)} OR {named})")
     return out
+
+
+def _has_tag(key: str) -> str:
+    return " OR ".join(
+        f"{sql.attr(scope, kind, key)} IS NOT NULL"
+        for scope in ("span", "resource")
+        for kind in ("str", "int", "float", "bool")
+    )
 
 
 class ZipkinQueryRoutes(ForeignQueryRoutes):
