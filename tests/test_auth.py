@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import grpc
+import orjson
 import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -276,3 +277,18 @@ def test_the_users_file_is_reread_while_running(
     while srv.get(url, headers=bearer(late)).status != 401:
         assert time.monotonic() < deadline, srv.log()
         time.sleep(0.05)
+
+
+def test_the_mcp_server_takes_the_same_credentials(srv: Server, pushed: dict[str, str]) -> None:
+    body = orjson.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+         "params": {"name": "list_services", "arguments": {}}}
+    )  # fmt: skip
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    r = srv.http.request("POST", srv.api + "/api/mcp", body=body, headers=headers)
+    assert r.status == 401 and b"service-of" not in r.data
+    r = srv.http.request(
+        "POST", srv.api + "/api/mcp", body=body, headers={**headers, **bearer(TOKENS["b"])}
+    )
+    assert r.status == 200, r.data
+    assert b"service-of-b" in r.data and b"service-of-a" not in r.data

@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from threadline.api import mcp_server
 from threadline.api.generator_metrics import GeneratorMetricsRoutes
 from threadline.api.jaeger_query import JaegerQueryRoutes
+from threadline.api.mcp_server import TraceTools
 from threadline.api.metrics import MetricsRoutes
 from threadline.api.sampling import SamplingRoutes
 from threadline.api.search import SearchRoutes
@@ -140,7 +142,8 @@ class App:
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
         api.add_routes(tags.routes(prefix))
         api.add_routes(metrics.routes(prefix))
-        api.add_routes(ServiceGraphRoutes(self.dependencies, mt).routes(prefix))
+        graph = ServiceGraphRoutes(self.dependencies, mt)
+        api.add_routes(graph.routes(prefix))
         api.add_routes(GeneratorMetricsRoutes(self.generator, mt).routes())
         api.add_routes(search.routes(prefix))
         api.add_routes(
@@ -153,6 +156,8 @@ class App:
         api.add_routes(zipkin.routes())
         sampling = SamplingRoutes(cfg.sampling)
         api.add_routes(sampling.routes(("/jaeger/api/sampling",)))
+        tools = TraceTools(search, tags, metrics, graph, self.finder, mt)
+        mcp_path = mcp_server.mount(api, tools, prefix, host)
         grpc_socket = None
         if cfg.server.stream_over_http_enabled:
             streaming = StreamingQuerier(search, tags, metrics, auth, mt)
@@ -170,6 +175,7 @@ class App:
             ("Tempo API", base, "Grafana's Tempo data source (streaming too), threadline query"),
             ("Jaeger API", f"{base}/jaeger", "Jaeger UI, Grafana's Jaeger data source"),
             ("Zipkin API", f"{base}/zipkin", "Zipkin Lens (API under /zipkin/api/v2)"),
+            ("MCP", f"{base}{mcp_path}", "MCP server for AI assistants (streamable HTTP)"),
             ("metrics", f"{base}/metrics", "Prometheus scrape of threadline itself"),
         ]
         if cfg.sampling.port:

@@ -41,19 +41,21 @@ class ServiceGraphRoutes:
         start = parse_unix_seconds(request, "start") or end - DEFAULT_WINDOW_S
         if end <= start:
             raise web.HTTPBadRequest(text="invalid start/end: end must be after start")
+        return json_response(await self.graph_doc(tenant, start, end))
+
+    async def graph_doc(self, tenant: str, start: int, end: int) -> dict[str, Any]:
+        """The service graph of ``[start, end)`` (unix seconds) as the route answers it."""
         graph = await self.finder.graph(tenant, start * 10**9, end * 10**9)
         seconds = float(end - start)
-        return json_response(
-            {
-                "start": start,
-                "end": end,
-                "nodes": [
-                    {"id": name, **_figures(stats, seconds)}
-                    for name, stats in sorted(graph.nodes.items())
-                ],
-                "edges": [
-                    {"source": parent, "target": child, **_figures(stats, seconds)}
-                    for (parent, child), stats in sorted(graph.edges.items())
-                ],
-            }
-        )
+        return {
+            "start": start,
+            "end": end,
+            "nodes": [
+                {"id": name, **_figures(stats, seconds)}
+                for name, stats in sorted(graph.nodes.items())
+            ],
+            "edges": [
+                {"source": parent, "target": child, **_figures(stats, seconds)}
+                for (parent, child), stats in sorted(graph.edges.items())
+            ],
+        }
