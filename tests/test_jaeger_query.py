@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import quote
 
-import grpc
 import orjson
 import pytest
 
 from conftest import Server
-from traceql_dataset import ALL_KEYS, BASE_NS, TRACE_IDS, request, span_id
+from traceql_dataset import BASE_NS, TRACE_IDS, push_t1_in_a_block, span_id
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 WINDOW = f"start={BASE_NS // 1000 - 10**6}&end={BASE_NS // 1000 + 10**7}"
@@ -28,10 +27,7 @@ SAMPLING = {
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(tmp_path_factory.mktemp("jq") / "data", {"sampling": SAMPLING}).start()
-    call = grpc.insecure_channel(server.grpc_target).unary_unary(EXPORT)
-    call(request([k for k in ALL_KEYS if k.startswith("T1")]), timeout=10)
-    server.flush()  # T1 in a block, T2 and T3 live
-    call(request([k for k in ALL_KEYS if not k.startswith("T1")]), timeout=10)
+    push_t1_in_a_block(server)  # T1 in a block, T2 and T3 live
     yield server
     server.stop()
 

@@ -7,12 +7,11 @@ import math
 from collections.abc import Iterator
 from urllib.parse import quote
 
-import grpc
 import orjson
 import pytest
 
 from conftest import Server
-from traceql_dataset import ALL_KEYS, BASE_NS, TRACE_IDS, request
+from traceql_dataset import BASE_NS, TRACE_IDS, push_t1_in_a_block
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 BASE_S = BASE_NS // 10**9
@@ -23,10 +22,7 @@ AFTER = str((BASE_S + 1) * 1000)  # bucket (BASE, BASE+1s]: every other span
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(tmp_path_factory.mktemp("tqm") / "data").start()
-    call = grpc.insecure_channel(server.grpc_target).unary_unary(EXPORT)
-    call(request([k for k in ALL_KEYS if k.startswith("T1")]), timeout=10)
-    server.flush()  # T1 in a block, the rest live: results must merge both
-    call(request([k for k in ALL_KEYS if not k.startswith("T1")]), timeout=10)
+    push_t1_in_a_block(server)  # T1 in a block, T2 and T3 live
     yield server
     server.stop()
 

@@ -16,7 +16,9 @@ T3  api-gateway "POST /pay" server 2s http.method=POST http.status_code=201
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
@@ -130,3 +132,14 @@ def key_of(span_hex: str) -> str:
 
 
 ALL_KEYS = [s.key for s in SPANS]
+
+
+def push_t1_in_a_block(server: Any) -> None:
+    """Push the data set into a test server (``conftest.Server``) over OTLP/gRPC: T1 first, cut
+    into a block, then T2 and T3, which stay live, so answers must merge both."""
+    call = grpc.insecure_channel(server.grpc_target).unary_unary(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    )
+    call(request([k for k in ALL_KEYS if k.startswith("T1")]), timeout=10)
+    server.flush()
+    call(request([k for k in ALL_KEYS if not k.startswith("T1")]), timeout=10)

@@ -15,6 +15,7 @@ from aiohttp import web
 from threadline.api import mcp_server
 from threadline.api.generator_metrics import GeneratorMetricsRoutes
 from threadline.api.jaeger_query import JaegerQueryRoutes
+from threadline.api.jaeger_v3 import JaegerV3Routes
 from threadline.api.mcp_server import TraceTools
 from threadline.api.metrics import MetricsRoutes
 from threadline.api.sampling import SamplingRoutes
@@ -47,6 +48,7 @@ from threadline.receivers.jaeger import (
     JaegerGrpcReceiver,
     JaegerThriftHttpReceiver,
 )
+from threadline.receivers.opencensus import OpenCensusReceiver
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
 from threadline.receivers.otlp_http import OTLPHttpReceiver
 from threadline.receivers.zipkin import ZipkinReceiver
@@ -152,6 +154,7 @@ class App:
         found = (self.tags, self.search, self.finder, self.dependencies)
         jaeger = JaegerQueryRoutes(*found, mt, cfg.querier)
         api.add_routes(jaeger.routes())
+        api.add_routes(JaegerV3Routes(*found, mt, cfg.querier).routes())
         zipkin = ZipkinQueryRoutes(*found, mt, cfg.querier)
         api.add_routes(zipkin.routes())
         sampling = SamplingRoutes(cfg.sampling)
@@ -212,6 +215,13 @@ class App:
             port = await jaeger_grpc.start(host, jaeger_cfg.grpc_port, self.tls.grpc_credentials())
             self._closers.append(functools.partial(jaeger_grpc.stop, grace))
             self.urls.append(("Jaeger gRPC", f"{host}:{port}", "CollectorService/PostSpans"))
+        if receivers.opencensus.port:
+            opencensus = OpenCensusReceiver(self.distributor, mt, limit)
+            opencensus.auth = auth
+            credentials = self.tls.grpc_credentials()
+            port = await opencensus.start(host, receivers.opencensus.port, credentials)
+            self._closers.append(functools.partial(opencensus.stop, grace))
+            self.urls.append(("OpenCensus", f"{host}:{port}", "agent TraceService/Export"))
         # UDP datagrams carry no credentials: with auth on the agent receivers stay off
         udp = not self.auth.enabled
         if jaeger_cfg.thrift_compact_port and udp:

@@ -45,6 +45,9 @@ def main() -> None:
 @click.option(
     "--jaeger-agent-binary-port", type=int, help="Jaeger agent UDP binary thrift (default 6832)."
 )
+@click.option(
+    "--opencensus-port", type=int, help="OpenCensus agent trace receiver (default 0 = off; 55678)."
+)
 @click.option("--sampling-port", type=int, help="Jaeger remote sampling HTTP (default 5778).")
 @click.option(
     "--multitenancy/--no-multitenancy",
@@ -70,6 +73,7 @@ def serve(
     jaeger_grpc_port: int | None,
     jaeger_agent_compact_port: int | None,
     jaeger_agent_binary_port: int | None,
+    opencensus_port: int | None,
     sampling_port: int | None,
     multitenancy: bool | None,
     target: str | None,
@@ -108,6 +112,8 @@ def serve(
         receivers["zipkin"] = {"port": zipkin_port}
     if jaeger:
         receivers["jaeger"] = jaeger
+    if opencensus_port is not None:
+        receivers["opencensus"] = {"port": opencensus_port}
     if receivers:
         overrides["distributor"] = {"receivers": receivers}
     if sampling_port is not None:

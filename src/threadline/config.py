@@ -142,12 +142,18 @@ class JaegerReceiverConfig(_Section):
     thrift_binary_port: Port = 6832  # agent UDP, binary thrift
 
 
+class OpenCensusReceiverConfig(_Section):
+    # the OpenCensus agent's TraceService/Export (gRPC); off unless set (the agent's port: 55678)
+    port: Port = 0
+
+
 class ReceiversConfig(_Section):
     """Every receiver's port; 0 turns that receiver off."""
 
     otlp: OTLPReceiverConfig = OTLPReceiverConfig()
     zipkin: ZipkinReceiverConfig = ZipkinReceiverConfig()
     jaeger: JaegerReceiverConfig = JaegerReceiverConfig()
+    opencensus: OpenCensusReceiverConfig = OpenCensusReceiverConfig()
 
 
 class DistributorConfig(_Section):

@@ -42,6 +42,7 @@ _ALL = (
         False,
     ),
     ("Jaeger gRPC receiver", "--jaeger-grpc-port", f"{_RECEIVERS}.jaeger.grpc_port", False),
+    ("OpenCensus receiver", "--opencensus-port", f"{_RECEIVERS}.opencensus.port", False),
     (
         "Jaeger agent (compact thrift)",
         "--jaeger-agent-compact-port",

@@ -94,6 +94,12 @@ class RawGrpcReceiver:
             )
         return await self.handle(request, tenant, context)
 
+    def method_handler(self) -> grpc.RpcMethodHandler:
+        """The method: unary, on raw bytes (a streaming receiver overrides this)."""
+        return grpc.unary_unary_rpc_method_handler(
+            self._call, request_deserializer=None, response_serializer=None
+        )
+
     async def start(
         self, host: str, port: int, credentials: grpc.ServerCredentials | None = None
     ) -> int:
@@ -110,12 +116,7 @@ class RawGrpcReceiver:
             maximum_concurrent_rpcs=2 * self.max_concurrent_rpcs,
         )
         handler = grpc.method_handlers_generic_handler(
-            self.service,
-            {
-                self.method: grpc.unary_unary_rpc_method_handler(
-                    self._call, request_deserializer=None, response_serializer=None
-                )
-            },
+            self.service, {self.method: self.method_handler()}
         )
         self.server.add_generic_rpc_handlers((handler,))
         address = f"{host}:{port}"
