@@ -173,22 +173,6 @@ def test_sampling_strategies(srv: Server) -> None:
     assert r.status == 400 and b"'service' parameter must be provided once" in r.data
 
 
-def test_metrics_disabled_like_jaeger_without_a_metrics_store(srv: Server) -> None:
-    # the UI's Monitor tab shows its "get started" page on a 501, errors on anything else
-    disabled = {
-        "data": None,
-        "total": 0,
-        "limit": 0,
-        "offset": 0,
-        "errors": [{"code": 501, "msg": "metrics querying is currently disabled"}],
-    }
-    for kind in ("latencies?quantile=0.95&service=payment", "calls?service=a", "errors", "minstep"):
-        r = srv.get("/jaeger/api/metrics/" + kind)
-        assert r.status == 501 and r.headers["Content-Type"].startswith("application/json")
-        assert orjson.loads(r.data) == disabled
-    assert srv.get("/jaeger/api/metrics/other").status == 404
-
-
 def test_pretty_print(srv: Server) -> None:
     t2 = TRACE_IDS["T2"].hex()
     compact = srv.get(f"/jaeger/api/traces/{t2}").data

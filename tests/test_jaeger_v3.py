@@ -186,3 +186,31 @@ def test_errors_as_jaeger_writes_them(srv: Server) -> None:
         "error": {"httpCode": 404, "message": "No traces found"}
     }
     assert "trace_id" in get(srv, f"/traces/{quote('not an id!')}", 400)["error"]["message"]
+
+
+def test_deep_dependency_paths_through_a_service(srv: Server) -> None:
+    """Jaeger UI's deep dependency graph: root-to-leaf (service, operation) paths through the
+    focal service, each with a trace that took it."""
+    window = f"start={BASE_NS // 10**6 - 60_000}&end={BASE_NS // 10**6 + 60_000}"
+    r = srv.get(f"/analytics/v1/dependencies?service=payment&{window}")
+    assert r.status == 200, r.data
+    paths = {
+        tuple((n["service"], n["operation"]) for n in d["path"]): d["attributes"]
+        for d in orjson.loads(r.data)["dependencies"]
+    }
+    assert paths == {
+        (
+            ("api-gateway", "POST /pay"),
+            ("payment", "Charge"),
+            ("payment", "db query"),
+        ): [{"key": "exemplar_trace_id", "value": T3}],
+        (
+            ("frontend", "GET /checkout"),
+            ("checkout", "PlaceOrder"),
+            ("payment", "Charge"),
+        ): [{"key": "exemplar_trace_id", "value": T1}],
+    }
+    r = srv.get(f"/jaeger/analytics/v1/dependencies?service=payment&operation=db%20query&{window}")
+    (only,) = orjson.loads(r.data)["dependencies"]
+    assert only["path"][-1] == {"service": "payment", "operation": "db query"}
+    assert srv.get("/analytics/v1/dependencies").status == 400

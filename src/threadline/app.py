@@ -14,6 +14,8 @@ from aiohttp import web
 
 from threadline.api import mcp_server
 from threadline.api.generator_metrics import GeneratorMetricsRoutes
+from threadline.api.jaeger_ddg import DeepDependencyRoutes
+from threadline.api.jaeger_monitor import JaegerMonitorRoutes
 from threadline.api.jaeger_query import JaegerQueryRoutes
 from threadline.api.jaeger_v3 import JaegerV3Routes
 from threadline.api.mcp_server import TraceTools
@@ -155,6 +157,8 @@ class App:
         jaeger = JaegerQueryRoutes(*found, mt, cfg.querier)
         api.add_routes(jaeger.routes())
         api.add_routes(JaegerV3Routes(*found, mt, cfg.querier).routes())
+        api.add_routes(JaegerMonitorRoutes(self.metrics_engine, mt, cfg.querier).routes())
+        api.add_routes(DeepDependencyRoutes(*found, mt, cfg.querier).routes())
         zipkin = ZipkinQueryRoutes(*found, mt, cfg.querier)
         api.add_routes(zipkin.routes())
         sampling = SamplingRoutes(cfg.sampling)

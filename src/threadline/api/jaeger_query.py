@@ -1,7 +1,6 @@
 """Jaeger's classic query API under ``/jaeger/api/`` (what Jaeger UI 1.x and Grafana's Jaeger
 data source call): services, operations, trace search, trace by id, dependencies, the OTLP/JSON
-``transform`` behind the UI's upload, and the span-metrics routes answering "disabled" (501,
-which the UI's Monitor tab shows as its "get started" page)."""
+``transform`` behind the UI's upload (the Monitor tab's metrics: ``jaeger_monitor``)."""
 
 from __future__ import annotations
 
@@ -32,7 +31,6 @@ _KIND_NAMES = {
 }
 DEFAULT_LIMIT = 100
 DAY_US = 86_400 * 10**6
-METRICS_DISABLED = "metrics querying is currently disabled"
 
 
 def envelope(data: Any, total: int = 0, errors: list[dict[str, Any]] | None = None) -> Any:
@@ -50,7 +48,8 @@ def _reply(request: web.Request, doc: Any) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
-def _error(status: int, message: str) -> web.HTTPException:
+def jaeger_error(status: int, message: str) -> web.HTTPException:
+    """Jaeger's error answer: the envelope with ``errors``, the status as its code."""
     cls = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 501: web.HTTPNotImplemented}[status]
     return cls(
         body=orjson.dumps(envelope(None, errors=[{"code": status, "msg": message}])),
@@ -59,7 +58,7 @@ def _error(status: int, message: str) -> web.HTTPException:
 
 
 def _bad_param(message: str) -> web.HTTPException:
-    return _error(400, message)
+    return jaeger_error(400, message)
 
 
 def _int(request: web.Request, name: str, default: int, maximum: int) -> int:
@@ -78,14 +77,14 @@ def _tags(request: web.Request) -> dict[str, str]:
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise _error(400, f"malformed 'tags' parameter, expecting JSON: {raw}") from None
+            raise jaeger_error(400, f"malformed 'tags' parameter, expecting JSON: {raw}") from None
         if not isinstance(doc, dict):
-            raise _error(400, "malformed 'tags' parameter: expecting a JSON object")
+            raise jaeger_error(400, "malformed 'tags' parameter: expecting a JSON object")
         tags.update({str(k): str(v) for k, v in doc.items()})
     for raw in request.query.getall("tag", []):
         key, sep, value = raw.partition(":")
         if not sep:
-            raise _error(400, f"malformed 'tag' parameter, expecting key:value: {raw}")
+            raise jaeger_error(400, f"malformed 'tag' parameter, expecting key:value: {raw}")
         tags[key] = value
     return tags
 
@@ -100,7 +99,6 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
             web.get(PREFIX + "/traces/{trace_id}", self.trace),
             web.get(PREFIX + "/dependencies", self.dependencies),
             web.post(PREFIX + "/transform", self.transform),
-            web.get(PREFIX + "/metrics/{kind:latencies|calls|errors|minstep}", self.metrics),
         ]
 
     async def services(self, request: web.Request) -> web.Response:
@@ -115,7 +113,7 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
     async def operations(self, request: web.Request) -> web.Response:
         service = request.query.get("service", "")
         if not service:
-            raise _error(400, "parameter 'service' is required")
+            raise jaeger_error(400, "parameter 'service' is required")
         kind = request.query.get("spanKind", "")
         ops = await self.tag_finder.operations(self._tenant(request), service)
         data = [
@@ -139,13 +137,13 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
         try:
             return parse_trace_id(text)
         except ValueError as e:
-            raise _error(400, str(e)) from None
+            raise jaeger_error(400, str(e)) from None
 
     async def trace(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
         found, _ = await self._traces(tenant, [self._trace_id(request.match_info["trace_id"])])
         if not found:
-            raise _error(404, "trace not found")
+            raise jaeger_error(404, "trace not found")
         return _reply(request, envelope(found))
 
     async def search(self, request: web.Request) -> web.Response:
@@ -156,7 +154,7 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
             return _reply(request, envelope(found, errors=errors or None))
         service = request.query.get("service", "")
         if not service:
-            raise _error(400, "parameter 'service' is required")
+            raise jaeger_error(400, "parameter 'service' is required")
         now_us = time.time_ns() // 1000
         end_us = _int(request, "end", now_us, MAX_NS // 1000)
         start_us = _int(request, "start", max(0, end_us - 2 * DAY_US), MAX_NS // 1000)
@@ -174,7 +172,7 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
             and query.max_duration_ns is not None
             and query.max_duration_ns < query.min_duration_ns
         ):
-            raise _error(400, "'maxDuration' should be greater than 'minDuration'")
+            raise jaeger_error(400, "'maxDuration' should be greater than 'minDuration'")
         window = SearchWindow(start_us * 1000, end_us * 1000)
         result = await self.engine.search(tenant, query.plan(), window, max(limit, 1), 1)
         found, _ = await self._traces(tenant, [t.trace_id for t in result.traces])
@@ -198,9 +196,5 @@ class JaegerQueryRoutes(ForeignQueryRoutes):
         try:
             data = TracesData.FromString(otlp_json_to_protobuf(await request.read()))
         except ValueError as e:
-            raise _error(400, str(e)) from None
+            raise jaeger_error(400, str(e)) from None
         return _reply(request, envelope([jaeger_trace(t) for t in split_traces(data)]))
-
-    async def metrics(self, request: web.Request) -> web.Response:
-        """No span-metrics store behind this API: Jaeger's answer when metrics are disabled."""
-        raise _error(501, METRICS_DISABLED)
