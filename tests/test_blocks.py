@@ -223,3 +223,22 @@ def test_unfinished_block_is_invisible_and_removed(tmp_path: Path) -> None:
     blocklist.load()
     assert [b.id for b in blocklist.blocks("t1")] == [meta.block_id]
     assert not leftover.exists()
+
+
+def test_lookups_from_many_threads_at_once_are_answered(tmp_path: Path) -> None:
+    """Trace-by-id lookups of one block from several threads at once (as concurrent requests
+    make them): every answer whole, no failure (a shared Parquet reader once crashed here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    table, ids = spans(300)
+    meta = write_block(tmp_path, "t1", table, BlockConfig(row_group_spans=256))
+    block = Block.open(tmp_path / "t1" / meta.block_id)
+
+    def look(tid: bytes) -> int:
+        rows = block.find_trace(tid, probe_hashes(tid))
+        assert rows is not None
+        return rows.num_rows
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(look, ids * 4))
+    assert counts == [8] * len(ids) * 4

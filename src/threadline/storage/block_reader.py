@@ -78,11 +78,10 @@ class Block:
         if not self.indexed:
             self._mins = [bytes.fromhex(rg.min_trace_id or "") for rg in meta.row_groups]
             self._maxs = [bytes.fromhex(rg.max_trace_id or "") for rg in meta.row_groups]
-        self._files: dict[bool, pq.ParquetFile] = {}
         self._strings: list[str] | None = None
         self._empty: dict[int, frozenset[str]] = {}
         self._footer: pq.FileMetaData | None = None
-        self._lock = threading.Lock()
+        self._per_thread = threading.local()  # a local file's ParquetFile per thread
 
     @classmethod
     def open(cls, path: Path) -> Block:
@@ -123,18 +122,25 @@ class Block:
 
         With ``keep_dictionaries`` string columns are read as dictionary arrays, not decoded
         into plain strings (cheaper when only a few of the rows read are wanted).
-        A remote file object has a position, so each call gets its own ``ParquetFile`` (sharing
-        the parsed footer); local ones are shared.
+        A ``ParquetFile`` is not safe to read from two threads at once (concurrent row-group
+        reads of a shared one failed and crashed the process): a local file's is kept per
+        thread; a remote file object has a position, so each call gets its own. All share the
+        parsed footer.
         """
         dictionaries = self._string_leaves() if keep_dictionaries else None
         if self.path is not None:
-            with self._lock:
-                pf = self._files.get(keep_dictionaries)
-                if pf is None:
-                    pf = self._files[keep_dictionaries] = pq.ParquetFile(
-                        self.path / DATA_FILE, memory_map=True, read_dictionary=dictionaries
-                    )
-                return pf
+            files: dict[bool, pq.ParquetFile] = self._per_thread.__dict__.setdefault("files", {})
+            pf = files.get(keep_dictionaries)
+            if pf is None:
+                pf = files[keep_dictionaries] = pq.ParquetFile(
+                    self.path / DATA_FILE,
+                    metadata=self._footer,
+                    read_dictionary=dictionaries,
+                    memory_map=True,
+                )
+                if self._footer is None:
+                    self._footer = pf.metadata
+            return pf
         source = RangeFile(self.backend, self.key(DATA_FILE), self.meta.size, self.caches.ranges)
         pf = pq.ParquetFile(source, metadata=self._footer, read_dictionary=dictionaries)
         if self._footer is None:
@@ -244,7 +250,4 @@ class Block:
         return empty
 
     def close(self) -> None:
-        with self._lock:
-            for pf in self._files.values():
-                pf.close()
-            self._files.clear()
+        """Nothing is held open between reads (kept for callers that close blocks)."""
