@@ -7,12 +7,14 @@ nanoseconds) with a 400 naming the parameter.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pyarrow as pa
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
@@ -226,3 +228,7 @@ class ForeignQueryRoutes:
 
     def _tenant(self, request: web.Request) -> str:
         return tenant_of(request, self.multitenancy_enabled)
+
+    async def _span_rows(self, tenant: str, trace_ids: list[bytes]) -> list[pa.Table | None]:
+        """Each trace's span rows (None where it is gone), looked up at once."""
+        return await asyncio.gather(*(self.finder.find(tenant, t) for t in trace_ids))

@@ -6,7 +6,6 @@ backend; here it comes from the stored traces."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from typing import Any
@@ -65,9 +64,7 @@ class DeepDependencyRoutes(ForeignQueryRoutes):
         result = await self.engine.search(
             tenant, query.plan(), SearchWindow(start_ns, end_ns), TRACES, 1
         )
-        tables = await asyncio.gather(
-            *(self.finder.find(tenant, t.trace_id) for t in result.traces)
-        )
+        tables = await self._span_rows(tenant, [t.trace_id for t in result.traces])
         exemplars: dict[tuple[tuple[str, str], ...], str] = {}
         for trace, table in zip(result.traces, tables, strict=True):
             if table is None:

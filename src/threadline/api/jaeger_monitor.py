@@ -26,6 +26,7 @@ from threadline.querier.histogram import quantile
 from threadline.querier.metrics import MetricsEngine
 from threadline.querier.series import Series, TooManySeries
 from threadline.traceql.metrics_plan import MetricsQueryError, compile_metrics
+from threadline.traceql.printer import format_string
 
 _KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _NAMES = {
@@ -52,10 +53,6 @@ def _ms_param(request: web.Request, name: str, default: int) -> int:
     if value <= 0 or value > 2**62 // 10**6:
         raise jaeger_error(400, f"'{name}' must be a positive number of milliseconds")
     return value
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _label(series: Series, key: str) -> str:
@@ -132,7 +129,7 @@ class JaegerMonitorRoutes:
         step: int,
         rate_per: int,
     ) -> dict[str, Any]:
-        service_cond = " || ".join(f"resource.service.name = {_quoted(s)}" for s in services)
+        service_cond = " || ".join(f"resource.service.name = {format_string(s)}" for s in services)
         kind_cond = " || ".join(f"kind = {k}" for k in span_kinds)
         by = "resource.service.name, name" if by_operation else "resource.service.name"
         spans = f"({service_cond}) && ({kind_cond})"

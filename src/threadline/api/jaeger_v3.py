@@ -9,7 +9,6 @@ them. Errors as Jaeger's gateway writes them: ``{"error": {"httpCode": N, "messa
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import re
@@ -234,9 +233,7 @@ class JaegerV3Routes(ForeignQueryRoutes):
         window = SearchWindow(start_ns, end_ns)
         limit = min(depth, self.max_result_limit)
         result = await self.engine.search(tenant, query.plan(), window, limit, 1)
-        tables = await asyncio.gather(
-            *(self.finder.find(tenant, t.trace_id) for t in result.traces)
-        )
+        tables = await self._span_rows(tenant, [t.trace_id for t in result.traces])
         return [t for t in tables if t is not None]
 
     async def find_traces(self, request: web.Request) -> web.Response:

@@ -27,12 +27,14 @@ from threadline.api.metrics import MetricsRoutes
 from threadline.api.search import SearchRoutes
 from threadline.api.search_tags import SearchTagRoutes
 from threadline.api.service_graph import ServiceGraphRoutes
+from threadline.config import parse_duration
 from threadline.model.ids import parse_trace_id
 from threadline.querier.search import SearchError, SearchResult, search_response
 from threadline.querier.series import TooManySeries
 from threadline.querier.sources import QueryLimitError
 from threadline.querier.trace_by_id import TraceFinder
 from threadline.tenancy import HEADER, TenantError, resolve_tenant
+from threadline.traceql.printer import format_string
 
 PATH = "/api/mcp"
 T = TypeVar("T")
@@ -68,9 +70,8 @@ def _when(text: str | None, default_ns: int, name: str) -> int:
     raw = str(text).strip()
     if raw[-1:].isalpha() and raw[:1].isdigit():  # "1h", "15m", "30s", "2d"
         try:
-            units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-            return time.time_ns() - int(float(raw[:-1]) * units[raw[-1]] * 1e9)
-        except (KeyError, ValueError):
+            return time.time_ns() - int(parse_duration(raw) * 1e9)
+        except ValueError:
             pass
     try:
         return parse_time_ns(raw, name)
@@ -249,8 +250,8 @@ class TraceTools:
     async def service_operations(
         self, tenant: str, service: str, start: str | None, end: str | None
     ) -> dict[str, Any]:
-        name = service.replace("\\", "\\\\").replace('"', '\\"')
-        base = f'{{ resource.service.name = "{name}" }}'
+        name = format_string(service)
+        base = f"{{ resource.service.name = {name} }}"
         latency = await self.metrics_instant(
             tenant, f"{base} | quantile_over_time(duration, .5, .99) by (name)", start, end
         )
@@ -259,8 +260,7 @@ class TraceTools:
         )
         errors = await self.metrics_instant(
             tenant,
-            f'{{ resource.service.name = "{name}" && status = error }} '
-            "| count_over_time() by (name)",
+            f"{{ resource.service.name = {name} && status = error }} | count_over_time() by (name)",
             start,
             end,
         )
