@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint format bench clean fuzz
+.PHONY: run test setup ui lint format bench clean fuzz
 
 $(STAMP): pyproject.toml setup.py $(wildcard src/threadline/model/*.pyx src/threadline/model/*.pxd)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,14 +12,24 @@ $(STAMP): pyproject.toml setup.py $(wildcard src/threadline/model/*.pyx src/thre
 	$(BIN)/pip install --quiet --no-build-isolation -e ".[test]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# the web UI (ui/), built into the package's ui_dist when its sources change
+UI_BUILT := src/threadline/ui_dist/index.html
+UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/package.json ui/package-lock.json ui/vite.config.ts ui/tsconfig.json
 
-run: $(STAMP)
+$(UI_BUILT): $(UI_SOURCES)
+	cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+ui: $(UI_BUILT)
+
+setup: $(STAMP) $(UI_BUILT)
+
+run: $(STAMP) $(UI_BUILT)
 	$(BIN)/threadline serve --data-dir ./data $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(UI_BUILT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd ui && npm test --silent
 	$(BIN)/pytest -n auto -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

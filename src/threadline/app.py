@@ -27,6 +27,7 @@ from threadline.api.service_graph import ServiceGraphRoutes
 from threadline.api.streaming_querier import StreamingQuerier
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
+from threadline.api.web_ui import WebUIRoutes
 from threadline.api.zipkin_query import ZipkinQueryRoutes
 from threadline.auth import Access, Authenticator
 from threadline.compactor.compactor import Compactor
@@ -159,6 +160,7 @@ class App:
         api.add_routes(JaegerV3Routes(*found, mt, cfg.querier).routes())
         api.add_routes(JaegerMonitorRoutes(self.metrics_engine, mt, cfg.querier).routes())
         api.add_routes(DeepDependencyRoutes(*found, mt, cfg.querier).routes())
+        api.add_routes(WebUIRoutes().routes())
         zipkin = ZipkinQueryRoutes(*found, mt, cfg.querier)
         api.add_routes(zipkin.routes())
         sampling = SamplingRoutes(cfg.sampling)
@@ -179,6 +181,7 @@ class App:
 
         base = url(port)
         self.urls += [
+            ("web UI", f"{base}/", "search and read traces in the browser"),
             ("Tempo API", base, "Grafana's Tempo data source (streaming too), threadline query"),
             ("Jaeger API", f"{base}/jaeger", "Jaeger UI, Grafana's Jaeger data source"),
             ("Zipkin API", f"{base}/zipkin", "Zipkin Lens (API under /zipkin/api/v2)"),

@@ -1,0 +1,38 @@
+/** The server's APIs the UI reads: Tempo's search, Jaeger api_v3's OTLP/JSON trace. */
+
+export interface SearchHit {
+  traceID: string;
+  rootServiceName: string;
+  rootTraceName?: string;
+  startTimeUnixNano: string;
+  durationMs?: number;
+  spanSets?: { matched: number; spans: { spanID: string; name?: string }[] }[];
+}
+
+export class ApiError extends Error {}
+
+async function get(path: string): Promise<any> {
+  const r = await fetch(path);
+  const text = await r.text();
+  if (!r.ok) {
+    let message = text.trim();
+    try {
+      message = JSON.parse(text).error?.message ?? message;
+    } catch {
+      // plain text answer
+    }
+    throw new ApiError(message || `${r.status} ${r.statusText}`);
+  }
+  return JSON.parse(text);
+}
+
+export async function search(q: string, limit: number, start: number, end: number): Promise<SearchHit[]> {
+  const params = new URLSearchParams({ q, limit: String(limit), spss: "3", start: String(start), end: String(end) });
+  const doc = await get(`/api/search?${params}`);
+  return doc.traces ?? [];
+}
+
+export async function fetchTrace(id: string): Promise<any> {
+  const doc = await get(`/jaeger/api/v3/traces/${encodeURIComponent(id)}`);
+  return doc.result;
+}
