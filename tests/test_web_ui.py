@@ -6,10 +6,7 @@ next to the server's log."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,24 +14,12 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 
 from conftest import Server
 from otel_helpers import make_trace, send, trace_hex
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _chromium() -> Path:
-    """Debian's Chromium, installed with apt-get when missing and this runs as root."""
-    if not CHROMIUM.exists() and shutil.which("apt-get") and Path("/root").is_dir():
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False)
-    if not CHROMIUM.exists():
-        pytest.skip("no Chromium at /usr/bin/chromium and it could not be installed")
-    return CHROMIUM
+from ui_browser import launch, open_page, shot, ui_server
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(tmp_path_factory.mktemp("ui") / "data").start()
-    if server.get("/").status == 503:
-        pytest.fail("the web UI is not built: make test builds it (ui/)")
+    server = ui_server(tmp_path_factory, "ui")
     yield server
     server.stop()
 
@@ -52,38 +37,14 @@ def traces(srv: Server) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def browser(traces: dict[str, Any]) -> Iterator[Any]:
-    # after the data is pushed: Playwright's sync API runs an event loop of its own
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(_chromium()), args=["--no-sandbox"])
-        yield b
-        b.close()
+    yield from launch()
 
 
 @pytest.fixture
-def page(browser: Any, srv: Server) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on(
-        "response",
-        lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 500 else None,
-    )
-    page.on("requestfailed", lambda r: problems.append(f"failed {r.url}"))
-    page.problems = problems  # type: ignore[attr-defined]
+def page(browser: Any) -> Iterator[Any]:
+    context, page = open_page(browser)
     yield page
     context.close()
-
-
-def shot(page: Any, srv: Server, name: str) -> None:
-    page.screenshot(path=str(srv.log_path.parent / f"ui-{name}.png"), full_page=True)
 
 
 def test_search_lists_traces_and_opens_one(page: Any, srv: Server, traces: dict[str, Any]) -> None:

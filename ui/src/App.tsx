@@ -1,5 +1,6 @@
-/** The UI's pages by path: search at / (and /search), a trace at /trace/<id>. */
+/** The UI's pages by path (routes below), the header, and ``navigate`` for in-page links. */
 
+import { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { SearchPage } from "./pages/SearchPage";
 import { TracePage } from "./pages/TracePage";
@@ -9,6 +10,33 @@ export function navigate(path: string) {
   dispatchEvent(new PopStateEvent("popstate"));
 }
 
+/** A link that moves within the UI without reloading the page (a new tab still works). */
+export function Link({ href, children, ...rest }: { href: string; children: ComponentChildren } & Record<string, unknown>) {
+  return (
+    <a
+      href={href}
+      {...rest}
+      onClick={(e) => {
+        if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+        e.preventDefault();
+        navigate(href);
+      }}
+    >
+      {children}
+    </a>
+  );
+}
+
+type Route = [RegExp, (match: RegExpExecArray, location: string) => preact.JSX.Element];
+
+/** Path patterns, first match wins; the last one is search. */
+const ROUTES: Route[] = [
+  [/^\/trace\/([0-9a-fA-F]+)\/?$/, (m) => <TracePage id={m[1]} />],
+  [/^.*$/, (_m, location) => <SearchPage location={location} />],
+];
+
+const NAV: [string, string][] = [["/search", "Search"]];
+
 export function App() {
   const [location, setLocation] = useState(window.location.pathname + window.location.search);
   useEffect(() => {
@@ -17,20 +45,29 @@ export function App() {
     return () => removeEventListener("popstate", update);
   }, []);
   const path = location.split("?")[0];
-  const trace = /^\/trace\/([0-9a-fA-F]+)/.exec(path);
+  let page: preact.JSX.Element | null = null;
+  for (const [pattern, render] of ROUTES) {
+    const m = pattern.exec(path);
+    if (m) {
+      page = render(m, location);
+      break;
+    }
+  }
   return (
     <div class="app">
       <header class="top">
-        <a class="brand" href="/" onClick={(e) => (e.preventDefault(), navigate("/"))}>
+        <Link class="brand" href="/">
           threadline
-        </a>
+        </Link>
         <nav>
-          <a href="/search" onClick={(e) => (e.preventDefault(), navigate("/search"))}>
-            Search
-          </a>
+          {NAV.map(([href, label]) => (
+            <Link href={href} class={path.startsWith(href) ? "active" : undefined}>
+              {label}
+            </Link>
+          ))}
         </nav>
       </header>
-      <main>{trace ? <TracePage id={trace[1]} /> : <SearchPage location={location} />}</main>
+      <main>{page}</main>
     </div>
   );
 }

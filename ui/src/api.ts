@@ -11,7 +11,7 @@ export interface SearchHit {
 
 export class ApiError extends Error {}
 
-async function get(path: string): Promise<any> {
+export async function get(path: string): Promise<any> {
   const r = await fetch(path);
   const text = await r.text();
   if (!r.ok) {
@@ -26,8 +26,14 @@ async function get(path: string): Promise<any> {
   return JSON.parse(text);
 }
 
-export async function search(q: string, limit: number, start: number, end: number): Promise<SearchHit[]> {
-  const params = new URLSearchParams({ q, limit: String(limit), spss: "3", start: String(start), end: String(end) });
+export async function search(
+  q: string,
+  limit: number,
+  start: number,
+  end: number,
+  spss = 3,
+): Promise<SearchHit[]> {
+  const params = new URLSearchParams({ q, limit: String(limit), spss: String(spss), start: String(start), end: String(end) });
   const doc = await get(`/api/search?${params}`);
   return doc.traces ?? [];
 }
@@ -36,3 +42,4 @@ export async function fetchTrace(id: string): Promise<any> {
   const doc = await get(`/jaeger/api/v3/traces/${encodeURIComponent(id)}`);
   return doc.result;
 }
+

@@ -1,10 +1,48 @@
 /** The TraceQL editor: CodeMirror with the TraceQL grammar; Ctrl/Cmd+Enter runs the query, a
- * server parse error is underlined where it points. */
+ * server parse error is underlined where it points, and scopes, intrinsics, attribute names
+ * and values are completed from the tag APIs. */
 
+import { Completion, CompletionContext, autocompletion, completionKeymap } from "@codemirror/autocomplete";
 import { EditorState, StateEffect, StateField } from "@codemirror/state";
 import { Decoration, EditorView, keymap, placeholder } from "@codemirror/view";
 import { useEffect, useRef } from "preact/hooks";
+import { quote } from "../search/builder";
+import { INTRINSICS, INTRINSIC_VALUES, SCOPES, completionContext } from "../search/complete";
+import { tagNames, tagValues } from "../search/searchApi";
 import { errorOffset, traceql } from "../traceql/language";
+
+const SCOPE_NAMES = ["resource", "span", "event", "link", "instrumentation"];
+
+/** Completions at the cursor: fields, a scope's attribute names, or a tag's values. */
+async function complete(ctx: CompletionContext) {
+  const before = ctx.state.sliceDoc(0, ctx.pos);
+  const at = completionContext(before);
+  if (!at) return null;
+  if (at.kind === "field") {
+    if (at.from === ctx.pos && !ctx.explicit) return null;
+    const options: Completion[] = [
+      ...SCOPES.map((s) => ({ label: s, type: "namespace", boost: 1 })),
+      ...INTRINSICS.map((i) => ({ label: i, type: "keyword" })),
+    ];
+    return { from: at.from, options, validFor: /^[\w:.]*$/ };
+  }
+  if (at.kind === "attribute") {
+    const byScope = await tagNames().catch(() => ({}) as Record<string, string[]>);
+    const scopes = at.scope ? [at.scope] : SCOPE_NAMES;
+    const names = new Set(scopes.flatMap((s) => byScope[s] ?? []));
+    return { from: at.from, options: [...names].sort().map((n) => ({ label: n, type: "property" })), validFor: /^[\w.\-]*$/ };
+  }
+  const fixed = INTRINSIC_VALUES[at.tag];
+  if (fixed) return { from: at.from, options: fixed.map((v) => ({ label: v, type: "enum" })) };
+  const values = await tagValues(at.tag).catch(() => []);
+  return {
+    from: at.from,
+    options: values.map((v) => ({
+      label: v.type === "string" ? quote(v.value) : v.value,
+      type: "text",
+    })),
+  };
+}
 
 const setError = StateEffect.define<number | null>();
 const errorMark = StateField.define({
@@ -59,7 +97,8 @@ export function QueryEditor({ initial, replacement, error, onChange, onRun }: Pr
           traceql(),
           errorMark,
           placeholder('{ resource.service.name = "checkout" && status = error }'),
-          keymap.of([{ key: "Mod-Enter", run: () => (run.current(), true) }]),
+          keymap.of([{ key: "Mod-Enter", run: () => (run.current(), true) }, ...completionKeymap]),
+          autocompletion({ override: [complete], activateOnTyping: true }),
           EditorView.updateListener.of((u) => {
             if (u.docChanged) change.current(u.state.doc.toString());
           }),

@@ -1,10 +1,27 @@
-/** The traces a search found: root service and name, start, duration, matched spans. */
+/** The traces a search found, newest first: root service and name, start, duration, span and
+ * error counts (filled in when they arrive), matched spans. */
 
 import { SearchHit } from "../api";
+import { Link } from "../App";
 import { dateTime, duration } from "../format";
+import { TraceCounts } from "../search/searchApi";
 
-export function ResultsTable({ hits, onOpen }: { hits: SearchHit[]; onOpen: (id: string) => void }) {
+interface Props {
+  hits: SearchHit[];
+  counts: Map<string, TraceCounts>;
+}
+
+function ago(ms: number, now: number): string {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+export function ResultsTable({ hits, counts }: Props) {
   if (!hits.length) return <p class="muted" data-testid="no-results">No traces found in this time range.</p>;
+  const now = Date.now();
   return (
     <table class="results" data-testid="results">
       <thead>
@@ -12,29 +29,35 @@ export function ResultsTable({ hits, onOpen }: { hits: SearchHit[]; onOpen: (id:
           <th>Trace</th>
           <th>Start</th>
           <th class="num">Duration</th>
-          <th class="num">Matched spans</th>
+          <th class="num">Spans</th>
+          <th class="num">Errors</th>
+          <th class="num">Matched</th>
         </tr>
       </thead>
       <tbody>
         {hits.map((h) => {
           const matched = (h.spanSets ?? []).reduce((n, s) => n + s.matched, 0);
+          const c = counts.get(h.traceID);
+          const startMs = Number(BigInt(h.startTimeUnixNano) / 1000000n);
           return (
-            <tr key={h.traceID} data-trace-id={h.traceID}>
+            <tr key={h.traceID} data-trace-id={h.traceID} class={c && c.errors ? "failed" : undefined}>
               <td>
-                <a
-                  href={`/trace/${h.traceID}`}
-                  onClick={(e) => {
-                    e.preventDefault();
-                    onOpen(h.traceID);
-                  }}
-                >
-                  <span class="service">{h.rootServiceName}</span>{" "}
-                  <span class="op">{h.rootTraceName ?? ""}</span>
-                </a>
+                <Link href={`/trace/${h.traceID}`}>
+                  <span class="service">{h.rootServiceName}</span> <span class="op">{h.rootTraceName ?? ""}</span>
+                </Link>
                 <div class="trace-id">{h.traceID}</div>
               </td>
-              <td>{dateTime(Number(BigInt(h.startTimeUnixNano) / 1000000n))}</td>
+              <td>
+                {dateTime(startMs)}
+                <div class="muted small">{ago(startMs, now)}</div>
+              </td>
               <td class="num">{h.durationMs !== undefined ? duration(h.durationMs) : "<1ms"}</td>
+              <td class="num" data-testid="trace-spans">
+                {c ? c.spans : <span class="muted">…</span>}
+              </td>
+              <td class="num" data-testid="trace-errors">
+                {c ? c.errors ? <span class="badge error" title={`${c.errors} error spans`}>{c.errors}</span> : <span class="muted">–</span> : null}
+              </td>
               <td class="num">{matched}</td>
             </tr>
           );
