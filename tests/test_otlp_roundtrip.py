@@ -26,6 +26,7 @@ Both sides are normalised for exactly three things the rows legitimately lose, a
 
 from __future__ import annotations
 
+import base64
 import random
 import struct
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from google.protobuf import text_format
+from google.protobuf import json_format, text_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
@@ -44,8 +45,10 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
 
+from threadline.model import otlp_encode
 from threadline.model.otlp_decode import decode_export_request
 from threadline.model.otlp_encode import rows_to_traces_data
+from threadline.model.otlp_json_encode import rows_to_otlp_json
 
 T0 = 1_700_000_000_000_000_000
 
@@ -355,6 +358,49 @@ def _swap(attrs: Any, i: int, j: int) -> None:
     b.CopyFrom(attrs[j])
     attrs[i].CopyFrom(b)
     attrs[j].CopyFrom(a)
+
+
+def _protobuf_json(data: TracesData) -> dict[str, Any]:
+    """The oracle: protobuf's own JSON of the same TracesData, ids turned to hex."""
+    doc = json_format.MessageToDict(data, use_integers_for_enums=True)
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                span.setdefault("status", {})
+                for item in (span, *span.get("links", [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in item:
+                            item[key] = base64.b64decode(item[key]).hex()
+    return doc
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to NaN."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and (a == b or (a != a and b != b))
+
+
+@pytest.mark.parametrize("seed", [-1, *range(40)])
+def test_otlp_json_written_from_rows_is_protobufs_json(seed: int) -> None:
+    req = rich_request() if seed < 0 else random_request(seed)
+    table = pa.Table.from_batches([decode_export_request(req.SerializeToString()).batch])
+    want = _protobuf_json(rows_to_traces_data(table))
+    assert _same_json(rows_to_otlp_json(table), want)
+
+
+@pytest.mark.parametrize("seed", [-1, *range(12)])
+def test_big_tables_are_grouped_alike(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From ``_HASHED_GROUPING_ROWS`` rows on, resources and scopes are told apart by hash;
+    the grouping (and so every encoding) is the same as comparing them row by row."""
+    req = rich_request() if seed < 0 else random_request(seed)
+    table = pa.Table.from_batches([decode_export_request(req.SerializeToString()).batch])
+    by_rows = rows_to_traces_data(table)
+    monkeypatch.setattr(otlp_encode, "_HASHED_GROUPING_ROWS", 0)
+    assert rows_to_traces_data(table) == by_rows
+    assert _same_json(rows_to_otlp_json(table), _protobuf_json(by_rows))
 
 
 def test_normalisation_hides_only_what_it_is_meant_to() -> None:

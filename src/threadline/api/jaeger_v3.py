@@ -9,6 +9,7 @@ them. Errors as Jaeger's gateway writes them: ``{"error": {"httpCode": N, "messa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import re
@@ -18,13 +19,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from aiohttp import web
-from google.protobuf import json_format
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from threadline.api.common import ForeignQueryRoutes
+from threadline.api.trace_by_id import ENCODE_ON_LOOP_SPANS
 from threadline.config import parse_duration
 from threadline.model.ids import parse_trace_id
-from threadline.model.otlp_encode import rows_to_traces_data
+from threadline.model.otlp_json_encode import rows_to_otlp_json
 from threadline.querier.search import SearchWindow
 from threadline.querier.span_search import SpanQuery
 
@@ -75,25 +75,6 @@ def _duration_ns(request: web.Request, *names: str) -> int | None:
         return int(parse_duration(raw) * 1e9)
     except ValueError:
         raise _error(400, f"malformed parameter {names[0]}: {raw!r} is not a duration") from None
-
-
-def otlp_json(data: TracesData) -> dict[str, Any]:
-    """OTLP/JSON as the OpenTelemetry spec writes it: ids in hex, enums as numbers."""
-    doc = json_format.MessageToDict(data, use_integers_for_enums=True)
-    for rs in doc.get("resourceSpans", []):
-        for ss in rs.get("scopeSpans", []):
-            for span in ss.get("spans", []):
-                _hex_ids(span)
-                span.setdefault("status", {})  # as the Collector's encoder writes it
-                for link in span.get("links", []):
-                    _hex_ids(link)
-    return doc
-
-
-def _hex_ids(doc: dict[str, Any]) -> None:
-    for key in ("traceId", "spanId", "parentSpanId"):
-        if key in doc:
-            doc[key] = base64.b64decode(doc[key]).hex()
 
 
 def trace_summary(table: pa.Table) -> dict[str, Any]:
@@ -194,7 +175,10 @@ class JaegerV3Routes(ForeignQueryRoutes):
         table = await self.finder.find(tenant, trace_id, start_ns, end_ns)
         if table is None:
             raise _error(404, "No traces found")
-        return _reply({"result": otlp_json(rows_to_traces_data(table))})
+        if table.num_rows <= ENCODE_ON_LOOP_SPANS:
+            return _reply({"result": rows_to_otlp_json(table)})
+        # a big trace must not stall the loop
+        return _reply({"result": await asyncio.to_thread(rows_to_otlp_json, table)})
 
     async def _search(self, request: web.Request) -> list[pa.Table]:
         """The span rows of the traces a search finds, newest first."""
@@ -240,10 +224,12 @@ class JaegerV3Routes(ForeignQueryRoutes):
         tables = await self._search(request)
         if not tables:
             raise _error(404, "No traces found")
-        merged = TracesData()
-        for table in tables:
-            merged.resource_spans.extend(rows_to_traces_data(table).resource_spans)
-        return _reply({"result": otlp_json(merged)})
+
+        def encode() -> dict[str, Any]:
+            docs = [rows_to_otlp_json(t) for t in tables]
+            return {"resourceSpans": [rs for doc in docs for rs in doc["resourceSpans"]]}
+
+        return _reply({"result": await asyncio.to_thread(encode)})
 
     async def trace_summaries(self, request: web.Request) -> web.Response:
         tables = await self._search(request)

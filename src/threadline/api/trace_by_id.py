@@ -24,7 +24,7 @@ from threadline.querier.trace_by_id import TraceFinder
 PROTOBUF = "application/protobuf"
 # answers of traces up to this many spans are encoded on the event loop (a thread hop costs
 # more than they do); bigger ones in a thread
-_ENCODE_ON_LOOP_SPANS = 2000
+ENCODE_ON_LOOP_SPANS = 2000
 
 
 class TraceByIDRoutes:
@@ -60,7 +60,7 @@ class TraceByIDRoutes:
 
     async def _answer(self, request: web.Request, encode: Callable[[pa.Table], bytes]) -> bytes:
         table = await self._lookup(request)
-        if table.num_rows <= _ENCODE_ON_LOOP_SPANS:
+        if table.num_rows <= ENCODE_ON_LOOP_SPANS:
             return encode(table)
         return await asyncio.to_thread(encode, table)  # a big trace must not stall the loop
 

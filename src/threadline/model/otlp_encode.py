@@ -13,9 +13,10 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, TracesData
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
 _ATTR_TYPES = ("str", "int", "float", "bool", "raw")
 _DOUBLE = struct.Struct("<d")
@@ -102,30 +103,86 @@ def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
         yield from batch.to_pylist()
 
 
-def rows_to_traces_data(table: pa.Table) -> TracesData:
-    """Group span rows by resource and instrumentation scope, keeping row order within each.
+Scope = tuple[dict[str, Any], list[dict[str, Any]]]
+"""A scope's first row (for its name, version and attributes) and all its rows, in order."""
 
-    A resource is identified by its attributes, a scope by its name, version and attributes;
-    the resource and the scope are left out when they have nothing to hold.
+
+def group_rows(table: pa.Table) -> list[tuple[dict[str, Any], list[Scope]]]:
+    """Span rows grouped by resource and instrumentation scope, in order of first appearance,
+    keeping row order within each: (a resource's first row, its scopes).
+
+    A resource is identified by its attributes, a scope by its name, version and attributes.
+    The rows of a big table carry span columns only (resource and scope columns are read from
+    each group's first row; a row's are never needed apart from its group's).
     """
-    out = TracesData()
-    resources: dict[tuple[Any, ...], tuple[ResourceSpans, dict[tuple[Any, ...], ScopeSpans]]] = {}
+    if table.num_rows >= _HASHED_GROUPING_ROWS:
+        return _group_hashed(table)
+    resources: dict[tuple[Any, ...], tuple[dict[str, Any], dict[tuple[Any, ...], Scope]]] = {}
     for row in _rows(table):
         rkey = _attrs_key(row, "resource_attrs")
         entry = resources.get(rkey)
         if entry is None:
-            rs = out.resource_spans.add()
-            rs.resource.attributes.extend(_typed_attrs(row, "resource_attrs"))
-            entry = resources[rkey] = (rs, {})
-        rs, scopes = entry
+            entry = resources[rkey] = (row, {})
         skey = (row["scope_name"], row["scope_version"], _attrs_key(row, "scope_attrs"))
-        ss = scopes.get(skey)
-        if ss is None:
-            ss = scopes[skey] = rs.scope_spans.add()
-            scope_attrs = _typed_attrs(row, "scope_attrs")
-            if row["scope_name"] or row["scope_version"] or scope_attrs:
-                ss.scope.name = row["scope_name"]
-                ss.scope.version = row["scope_version"]
+        scope = entry[1].get(skey)
+        if scope is None:
+            scope = entry[1][skey] = (row, [])
+        scope[1].append(row)
+    return [(first, list(scopes.values())) for first, scopes in resources.values()]
+
+
+# from this many rows on, groups are told apart by DuckDB's hash of the resource and scope
+# columns (converting those columns row by row to compare them costs most of the encoding)
+_HASHED_GROUPING_ROWS = 1000
+_DB = duckdb.connect()
+
+
+def _group_hashed(table: pa.Table) -> list[tuple[dict[str, Any], list[Scope]]]:
+    rcols = [c for c in table.column_names if c.startswith("resource_")]
+    scols = [c for c in table.column_names if c.startswith("scope_")]
+    cursor = _DB.cursor()
+    try:
+        cursor.register("spans", table.select(rcols + scols))
+        keys = cursor.sql(
+            f"SELECT hash({', '.join(rcols)}) AS r, hash({', '.join(scols)}) AS s FROM spans"
+        ).to_arrow_table()
+    finally:
+        cursor.close()
+    r_keys = keys.column("r").to_pylist()
+    s_keys = keys.column("s").to_pylist()
+    resources: dict[int, tuple[int, dict[int, tuple[int, list[dict[str, Any]]]]]] = {}
+    span_cols = [c for c in table.column_names if c not in rcols and c not in scols]
+    for i, row in enumerate(_rows(table.select(span_cols))):
+        entry = resources.get(r_keys[i])
+        if entry is None:
+            entry = resources[r_keys[i]] = (i, {})
+        scope = entry[1].get(s_keys[i])
+        if scope is None:
+            scope = entry[1][s_keys[i]] = (i, [])
+        scope[1].append(row)
+    firsts = sorted(
+        {i for r, scopes in resources.values() for i in (r, *(s for s, _ in scopes.values()))}
+    )
+    heads = dict(zip(firsts, table.select(rcols + scols).take(firsts).to_pylist(), strict=True))
+    return [
+        (heads[r], [(heads[s], rows) for s, rows in scopes.values()])
+        for r, scopes in resources.values()
+    ]
+
+
+def rows_to_traces_data(table: pa.Table) -> TracesData:
+    """Span rows as ``TracesData`` (see ``group_rows``); the resource and the scope are left out
+    when they have nothing to hold."""
+    out = TracesData()
+    for first, scopes in group_rows(table):
+        rs = out.resource_spans.add()
+        rs.resource.attributes.extend(_typed_attrs(first, "resource_attrs"))
+        for scope_row, rows in scopes:
+            ss = rs.scope_spans.add()
+            scope_attrs = _typed_attrs(scope_row, "scope_attrs")
+            if scope_row["scope_name"] or scope_row["scope_version"] or scope_attrs:
+                ss.scope.name = scope_row["scope_name"]
+                ss.scope.version = scope_row["scope_version"]
                 ss.scope.attributes.extend(scope_attrs)
-        ss.spans.append(_span(row))
+            ss.spans.extend(_span(row) for row in rows)
     return out
