@@ -29,6 +29,7 @@ def main() -> None:
         ["bench_generator.py", "--seconds", "5" if quick else "20"],
         ["bench_metrics_query.py", "--spans", "200000" if quick else "5000000"],
         ["bench_compaction.py", "--blocks", "20" if quick else "200"],
+        ["ui.py", "--spans", "200000" if quick else "5000000"],
     ]
     for script, *flags in runs:
         subprocess.run([sys.executable, str(HERE / script), *flags], check=True)

@@ -210,3 +210,44 @@ def test_the_time_range_is_chosen_and_kept_in_the_url(page: Any, srv: Server) ->
     page.reload()
     page.locator("[data-testid=no-results]").wait_for()
     assert page.locator("[data-testid=range]").inner_text() == label
+
+
+def test_two_ticked_traces_are_compared(page: Any, srv: Server, traces: dict[str, Any]) -> None:
+    page.goto(search_url(srv, '{ resource.service.name = "inventory" }'))
+    wait_rows(page, INVENTORY)
+    boxes = page.locator("[data-testid=results] tbody input[type=checkbox]")
+    boxes.nth(0).check()
+    assert page.locator("[data-testid=compare-picked]").count() == 0
+    boxes.nth(1).check()
+    assert boxes.nth(2).is_disabled()  # two at most
+    page.locator("[data-testid=compare-picked]").click()
+    newest, second = list(reversed(traces["inventory"]))[:2]
+    page.wait_for_function(f"location.pathname === '/compare/{newest}/{second}'")
+
+
+def test_what_is_different_opens_for_the_query_shown(page: Any, srv: Server) -> None:
+    q = '{ resource.service.name = "inventory" }'
+    page.goto(search_url(srv, q, range="900"))
+    wait_rows(page, INVENTORY)
+    page.locator("[data-testid=what-is-different]").click()
+    page.wait_for_function("location.pathname === '/differences'")
+    params = parse_qs(urlparse(page.url).query)
+    assert params == {"q": [q], "selection": ["{ status = error }"], "range": ["900"]}
+
+
+@pytest.mark.parametrize(("width", "dark"), [(1400, True), (1000, False), (1000, True)])
+def test_the_search_page_fits_narrow_and_dark(
+    browser: Any, srv: Server, traces: dict[str, Any], width: int, dark: bool
+) -> None:
+    context, page = open_page(browser, width=width, dark=dark)
+    try:
+        page.goto(srv.api + "/search")
+        wait_rows(page, INVENTORY + 1)
+        page.locator("[data-testid=builder-toggle]").click()
+        page.locator("[data-testid=scatter] canvas").wait_for()
+        # nothing wider than the window: no sideways scrolling at 1000 px
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shot(page, srv, f"search-{width}-{'dark' if dark else 'light'}")
+        assert not page.problems
+    finally:
+        context.close()

@@ -2,7 +2,11 @@
 
 import { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { ComparePage } from "./pages/ComparePage";
+import { DifferencesPage } from "./pages/DifferencesPage";
 import { SearchPage } from "./pages/SearchPage";
+import { ServicePage } from "./pages/ServicePage";
+import { ServicesPage } from "./pages/ServicesPage";
 import { TracePage } from "./pages/TracePage";
 
 export function navigate(path: string) {
@@ -32,10 +36,15 @@ type Route = [RegExp, (match: RegExpExecArray, location: string) => preact.JSX.E
 /** Path patterns, first match wins; the last one is search. */
 const ROUTES: Route[] = [
   [/^\/trace\/([0-9a-fA-F]+)\/?$/, (m) => <TracePage id={m[1]} />],
+  [/^\/compare\/([0-9a-fA-F]+)\/([0-9a-fA-F]+)\/?$/, (m) => <ComparePage a={m[1]} b={m[2]} />],
+  [/^\/compare(?:\/([0-9a-fA-F]+))?\/?$/, (m, location) => <ComparePage a={m[1]} b={new URLSearchParams(location.split("?")[1]).get("b") ?? undefined} />],
+  [/^\/services\/?$/, (_m, location) => <ServicesPage location={location} />],
+  [/^\/services\/([^/]+)\/?$/, (m, location) => <ServicePage name={decodeURIComponent(m[1])} location={location} />],
+  [/^\/differences\/?$/, (_m, location) => <DifferencesPage location={location} />],
   [/^.*$/, (_m, location) => <SearchPage location={location} />],
 ];
 
-const NAV: [string, string][] = [["/search", "Search"]];
+const NAV: [string, string][] = [["/search", "Search"], ["/compare/", "Compare"], ["/services", "Services"]];
 
 export function App() {
   const [location, setLocation] = useState(window.location.pathname + window.location.search);

@@ -42,4 +42,3 @@ export async function fetchTrace(id: string): Promise<any> {
   const doc = await get(`/jaeger/api/v3/traces/${encodeURIComponent(id)}`);
   return doc.result;
 }
-

@@ -10,7 +10,15 @@ from pathlib import Path
 from aiohttp import web
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui_dist"
-PAGES = ("/", "/search", "/trace/{id}", "/compare/{ids:.*}", "/services{rest:.*}")
+PAGES = (
+    "/",
+    "/search",
+    "/trace/{id}",
+    "/compare",
+    "/compare/{ids:.*}",
+    "/services{rest:.*}",
+    "/differences",
+)
 NOT_BUILT = (
     "threadline's web UI is not built: `make run` builds it (npm ci and vite build in ui/), "
     "or run `npm ci && npm run build` in ui/\n"

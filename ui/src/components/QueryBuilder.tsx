@@ -118,14 +118,14 @@ export function QueryBuilder({ state, onChange }: Props) {
         <span class="duration-range">
           <input
             data-testid="builder-min"
-            placeholder="min, e.g. 100ms"
+            placeholder="min: 100ms"
             value={state.minDuration}
             onInput={(e) => set({ minDuration: e.currentTarget.value })}
           />
           –
           <input
             data-testid="builder-max"
-            placeholder="max, e.g. 2s"
+            placeholder="max: 2s"
             value={state.maxDuration}
             onInput={(e) => set({ maxDuration: e.currentTarget.value })}
           />

@@ -9,6 +9,9 @@ import { TraceCounts } from "../search/searchApi";
 interface Props {
   hits: SearchHit[];
   counts: Map<string, TraceCounts>;
+  /** trace ids ticked for comparing (two at most) */
+  picked: string[];
+  onPick: (traceId: string, on: boolean) => void;
 }
 
 function ago(ms: number, now: number): string {
@@ -19,13 +22,14 @@ function ago(ms: number, now: number): string {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
-export function ResultsTable({ hits, counts }: Props) {
+export function ResultsTable({ hits, counts, picked, onPick }: Props) {
   if (!hits.length) return <p class="muted" data-testid="no-results">No traces found in this time range.</p>;
   const now = Date.now();
   return (
     <table class="results" data-testid="results">
       <thead>
         <tr>
+          <th class="pick" title="tick two traces to compare them" />
           <th>Trace</th>
           <th>Start</th>
           <th class="num">Duration</th>
@@ -41,6 +45,15 @@ export function ResultsTable({ hits, counts }: Props) {
           const startMs = Number(BigInt(h.startTimeUnixNano) / 1000000n);
           return (
             <tr key={h.traceID} data-trace-id={h.traceID} class={c && c.errors ? "failed" : undefined}>
+              <td class="pick">
+                <input
+                  type="checkbox"
+                  aria-label="compare this trace"
+                  checked={picked.includes(h.traceID)}
+                  disabled={!picked.includes(h.traceID) && picked.length >= 2}
+                  onChange={(e) => onPick(h.traceID, e.currentTarget.checked)}
+                />
+              </td>
               <td>
                 <Link href={`/trace/${h.traceID}`}>
                   <span class="service">{h.rootServiceName}</span> <span class="op">{h.rootTraceName ?? ""}</span>

@@ -1,9 +1,28 @@
-/** A trace as the views use it: spans from OTLP/JSON (Jaeger api_v3's, hex ids), in a tree. */
+/** A trace as the views use it: spans from OTLP/JSON (Jaeger api_v3's, hex ids), in a tree
+ * (built in O(n log n)), and the tree's walks the views share (visible rows, ancestors). */
 
 export interface Attr {
   key: string;
   value: unknown;
 }
+
+/** The instrumentation scope that wrote a span. */
+export interface Scope {
+  name: string;
+  version: string;
+  attributes: Attr[];
+}
+
+/** A span's link to another span (often in another trace). */
+export interface SpanLink {
+  traceId: string;
+  spanId: string;
+  attributes: Attr[];
+}
+
+export const SPAN_KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"];
+export const KIND_PRODUCER = 4;
+export const KIND_CONSUMER = 5;
 
 export interface Span {
   spanId: string;
@@ -23,6 +42,11 @@ export interface Span {
   depth: number;
   /** the parent id names a span this trace does not hold */
   orphan: boolean;
+  /** set by parseTrace (optional so spans made by hand still type-check) */
+  scope?: Scope;
+  links?: SpanLink[];
+  /** set by buildTree: the parent span in this trace (null for roots and orphans) */
+  parent?: Span | null;
 }
 
 export interface Trace {
@@ -32,6 +56,7 @@ export interface Trace {
   start: number;
   end: number;
   services: string[];
+  byId: Map<string, Span>;
 }
 
 type Json = Record<string, any>;
@@ -63,6 +88,11 @@ export function parseTrace(doc: Json): Trace {
     const resource = attrs(rs.resource?.attributes);
     const service = String(resource.find((a) => a.key === "service.name")?.value ?? "unknown");
     for (const ss of rs.scopeSpans ?? []) {
+      const scope: Scope = {
+        name: ss.scope?.name ?? "",
+        version: ss.scope?.version ?? "",
+        attributes: attrs(ss.scope?.attributes),
+      };
       for (const s of ss.spans ?? []) {
         const start = ns(s.startTimeUnixNano);
         spans.push({
@@ -86,6 +116,13 @@ export function parseTrace(doc: Json): Trace {
           children: [],
           depth: 0,
           orphan: false,
+          scope,
+          links: (s.links ?? []).map((l: Json) => ({
+            traceId: l.traceId ?? "",
+            spanId: l.spanId ?? "",
+            attributes: attrs(l.attributes),
+          })),
+          parent: null,
         });
       }
     }
@@ -99,9 +136,14 @@ export function buildTree(spans: Span[]): Trace {
   const roots: Span[] = [];
   for (const s of spans) {
     const parent = s.parentId ? byId.get(s.parentId) : undefined;
-    s.orphan = s.parentId !== null && parent === undefined;
-    if (parent && parent !== s) parent.children.push(s);
-    else roots.push(s);
+    s.orphan = s.parentId !== null && (parent === undefined || parent === s);
+    if (parent && parent !== s) {
+      parent.children.push(s);
+      s.parent = parent;
+    } else {
+      s.parent = null;
+      roots.push(s);
+    }
   }
   const byStart = (a: Span, b: Span) => a.start - b.start || a.spanId.localeCompare(b.spanId);
   roots.sort(byStart);
@@ -117,7 +159,47 @@ export function buildTree(spans: Span[]): Trace {
   const start = spans.reduce((m, s) => Math.min(m, s.start), Infinity);
   const end = spans.reduce((m, s) => Math.max(m, s.start + s.duration), -Infinity);
   const services = [...new Set(spans.map((s) => s.service))].sort();
-  return { traceId: spans[0]?.traceId ?? "", spans: ordered, roots, start, end, services };
+  // a parent cycle (a->b->a) has no root: its spans are never reached above; show them as roots
+  if (ordered.length < spans.length) {
+    const seen = new Set(ordered);
+    for (const s of spans) {
+      if (seen.has(s)) continue;
+      s.depth = 0;
+      s.parent = null;
+      s.orphan = true;
+      s.children = [];
+      roots.push(s);
+      ordered.push(s);
+    }
+  }
+  return { traceId: spans[0]?.traceId ?? "", spans: ordered, roots, start, end, services, byId };
+}
+
+/** The spans a tree shows when the subtrees under ``collapsed`` span ids are folded away. */
+export function visibleSpans(trace: Trace, collapsed: ReadonlySet<string>): Span[] {
+  if (collapsed.size === 0) return trace.spans;
+  const out: Span[] = [];
+  let skipBelow = -1; // while >= 0, spans deeper than this depth are inside a folded subtree
+  for (const s of trace.spans) {
+    if (skipBelow >= 0) {
+      if (s.depth > skipBelow) continue;
+      skipBelow = -1;
+    }
+    out.push(s);
+    if (collapsed.has(s.spanId) && s.children.length) skipBelow = s.depth;
+  }
+  return out;
+}
+
+/** A span's ancestors in this trace, nearest first. */
+export function ancestors(span: Span): Span[] {
+  const out: Span[] = [];
+  const seen = new Set<Span>([span]);
+  for (let p = span.parent; p && !seen.has(p); p = p.parent) {
+    out.push(p);
+    seen.add(p);
+  }
+  return out;
 }
 
 /** Per service and operation: count, total, self time (not covered by children), min, max. */

@@ -4,7 +4,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, SearchHit } from "../api";
-import { navigate } from "../App";
+import { Link, navigate } from "../App";
 import { DurationScatter } from "../components/DurationScatter";
 import { QueryBuilder } from "../components/QueryBuilder";
 import { QueryEditor, Replacement } from "../components/QueryEditor";
@@ -33,6 +33,12 @@ export function searchUrl(q: string, range: TimeRange, limit = DEFAULT_LIMIT): s
   return `/search?${params}`;
 }
 
+/** The differences page for the errors among what ``q`` finds (its ranges are relative). */
+function differencesUrl(q: string, range: TimeRange): string {
+  const seconds = range.kind === "relative" ? range.seconds : range.end - range.start;
+  return `/differences?${new URLSearchParams({ q, selection: "{ status = error }", range: String(seconds) })}`;
+}
+
 interface Window {
   start: number;
   end: number;
@@ -50,6 +56,7 @@ export function SearchPage({ location }: { location: string }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [paging, setPaging] = useState<"more" | "loading" | "end">("more");
+  const [picked, setPicked] = useState<string[]>([]);
   // the query and window the shown results answer (load more pages on from them)
   const shown = useRef<{ q: string; window: Window } | null>(null);
   const generation = useRef(0);
@@ -75,6 +82,7 @@ export function SearchPage({ location }: { location: string }) {
       if (gen !== generation.current) return;
       shown.current = { q, window: win };
       setHits(found);
+      setPicked([]);
       setCounts(new Map());
       setPaging(found.length < initial.limit ? "end" : "more");
       void addCounts(found, gen);
@@ -142,6 +150,17 @@ export function SearchPage({ location }: { location: string }) {
           {showBuilder ? "Hide builder" : "Builder"}
         </button>
         <span class="muted small">Ctrl+Enter runs the query · the URL holds it</span>
+        <span class="spacer" />
+        {picked.length === 2 ? (
+          <Link class="button" data-testid="compare-picked" href={`/compare/${picked[0]}/${picked[1]}`}>
+            Compare the 2 ticked traces
+          </Link>
+        ) : (
+          <span class="muted small">tick two traces to compare them</span>
+        )}
+        <button data-testid="what-is-different" onClick={() => navigate(differencesUrl(query.current, range))}>
+          What is different about errors?
+        </button>
       </div>
       {showBuilder && (
         <QueryBuilder
@@ -159,7 +178,14 @@ export function SearchPage({ location }: { location: string }) {
         </p>
       )}
       {hits && hits.length > 0 && <DurationScatter hits={hits} failed={failed} onOpen={(id) => navigate(`/trace/${id}`)} />}
-      {hits && <ResultsTable hits={hits} counts={counts} />}
+      {hits && (
+        <ResultsTable
+          hits={hits}
+          counts={counts}
+          picked={picked}
+          onPick={(id, on) => setPicked(on ? [...picked, id].slice(-2) : picked.filter((p) => p !== id))}
+        />
+      )}
       {hits && hits.length > 0 && (
         <div class="paging">
           <span class="muted" data-testid="result-count">
