@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -26,9 +27,11 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def ui_server(tmp_path_factory: pytest.TempPathFactory, name: str) -> Server:
+def ui_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str, config: dict[str, Any] | None = None
+) -> Server:
     """A started server whose web UI is built (a missing build fails: `make test` builds it)."""
-    server = Server(tmp_path_factory.mktemp(name) / "data").start()
+    server = Server(tmp_path_factory.mktemp(name) / "data", config).start()
     if server.get("/").status == 503:
         server.stop()
         pytest.fail("the web UI is not built: make test builds it (ui/)")
@@ -47,12 +50,20 @@ def launch() -> Iterator[Any]:
 
 
 def open_page(
-    browser: Any, width: int = 1400, height: int = 900, dark: bool = False
+    browser: Any,
+    width: int = 1400,
+    height: int = 900,
+    dark: bool = False,
+    credentials: tuple[str, str] | None = None,
 ) -> tuple[Any, Any]:
-    """A fresh context and page; ``page.problems`` lists what went wrong while it was open."""
+    """A fresh context and page (answering basic-auth challenges with ``credentials``);
+    ``page.problems`` lists what went wrong while it was open."""
     context = browser.new_context(
         viewport={"width": width, "height": height},
         color_scheme="dark" if dark else "light",
+        http_credentials=(
+            {"username": credentials[0], "password": credentials[1]} if credentials else None
+        ),
     )
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -62,6 +73,16 @@ def open_page(
         lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
     )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    # the UI loads nothing from outside the server (fonts, scripts, images: all its own)
+    page.on(
+        "request",
+        lambda r: (
+            None
+            if urlparse(r.url).hostname in (None, "", "127.0.0.1")
+            or r.url.startswith(("data:", "blob:"))
+            else problems.append(f"outside request {r.url}")
+        ),
+    )
     page.on(
         "response",
         lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 500 else None,

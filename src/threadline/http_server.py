@@ -16,9 +16,12 @@ import contextlib
 import logging
 import ssl
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import CIMultiDict
 
 from threadline.auth import Access, Authenticator, AuthError, check_access
 from threadline.config import ServerConfig
@@ -28,6 +31,8 @@ from threadline.shared_port import SharedPortSite
 from threadline.tenancy import HEADER, TenantError
 
 log = logging.getLogger(__name__)
+
+_H = TypeVar("_H", bound=Callable[..., Any])
 _MAX_LINE = 64 * 2**10
 
 
@@ -170,7 +175,22 @@ class HttpServers:
 # credential for every tenant (``*``): they are the operator's
 _OPEN = ("/ready", "/api/echo", "/api/status/buildinfo")
 _OPERATOR = ("/metrics", "/flush")
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="threadline", Basic realm="threadline"'}
+# one header per scheme, Basic first: browsers (the web UI) answer the first challenge they
+# can, and do not find Basic after Bearer in one comma-separated header
+_CHALLENGE = CIMultiDict(
+    [
+        ("WWW-Authenticate", 'Basic realm="threadline"'),
+        ("WWW-Authenticate", 'Bearer realm="threadline"'),
+    ]
+)
+
+
+def tenantless(handler: _H) -> _H:
+    """Marks a route that needs a valid credential (with auth on) but no tenant: the web UI's
+    pages and files are the same for every tenant, and a credential for several tenants must
+    load them before its user can pick one."""
+    handler.needs_tenant = False  # type: ignore[attr-defined]
+    return handler
 
 
 def _auth_middleware(auth: Authenticator, access: Access | None, prefix: str):  # type: ignore[no-untyped-def]
@@ -184,7 +204,7 @@ def _auth_middleware(auth: Authenticator, access: Access | None, prefix: str):  
             return await handler(request)
         try:
             principal = auth.authenticate(request.headers.get("Authorization"))
-            if access is None:
+            if access is None or not getattr(request.match_info.handler, "needs_tenant", True):
                 return await handler(request)
             if path in operator_paths:
                 wanted = request.query.get("tenant")

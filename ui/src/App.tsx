@@ -4,6 +4,7 @@ import { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { ComparePage } from "./pages/ComparePage";
 import { DifferencesPage } from "./pages/DifferencesPage";
+import { TenantPicker } from "./components/TenantPicker";
 import { SearchPage } from "./pages/SearchPage";
 import { ServicePage } from "./pages/ServicePage";
 import { ServicesPage } from "./pages/ServicesPage";
@@ -75,6 +76,7 @@ export function App() {
             </Link>
           ))}
         </nav>
+        <TenantPicker />
       </header>
       <main>{page}</main>
     </div>

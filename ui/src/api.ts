@@ -1,5 +1,7 @@
 /** The server's APIs the UI reads: Tempo's search, Jaeger api_v3's OTLP/JSON trace. */
 
+import { TENANT_NEEDED, asksForTenant, tenant } from "./tenant";
+
 export interface SearchHit {
   traceID: string;
   rootServiceName: string;
@@ -11,8 +13,11 @@ export interface SearchHit {
 
 export class ApiError extends Error {}
 
+/** GET ``path`` as JSON, as the chosen tenant; an error answer raises ``ApiError`` with the
+ * server's message (and one that asks for a tenant tells the tenant picker). */
 export async function get(path: string): Promise<any> {
-  const r = await fetch(path);
+  const name = tenant();
+  const r = await fetch(path, name ? { headers: { "X-Scope-OrgID": name } } : undefined);
   const text = await r.text();
   if (!r.ok) {
     let message = text.trim();
@@ -21,6 +26,7 @@ export async function get(path: string): Promise<any> {
     } catch {
       // plain text answer
     }
+    if (asksForTenant(message)) dispatchEvent(new Event(TENANT_NEEDED));
     throw new ApiError(message || `${r.status} ${r.statusText}`);
   }
   return JSON.parse(text);

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from threadline.http_server import tenantless
+
 UI_DIR = Path(__file__).resolve().parent.parent / "ui_dist"
 PAGES = (
     "/",
@@ -35,6 +37,7 @@ class WebUIRoutes:
             web.get("/assets/{name}", self.asset),
         ]
 
+    @tenantless
     async def page(self, request: web.Request) -> web.StreamResponse:
         index = self.directory / "index.html"
         if not index.is_file():
@@ -42,6 +45,7 @@ class WebUIRoutes:
         # the page names its assets by content hash: it is fetched afresh, they are not
         return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
 
+    @tenantless
     async def asset(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         path = self.directory / "assets" / name

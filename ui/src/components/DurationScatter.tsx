@@ -17,8 +17,11 @@ interface Props {
 const HEIGHT = 170;
 const HIT_PX = 12;
 
-function pad(min: number, max: number, share: number): uPlot.Range.MinMax {
-  const span = max - min || Math.abs(max) * 0.01 || 1;
+/** ``[min, max]`` widened by ``share`` of its span on each side; a single value (span 0) is
+ * centred in ``alone`` (seconds on x, ms on y). */
+function pad(min: number, max: number, share: number, alone: number): uPlot.Range.MinMax {
+  const span = max - min;
+  if (span <= 0) return [min - alone / 2, max + alone / 2];
   return [min - span * share, max + span * share];
 }
 
@@ -68,8 +71,8 @@ export function DurationScatter({ hits, failed, onOpen }: Props) {
         cursor: { points: { show: false }, drag: { x: false, y: false } },
         // padded so that dots at the extremes (a trace under 1 ms sits at 0) are drawn whole
         scales: {
-          x: { time: true, range: (_u, min, max) => pad(min, max, 0.03) },
-          y: { range: (_u, _min, max) => pad(0, max > 0 ? max : 1, 0.08) },
+          x: { time: true, auto: false, range: pad(Math.min(...xs), Math.max(...xs), 0.03, 60) },
+          y: { range: (_u, _min, max) => pad(0, max > 0 ? max : 1, 0.08, 1) },
         },
         axes: [axis, { ...axis, size: 64, values: (_u, splits) => splits.map((v) => duration(v)) }],
         series: [{}, { label: "traces", ...dot(cssVar("--accent")) }, { label: "with errors", ...dot(cssVar("--error")) }],
