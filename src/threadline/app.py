@@ -27,6 +27,7 @@ from threadline.api.service_graph import ServiceGraphRoutes
 from threadline.api.streaming_querier import StreamingQuerier
 from threadline.api.system import SystemRoutes
 from threadline.api.trace_by_id import TraceByIDRoutes
+from threadline.api.trace_logs import TraceLogsRoutes
 from threadline.api.web_ui import WebUIRoutes
 from threadline.api.zipkin_query import ZipkinQueryRoutes
 from threadline.auth import Access, Authenticator
@@ -38,6 +39,7 @@ from threadline.generator import MetricsGenerator
 from threadline.http_server import HttpServers
 from threadline.ingester.ingester import Ingester
 from threadline.listeners import check_free
+from threadline.logstore.store import LogStore
 from threadline.overrides import Overrides
 from threadline.querier.admission import QueryResources
 from threadline.querier.dependencies import DependencyFinder
@@ -54,6 +56,7 @@ from threadline.receivers.jaeger import (
 from threadline.receivers.opencensus import OpenCensusReceiver
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
 from threadline.receivers.otlp_http import OTLPHttpReceiver
+from threadline.receivers.otlp_logs_grpc import OTLPLogsGrpcReceiver
 from threadline.receivers.zipkin import ZipkinReceiver
 from threadline.selfmetrics import SelfMetrics
 from threadline.storage.blocklist import Blocklist, poll_forever
@@ -91,6 +94,10 @@ class App:
             )
         self.overrides = Overrides(cfg.overrides)
         self.distributor = Distributor(self.ingester, self.metrics, overrides=self.overrides)
+        self.logs: LogStore | None = None
+        if cfg.logs.enabled:
+            self.logs = LogStore(cfg, self.backend, data / "wal-logs")
+            self.distributor.logs = self.logs
         self.finder = TraceFinder(self.ingester, self.blocklist)
         resources = QueryResources(
             cfg.querier.memory_limit,
@@ -133,6 +140,8 @@ class App:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.blocklist.load)
         await asyncio.to_thread(self.ingester.start)
+        if self.logs is not None:
+            await asyncio.to_thread(self.logs.start)
         host = cfg.server.host
         mt = cfg.multitenancy_enabled
         limit = cfg.distributor.max_request_bytes
@@ -145,6 +154,8 @@ class App:
         metrics = MetricsRoutes(self.metrics_engine, mt, cfg.querier)
         search = SearchRoutes(self.search, compile_search, mt, cfg.querier)
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
+        if self.logs is not None:
+            api.add_routes(TraceLogsRoutes(self.logs, mt).routes(prefix))
         api.add_routes(tags.routes(prefix))
         api.add_routes(metrics.routes(prefix))
         graph = ServiceGraphRoutes(self.dependencies, mt)
@@ -152,7 +163,7 @@ class App:
         api.add_routes(GeneratorMetricsRoutes(self.generator, mt).routes())
         api.add_routes(search.routes(prefix))
         api.add_routes(
-            SystemRoutes(self.ingester, self.metrics, lambda: self._ready).routes(prefix)
+            SystemRoutes(self.ingester, self.metrics, lambda: self._ready, self.logs).routes(prefix)
         )
         found = (self.tags, self.search, self.finder, self.dependencies)
         jaeger = JaegerQueryRoutes(*found, mt, cfg.querier)
@@ -199,13 +210,21 @@ class App:
         if otlp.http_port:
             routes = OTLPHttpReceiver(self.distributor, mt, limit).routes()
             port = await self._serve_receiver(routes, otlp.http_port)
-            self.urls.append(("OTLP HTTP", url(port), "POST /v1/traces"))
+            paths = "POST /v1/traces, /v1/logs" if self.logs is not None else "POST /v1/traces"
+            self.urls.append(("OTLP HTTP", url(port), paths))
         if otlp.grpc_port:
             grpc_receiver = OTLPGrpcReceiver(self.distributor, mt, limit)
             grpc_receiver.auth = auth
-            port = await grpc_receiver.start(host, otlp.grpc_port, self.tls.grpc_credentials())
+            also = []
+            if self.logs is not None:
+                logs_receiver = OTLPLogsGrpcReceiver(self.distributor, mt, limit)
+                logs_receiver.auth = auth
+                also.append(logs_receiver)
+            credentials = self.tls.grpc_credentials()
+            port = await grpc_receiver.start(host, otlp.grpc_port, credentials, also)
             self._closers.append(functools.partial(grpc_receiver.stop, grace))
-            self.urls.append(("OTLP gRPC", f"{host}:{port}", "TraceService/Export"))
+            services = "TraceService/Export, LogsService/Export" if also else "TraceService/Export"
+            self.urls.append(("OTLP gRPC", f"{host}:{port}", services))
         if receivers.zipkin.port:
             zipkin_receiver = ZipkinReceiver(self.distributor, mt, limit)
             port = await self._serve_receiver(zipkin_receiver.routes(), receivers.zipkin.port)
@@ -244,6 +263,9 @@ class App:
 
         await self.generator.start()
         self._background.append(asyncio.create_task(self.ingester.run(self.stop_event)))
+        if self.logs is not None:
+            period = cfg.ingester.flush_check_period
+            self._background.append(asyncio.create_task(self.logs.run(self.stop_event, period)))
         if cfg.overrides.per_tenant_override_config is not None:
             self._background.append(asyncio.create_task(self.overrides.watch(self.stop_event)))
         if self.auth.enabled and cfg.auth.users_file is not None:
@@ -279,6 +301,8 @@ class App:
         for task in self._background:
             await task
         drained = await self.ingester.shutdown()
+        if self.logs is not None:
+            await self.logs.shutdown()
         await self.generator.stop()
         log.info(
             "stopped in %.1fs: %s",

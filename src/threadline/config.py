@@ -190,6 +190,16 @@ class WALConfig(_Section):
     segment_bytes: Size = 64 * 2**20
 
 
+class LogsConfig(_Section):
+    """Log records (OTLP logs, Loki push): kept through their own WAL and blocks."""
+
+    enabled: bool = True
+    # live lines of a tenant are written to a block once this many are held, or the oldest is
+    # this old, or at every flush and graceful stop
+    max_block_lines: Annotated[int, Field(ge=1)] = 250_000
+    max_block_duration: Duration = 60.0
+
+
 class BlockConfig(_Section):
     row_group_spans: Annotated[int, Field(ge=256)] = 4096
     bloom_false_positive: Annotated[float, Field(gt=0, lt=1)] = 0.01
@@ -560,6 +570,7 @@ class Config(_Section):
     distributor: DistributorConfig = DistributorConfig()
     ingester: IngesterConfig = IngesterConfig()
     wal: WALConfig = WALConfig()
+    logs: LogsConfig = LogsConfig()
     storage: StorageConfig = StorageConfig()
     compactor: CompactorConfig = CompactorConfig()
     querier: QuerierConfig = QuerierConfig()

@@ -21,6 +21,18 @@ class SelfMetrics:
             ["tenant", "protocol"],
             registry=r,
         )
+        self.log_lines_received = Counter(
+            "threadline_distributor_log_lines_received",
+            "Log lines accepted, by tenant and protocol.",
+            ["tenant", "protocol"],
+            registry=r,
+        )
+        self.log_lines_refused = Counter(
+            "threadline_discarded_log_lines",
+            "Log lines refused, by reason.",
+            ["tenant", "reason"],
+            registry=r,
+        )
         self.spans_refused = Counter(
             "threadline_discarded_spans",
             "Spans refused, by reason.",

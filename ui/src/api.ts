@@ -48,3 +48,25 @@ export async function fetchTrace(id: string): Promise<any> {
   const doc = await get(`/jaeger/api/v3/traces/${encodeURIComponent(id)}`);
   return doc.result;
 }
+
+/** A log line of a trace, as ``/api/traces/<id>/logs`` answers it. */
+export interface LogLine {
+  timeUnixNano: string;
+  severityNumber: number;
+  severityText: string;
+  body: string;
+  serviceName: string;
+  traceId?: string;
+  spanId?: string;
+  attributes: { key: string; value: Record<string, unknown> }[];
+}
+
+/** The trace's log lines in time order; null when the server keeps no logs. */
+export async function fetchTraceLogs(id: string): Promise<LogLine[] | null> {
+  try {
+    return (await get(`/api/traces/${encodeURIComponent(id)}/logs`)).logs ?? [];
+  } catch (e) {
+    if (e instanceof ApiError && /not found/i.test(e.message)) return null;
+    throw e;
+  }
+}

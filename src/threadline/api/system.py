@@ -24,17 +24,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from threadline import __version__
 from threadline.api.trace_by_id import json_response
 from threadline.ingester.ingester import FlushFailed, Ingester
+from threadline.logstore.store import LogStore
 from threadline.selfmetrics import SelfMetrics
 from threadline.tenancy import tenant_problem
 
 
 class SystemRoutes:
     def __init__(
-        self, ingester: Ingester | None, metrics: SelfMetrics, ready: Callable[[], bool]
+        self,
+        ingester: Ingester | None,
+        metrics: SelfMetrics,
+        ready: Callable[[], bool],
+        logs: LogStore | None = None,
     ) -> None:
         self.ingester = ingester
         self.metrics = metrics
         self.ready = ready
+        self.logs = logs
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
         return [
@@ -80,6 +86,8 @@ class SystemRoutes:
             raise web.HTTPBadRequest(text=problem)
         try:
             await self.ingester.flush(tenant)
+            if self.logs is not None:
+                await self.logs.flush(tenant)
         except FlushFailed as e:
             return web.Response(status=503, text=f"flush failed: {e}")
         return web.Response(status=204)

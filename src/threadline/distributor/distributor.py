@@ -28,7 +28,9 @@ from threadline.distributor.limits import LimitExceeded, RateLimiter
 from threadline.ingester.ingester import Ingester, IngesterBacklogFull
 from threadline.ingester.records import AppliedLimits
 from threadline.ingester.wal import WALUnavailable
+from threadline.logstore.store import LogStore
 from threadline.model.otlp_decode import decode_export_request
+from threadline.model.otlp_logs import DecodedLogs
 from threadline.model.truncate import truncate_attributes
 from threadline.overrides import Overrides
 from threadline.selfmetrics import SelfMetrics
@@ -136,6 +138,41 @@ class Distributor:
         self.inflight_wait = inflight_wait
         self.overrides = overrides or Overrides(ingester.cfg.overrides)
         self.rate = RateLimiter()
+        self.logs: LogStore | None = None  # set when logs are enabled
+
+    async def push_logs(
+        self, tenant: str, decoded: DecodedLogs, nbytes: int, protocol: str
+    ) -> PushResult:
+        """Store decoded log lines; returns once they are durable (see ``LogStore.push``)."""
+        self.metrics.bytes_received.labels(tenant, protocol).inc(nbytes)
+        if self.logs is None:
+            self.refuse(protocol, "logs_disabled")
+            raise InvalidInput(
+                "this server does not take logs (logs.enabled is false)", "logs_disabled"
+            )
+        for reason, count in decoded.rejected.items():
+            self.metrics.log_lines_refused.labels(tenant, reason).inc(count)
+        batch = decoded.batch
+        if batch.num_rows == 0 and decoded.rejected_count:
+            self.refuse(protocol, "all_lines_invalid")
+            raise InvalidInput(
+                f"all {decoded.rejected_count} log records were rejected: {decoded.first_error}",
+                "all_lines_invalid",
+            )
+        async with self.admit(nbytes, protocol):
+            try:
+                await self.logs.push(tenant, batch)
+            except WALUnavailable as e:  # disk full or failing: nothing of the push is kept
+                self.refuse(protocol, "wal_unavailable")
+                raise Overloaded(str(e)) from None
+        self.metrics.log_lines_received.labels(tenant, protocol).inc(batch.num_rows)
+        message = ""
+        if decoded.rejected_count:
+            message = (
+                f"{decoded.rejected_count} of {decoded.rejected_count + batch.num_rows} log "
+                f"records rejected; first: {decoded.first_error}"
+            )
+        return PushResult(batch.num_rows, decoded.rejected_count, message)
 
     def refuse(self, protocol: str, reason: str) -> None:
         """Count a request refused whole (bad body, wrong content type, too large ...)."""

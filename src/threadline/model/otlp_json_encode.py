@@ -27,7 +27,8 @@ def _kv(key: str, value: dict[str, Any]) -> dict[str, Any]:
     return {"key": key, "value": value} if key else {"value": value}
 
 
-def _attrs(source: Mapping[str, Any], stem: str) -> list[dict[str, Any]]:
+def json_attributes(source: Mapping[str, Any], stem: str) -> list[dict[str, Any]]:
+    """The typed maps ``{stem}_str`` ... ``{stem}_raw`` of a row as OTLP/JSON ``KeyValue``s."""
     out = [_kv(k, {"stringValue": v}) for k, v in source[f"{stem}_str"]]
     out += [_kv(k, {"intValue": str(v)}) for k, v in source[f"{stem}_int"]]
     out += [_kv(k, {"doubleValue": _double(v)}) for k, v in source[f"{stem}_float"]]
@@ -59,14 +60,14 @@ def _span(row: dict[str, Any]) -> dict[str, Any]:
     _put(span, "kind", row["kind"])
     _put(span, "startTimeUnixNano", _ns(start))
     _put(span, "endTimeUnixNano", _ns(start + row["duration_nano"]))
-    _put(span, "attributes", _attrs(row, "span_attrs"))
+    _put(span, "attributes", json_attributes(row, "span_attrs"))
     _put(span, "droppedAttributesCount", row["dropped_attributes_count"])
     events = []
     for ev in row["events"]:
         event: dict[str, Any] = {}
         _put(event, "timeUnixNano", _ns(ev["time_unix_nano"]))
         _put(event, "name", ev["name"])
-        _put(event, "attributes", _attrs(ev, "attrs"))
+        _put(event, "attributes", json_attributes(ev, "attrs"))
         _put(event, "droppedAttributesCount", ev["dropped_attributes_count"])
         events.append(event)
     _put(span, "events", events)
@@ -77,7 +78,7 @@ def _span(row: dict[str, Any]) -> dict[str, Any]:
         _put(out, "traceId", link["trace_id"].hex())
         _put(out, "spanId", link["span_id"].hex())
         _put(out, "traceState", link["trace_state"])
-        _put(out, "attributes", _attrs(link, "attrs"))
+        _put(out, "attributes", json_attributes(link, "attrs"))
         _put(out, "droppedAttributesCount", link["dropped_attributes_count"])
         _put(out, "flags", link["flags"])
         links.append(out)
@@ -94,7 +95,7 @@ def rows_to_otlp_json(table: pa.Table) -> dict[str, Any]:
     """``{"resourceSpans": [...]}`` of the span rows (see ``otlp_encode.group_rows``)."""
     resource_spans = []
     for first, scopes in group_rows(table):
-        resource_attrs = _attrs(first, "resource_attrs")
+        resource_attrs = json_attributes(first, "resource_attrs")
         rs: dict[str, Any] = {"resource": {"attributes": resource_attrs} if resource_attrs else {}}
         scope_spans = []
         for scope_row, rows in scopes:
@@ -102,7 +103,7 @@ def rows_to_otlp_json(table: pa.Table) -> dict[str, Any]:
             scope: dict[str, Any] = {}
             _put(scope, "name", scope_row["scope_name"])
             _put(scope, "version", scope_row["scope_version"])
-            _put(scope, "attributes", _attrs(scope_row, "scope_attrs"))
+            _put(scope, "attributes", json_attributes(scope_row, "scope_attrs"))
             if scope:
                 ss["scope"] = scope
             ss["spans"] = [_span(row) for row in rows]

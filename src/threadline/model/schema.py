@@ -1,4 +1,5 @@
-"""The span row: the Arrow schema every component agrees on (one row per span).
+"""The span row and the log row: the Arrow schemas every component agrees on (one row per
+span, one per log record).
 
 Receivers produce record batches of this schema, the WAL stores them, blocks hold them as
 Parquet and the querier reads them back. Attributes stay typed: each scope has one map column
@@ -77,6 +78,35 @@ SPAN_SCHEMA = pa.schema(
         pa.field("dropped_events_count", pa.uint32(), nullable=False),
         pa.field("links", pa.list_(pa.field("item", LINK_TYPE, nullable=False)), nullable=False),
         pa.field("dropped_links_count", pa.uint32(), nullable=False),
+    ]
+)
+
+# one row per log record (OTLP logs, Loki push lines): the same typed attribute maps as spans
+# (resource, scope, and the record's own as ``log_attrs_*``); ``body`` is the body as text (a
+# string body as it is, any other value as its OTLP/JSON), ``body_raw`` the serialized OTLP
+# ``AnyValue`` of a body that is not a string (null for a string body)
+LOG_SCHEMA = pa.schema(
+    [
+        # the record's time; its observed time when the record has none
+        pa.field("time_unix_nano", pa.int64(), nullable=False),
+        pa.field("observed_time_unix_nano", pa.int64(), nullable=False),
+        pa.field("severity_number", pa.int8(), nullable=False),
+        pa.field("severity_text", pa.string(), nullable=False),
+        pa.field("body", pa.string(), nullable=False),
+        pa.field("body_raw", pa.binary(), nullable=True),
+        pa.field("event_name", pa.string(), nullable=False),
+        # null when the record names no trace / span (absent, empty or all-zero ids)
+        pa.field("trace_id", pa.binary(16), nullable=True),
+        pa.field("span_id", pa.binary(8), nullable=True),
+        pa.field("flags", pa.uint32(), nullable=False),
+        # resource attribute service.name, "" when absent (it also stays in resource_attrs_str)
+        pa.field("service_name", pa.string(), nullable=False),
+        pa.field("scope_name", pa.string(), nullable=False),
+        pa.field("scope_version", pa.string(), nullable=False),
+        *_typed_attr_fields("scope"),
+        *_typed_attr_fields("resource"),
+        *_typed_attr_fields("log"),
+        pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
     ]
 )
 

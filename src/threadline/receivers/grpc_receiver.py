@@ -7,6 +7,7 @@ errors mapped to gRPC status codes."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Iterable
 from typing import NoReturn
 
 import grpc
@@ -51,8 +52,14 @@ class RawGrpcReceiver:
 
     async def push(self, tenant: str, otlp: bytes, context: grpc.aio.ServicerContext) -> PushResult:
         """Hand OTLP bytes to the distributor; its errors become gRPC errors (counted there)."""
+        return await self.guarded(context, self.distributor.push_otlp(tenant, otlp, self.protocol))
+
+    async def guarded(
+        self, context: grpc.aio.ServicerContext, pushing: Awaitable[PushResult]
+    ) -> PushResult:
+        """``pushing``'s result; the distributor's errors become gRPC errors."""
         try:
-            return await self.distributor.push_otlp(tenant, otlp, self.protocol)
+            return await pushing
         except InvalidInput as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except Overloaded as e:
@@ -101,9 +108,14 @@ class RawGrpcReceiver:
         )
 
     async def start(
-        self, host: str, port: int, credentials: grpc.ServerCredentials | None = None
+        self,
+        host: str,
+        port: int,
+        credentials: grpc.ServerCredentials | None = None,
+        also: Iterable[RawGrpcReceiver] = (),
     ) -> int:
-        """Listen on ``host:port`` (with TLS when ``credentials`` are given); returns the port."""
+        """Listen on ``host:port`` (with TLS when ``credentials`` are given), serving ``also``'s
+        services on the same port; returns the port."""
         self.server = grpc.aio.server(
             options=[
                 # grpc itself refuses beyond twice the limit; up to that we refuse and count
@@ -115,10 +127,11 @@ class RawGrpcReceiver:
             ],
             maximum_concurrent_rpcs=2 * self.max_concurrent_rpcs,
         )
-        handler = grpc.method_handlers_generic_handler(
-            self.service, {self.method: self.method_handler()}
-        )
-        self.server.add_generic_rpc_handlers((handler,))
+        for receiver in (self, *also):
+            handler = grpc.method_handlers_generic_handler(
+                receiver.service, {receiver.method: receiver.method_handler()}
+            )
+            self.server.add_generic_rpc_handlers((handler,))
         address = f"{host}:{port}"
         if credentials is None:
             bound = self.server.add_insecure_port(address)

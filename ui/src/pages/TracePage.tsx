@@ -1,5 +1,5 @@
 /** One trace at /trace/<id>: a summary header (copy id, download the OTLP JSON), the views as
- * tabs (?view= timeline, flame, table, stats, graph), search within the trace, and the
+ * tabs (?view= timeline, flame, table, stats, graph, logs), search within the trace, and the
  * selected span's details. Owns what the views share: the folded subtrees, the selected span
  * and whether its details are open, the search and its current match. */
 
@@ -10,6 +10,7 @@ import { FlameGraph } from "../components/FlameGraph";
 import { CopyButton, SpanDetails } from "../components/SpanDetails";
 import { SpanTable } from "../components/SpanTable";
 import { TraceGraph } from "../components/TraceGraph";
+import { TraceLogs } from "../components/TraceLogs";
 import { TraceSearch } from "../components/TraceSearch";
 import { TraceStatistics } from "../components/TraceStatistics";
 import { Waterfall } from "../components/Waterfall";
@@ -26,6 +27,7 @@ const VIEWS = [
   ["table", "Span table"],
   ["stats", "Statistics"],
   ["graph", "Graph"],
+  ["logs", "Logs"],
 ] as const;
 type View = (typeof VIEWS)[number][0];
 
@@ -252,6 +254,7 @@ export function TracePage({ id }: { id: string }) {
           {view === "table" && <SpanTable trace={trace} selected={cursor} matches={matchSet} onSelect={select} />}
           {view === "stats" && <TraceStatistics trace={trace} />}
           {view === "graph" && <TraceGraph trace={trace} />}
+          {view === "logs" && <TraceLogs trace={trace} onSelect={select} />}
         </div>
         {details && <SpanDetails span={cursor} trace={trace} onClose={() => setOpen(false)} onSelect={select} />}
       </div>
