@@ -198,6 +198,15 @@ class LogsConfig(_Section):
     # this old, or at every flush and graceful stop
     max_block_lines: Annotated[int, Field(ge=1)] = 250_000
     max_block_duration: Duration = 60.0
+    # blocks whose newest line is older are deleted; per tenant: {"team-a": "720h"}
+    block_retention: Duration = 336 * 3600.0
+    block_retention_by_tenant: dict[str, Duration] = {}
+    # a tenant's small blocks (under max_block_lines) are merged once it has this many, up to
+    # compacted_block_lines lines a block
+    compact_after_blocks: Annotated[int, Field(ge=2)] = 8
+    compacted_block_lines: Annotated[int, Field(ge=1)] = 2_000_000
+    # how often retention and compaction run
+    maintenance_period: Duration = 60.0
 
 
 class BlockConfig(_Section):

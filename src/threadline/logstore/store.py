@@ -4,7 +4,9 @@ memory; a tenant's live rows become one Parquet block (``.logs/<tenant>/<id>.par
 blocks' backend, rows in time order, with a JSON meta holding the time range and a bloom filter
 of the trace ids) when enough are held, when the oldest is old enough, at a flush and at a
 graceful stop. Each WAL record carries a sequence number and each block the last one it holds,
-so a restart replays exactly what no block holds yet."""
+so a restart replays exactly what no block holds yet. Maintenance deletes blocks past the
+retention and merges a tenant's small blocks: the merged block names the blocks it replaces, so
+a stop between writing it and deleting them never makes a line count twice."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -29,7 +32,7 @@ import pyarrow.parquet as pq
 from threadline.config import Config
 from threadline.ingester.wal import WAL, list_segments, read_segment, segment_path
 from threadline.model.schema import LOG_SCHEMA
-from threadline.storage.backend import Backend
+from threadline.storage.backend import Backend, BackendError
 from threadline.storage.bloom import BloomFilter, probe_hashes
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class LogBlockMeta:
     max_time: int
     seq_through: int
     bloom: BloomFilter
+    replaces: tuple[str, ...] = ()
 
     @property
     def data_key(self) -> str:
@@ -66,6 +70,7 @@ class LogBlockMeta:
                 "min_time": self.min_time,
                 "max_time": self.max_time,
                 "seq_through": self.seq_through,
+                "replaces": list(self.replaces),
                 "bloom_bits": self.bloom.bits,
                 "bloom_hashes": self.bloom.hashes,
                 "bloom": base64.b64encode(self.bloom.to_bytes()).decode(),
@@ -80,7 +85,7 @@ class LogBlockMeta:
         )
         return cls(
             tenant, block_id, doc["lines"], doc["min_time"], doc["max_time"],
-            doc["seq_through"], bloom,
+            doc["seq_through"], bloom, tuple(doc.get("replaces", ())),
         )  # fmt: skip
 
 
@@ -140,7 +145,16 @@ class LogStore:
                 out.append(LogBlockMeta.from_json(tenant, name[:-5], self.backend.read(info.key)))
             except (ValueError, KeyError, OSError):
                 log.exception("log block meta %s cannot be read: left out", info.key)
-        return sorted(out, key=lambda b: b.min_time)
+        replaced = {r for b in out for r in b.replaces}
+        for b in out:
+            if b.block_id in replaced:  # a merge stopped before deleting its inputs
+                self._delete_block(b)
+        return sorted((b for b in out if b.block_id not in replaced), key=lambda b: b.min_time)
+
+    def _delete_block(self, b: LogBlockMeta) -> None:
+        # the meta first: a block without one is never read
+        self.backend.delete(f"{PREFIX}/{b.tenant}/{b.block_id}.json")
+        self.backend.delete(b.data_key)
 
     @staticmethod
     def _decode(payload: bytes) -> tuple[int, str, pa.RecordBatch]:
@@ -201,6 +215,11 @@ class LogStore:
 
     def _write_block(self, tenant: str, taken: list[_Live]) -> LogBlockMeta:
         table = pa.Table.from_batches([e.batch for e in taken])
+        return self._write_table(tenant, table, max(e.seq for e in taken))
+
+    def _write_table(
+        self, tenant: str, table: pa.Table, seq_through: int, replaces: tuple[str, ...] = ()
+    ) -> LogBlockMeta:
         table = table.take(pc.sort_indices(table, [("time_unix_nano", "ascending")]))
         ids = table.column("trace_id").drop_null()
         bloom = BloomFilter.for_count(len(ids), self.block_cfg.bloom_false_positive)
@@ -209,7 +228,7 @@ class LogStore:
         times = table.column("time_unix_nano")
         meta = LogBlockMeta(
             tenant, str(uuid.uuid4()), table.num_rows, pc.min(times).as_py(), pc.max(times).as_py(),
-            max(e.seq for e in taken), bloom,
+            seq_through, bloom, replaces,
         )  # fmt: skip
         sink = io.BytesIO()
         pq.write_table(
@@ -228,7 +247,57 @@ class LogStore:
             held = [e.segment for entries in self.live.values() for e in entries]
         self.wal.delete_segments_before(min(held) if held else self.wal.current_segment)
 
+    def _read_block(self, b: LogBlockMeta, filters: list[Any] | None = None) -> pa.Table:
+        local = self.backend.local_path(b.data_key)
+        source = str(local) if local is not None else io.BytesIO(self.backend.read(b.data_key))
+        table = pq.read_table(source, filters=filters)
+        return table.select(LOG_SCHEMA.names).cast(LOG_SCHEMA)
+
+    def retention(self, tenant: str) -> float:
+        return self.cfg.block_retention_by_tenant.get(tenant, self.cfg.block_retention)
+
+    async def maintain(self, now_ns: int | None = None) -> None:
+        """Delete blocks past their tenant's retention, then merge small blocks."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        for tenant in list(self.blocks):
+            async with self._cutting.setdefault(tenant, asyncio.Lock()):
+                cutoff = now_ns - int(self.retention(tenant) * 1e9)
+                with self._lock:
+                    expired = [b for b in self.blocks[tenant] if b.max_time < cutoff]
+                    self.blocks[tenant] = [b for b in self.blocks[tenant] if b.max_time >= cutoff]
+                for b in expired:
+                    await asyncio.to_thread(self._delete_block, b)
+                await self._compact(tenant)
+
+    async def _compact(self, tenant: str) -> None:
+        with self._lock:
+            small = [b for b in self.blocks.get(tenant, []) if b.lines < self.cfg.max_block_lines]
+        if len(small) < self.cfg.compact_after_blocks:
+            return
+        picked: list[LogBlockMeta] = []
+        for b in small:
+            if picked and sum(p.lines for p in picked) + b.lines > self.cfg.compacted_block_lines:
+                break
+            picked.append(b)
+        if len(picked) < 2:
+            return
+
+        def merge() -> LogBlockMeta:
+            table = pa.concat_tables([self._read_block(b) for b in picked])
+            through = max(b.seq_through for b in picked)
+            merged = self._write_table(tenant, table, through, tuple(b.block_id for b in picked))
+            for b in picked:
+                self._delete_block(b)
+            return merged
+
+        merged = await asyncio.to_thread(merge)
+        gone = {b.block_id for b in picked}
+        with self._lock:
+            kept = [b for b in self.blocks[tenant] if b.block_id not in gone]
+            self.blocks[tenant] = sorted([*kept, merged], key=lambda b: b.min_time)
+
     async def run(self, stop: asyncio.Event, period: float) -> None:
+        last_maintenance = time.monotonic()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=period)
@@ -236,6 +305,12 @@ class LogStore:
                 await self.tick()
             except Exception:  # a failed block write leaves the lines live and in the WAL
                 log.exception("writing a log block failed; retrying at the next check")
+            if time.monotonic() - last_maintenance >= self.cfg.maintenance_period:
+                last_maintenance = time.monotonic()
+                try:
+                    await self.maintain()
+                except Exception:  # the blocks are as they were; tried again next period
+                    log.exception("log block retention or compaction failed")
 
     async def shutdown(self) -> None:
         try:
@@ -252,6 +327,16 @@ class LogStore:
         start_ns: int | None = None, end_ns: int | None = None,
     ) -> pa.Table:  # fmt: skip
         """The lines of ``trace_id`` (and ``span_id``) in time order."""
+        try:
+            return self._trace_logs(tenant, trace_id, span_id, start_ns, end_ns)
+        except (FileNotFoundError, BackendError):
+            # a merge replaced a block while it was read: the new list has its lines
+            return self._trace_logs(tenant, trace_id, span_id, start_ns, end_ns)
+
+    def _trace_logs(
+        self, tenant: str, trace_id: bytes, span_id: bytes | None,
+        start_ns: int | None, end_ns: int | None,
+    ) -> pa.Table:  # fmt: skip
         parts: list[pa.Table] = []
         with self._lock:
             live = list(self.live.get(tenant, []))
@@ -267,12 +352,10 @@ class LogStore:
                 continue
             if not b.bloom.may_contain(probe):
                 continue
-            filters = [("trace_id", "=", trace_id)]
+            filters: list[Any] = [("trace_id", "=", trace_id)]
             if span_id is not None:
                 filters.append(("span_id", "=", span_id))
-            local = self.backend.local_path(b.data_key)
-            source = str(local) if local is not None else io.BytesIO(self.backend.read(b.data_key))
-            parts.append(pq.read_table(source, filters=filters))
+            parts.append(self._read_block(b, filters))
         if not parts:
             return pa.Table.from_batches([], schema=LOG_SCHEMA)
         table = pa.concat_tables([p.select(LOG_SCHEMA.names).cast(LOG_SCHEMA) for p in parts])
