@@ -1,12 +1,12 @@
 """The log store: log records kept as spans are, through the same parts. A push is written to
 the logs' own WAL (``data/wal-logs``) and acknowledged once fsynced; its rows are then live in
 memory; a tenant's live rows become one Parquet block (``.logs/<tenant>/<id>.parquet`` in the
-blocks' backend, rows in time order, with a JSON meta holding the time range and a bloom filter
-of the trace ids) when enough are held, when the oldest is old enough, at a flush and at a
-graceful stop. Each WAL record carries a sequence number and each block the last one it holds,
-so a restart replays exactly what no block holds yet. Maintenance deletes blocks past the
-retention and merges a tenant's small blocks: the merged block names the blocks it replaces, so
-a stop between writing it and deleting them never makes a line count twice."""
+blocks' backend, rows by trace id then time, with a JSON meta holding the time range and a
+bloom filter of the trace ids) when enough are held, when the oldest is old enough, at a
+flush and at a graceful stop. Each WAL record carries a sequence number and each block the
+last one it holds, so a restart replays exactly what no block holds yet. Maintenance deletes
+blocks past the retention and merges a tenant's small blocks: the merged block names the
+blocks it replaces, so a stop between writing it and deleting them never counts a line twice."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -39,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = ".logs"  # beside the tenants' span blocks; never a tenant (no tenant starts with ".")
 _RECORD = struct.Struct("<QH")  # sequence number, tenant length
+_ROW_GROUP_LINES = 8192
 
 
 def _ipc(batch: pa.RecordBatch) -> bytes:
@@ -220,7 +220,10 @@ class LogStore:
     def _write_table(
         self, tenant: str, table: pa.Table, seq_through: int, replaces: tuple[str, ...] = ()
     ) -> LogBlockMeta:
-        table = table.take(pc.sort_indices(table, [("time_unix_nano", "ascending")]))
+        # by trace, then time: a trace's lines lie together, so row-group statistics find them;
+        # a block covers a short time (see max_block_duration), so time ranges prune blocks
+        order = [("trace_id", "ascending"), ("time_unix_nano", "ascending")]
+        table = table.take(pc.sort_indices(table, order, null_placement="at_end"))
         ids = table.column("trace_id").drop_null()
         bloom = BloomFilter.for_count(len(ids), self.block_cfg.bloom_false_positive)
         if len(ids):
@@ -233,7 +236,7 @@ class LogStore:
         sink = io.BytesIO()
         pq.write_table(
             table, sink, compression="zstd", compression_level=self.block_cfg.zstd_level,
-            row_group_size=64 * 1024,
+            row_group_size=_ROW_GROUP_LINES,
         )  # fmt: skip
         self.backend.write(meta.data_key, sink.getvalue())
         # the meta last: a block without one is not read, and its lines stay in the WAL
@@ -247,11 +250,27 @@ class LogStore:
             held = [e.segment for entries in self.live.values() for e in entries]
         self.wal.delete_segments_before(min(held) if held else self.wal.current_segment)
 
-    def _read_block(self, b: LogBlockMeta, filters: list[Any] | None = None) -> pa.Table:
+    def _source(self, b: LogBlockMeta) -> str | io.BytesIO:
         local = self.backend.local_path(b.data_key)
-        source = str(local) if local is not None else io.BytesIO(self.backend.read(b.data_key))
-        table = pq.read_table(source, filters=filters)
-        return table.select(LOG_SCHEMA.names).cast(LOG_SCHEMA)
+        return str(local) if local is not None else io.BytesIO(self.backend.read(b.data_key))
+
+    def _read_block(self, b: LogBlockMeta) -> pa.Table:
+        return pq.read_table(self._source(b)).select(LOG_SCHEMA.names).cast(LOG_SCHEMA)
+
+    def _read_trace(self, b: LogBlockMeta, trace_id: bytes) -> pa.Table:
+        """The row groups of ``b`` whose trace-id range holds ``trace_id`` (rows are by trace:
+        usually one); pyarrow's own filters read every row group."""
+        pf = pq.ParquetFile(self._source(b))
+        md = pf.metadata
+        col = pf.schema_arrow.get_field_index("trace_id")
+        groups = []
+        for g in range(md.num_row_groups):
+            st = md.row_group(g).column(col).statistics
+            if st is None or not st.has_min_max or st.min <= trace_id <= st.max:
+                groups.append(g)
+        if not groups:
+            return pa.Table.from_batches([], schema=LOG_SCHEMA)
+        return pf.read_row_groups(groups).select(LOG_SCHEMA.names).cast(LOG_SCHEMA)
 
     def retention(self, tenant: str) -> float:
         return self.cfg.block_retention_by_tenant.get(tenant, self.cfg.block_retention)
@@ -352,10 +371,8 @@ class LogStore:
                 continue
             if not b.bloom.may_contain(probe):
                 continue
-            filters: list[Any] = [("trace_id", "=", trace_id)]
-            if span_id is not None:
-                filters.append(("span_id", "=", span_id))
-            parts.append(self._read_block(b, filters))
+            rows = self._read_trace(b, trace_id)
+            parts.append(rows.filter(_matches(rows, trace_id, span_id)))
         if not parts:
             return pa.Table.from_batches([], schema=LOG_SCHEMA)
         table = pa.concat_tables([p.select(LOG_SCHEMA.names).cast(LOG_SCHEMA) for p in parts])
