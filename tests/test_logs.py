@@ -199,6 +199,15 @@ def test_the_trace_view_shows_the_traces_lines(srv: Server) -> None:
     for browser in launch():
         context, page = open_page(browser)
         try:
+            # marked on their spans' rows in the timeline: two on the root, one on the child
+            page.goto(f"{srv.api}/trace/{trace}")
+            page.wait_for_function(
+                "document.querySelectorAll('[data-testid=log-mark]').length === 3"
+            )
+            rows = page.locator("[data-testid=span-row]")
+            assert rows.nth(0).locator("[data-testid=log-mark]").count() == 2
+            assert rows.nth(1).locator("[data-testid=log-mark]").count() == 1
+            shot(page, srv, "trace-log-marks")
             page.goto(f"{srv.api}/trace/{trace}?view=logs")
             lines = page.locator("[data-testid=log-line]")
             lines.first.wait_for()

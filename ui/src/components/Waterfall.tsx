@@ -32,6 +32,8 @@ interface Props {
   critical: Map<string, CriticalSection[]> | null;
   matches: ReadonlySet<Span>;
   currentMatch: Span | null;
+  /** the trace's log lines by span id (time in unix ms, OTLP severity number) */
+  logs?: ReadonlyMap<string, { time: number; severity: number }[]>;
 }
 
 export function Waterfall(props: Props) {
@@ -271,6 +273,13 @@ function SpanRow({ span: s, top, props, pct, ticks, tlWidth, sections }: RowProp
             {s.events.map((e) => {
               const at = pct(e.time);
               return at >= 0 && at <= 100 ? <span class="event" title={`${e.name} at +${duration(e.time - s.start)}`} style={{ left: `${at}%` }} /> : null;
+            })}
+            {props.logs?.get(s.spanId)?.map((l) => {
+              const at = pct(l.time);
+              const level = l.severity >= 17 ? "error" : l.severity >= 13 ? "warn" : "info";
+              return at >= 0 && at <= 100 ? (
+                <span class={`log-mark ${level}`} data-testid="log-mark" title={`log line at +${duration(l.time - s.start)}`} style={{ left: `${at}%` }} />
+              ) : null;
             })}
             <span class={`bar-label ${place}`} style={labelStyle}>
               {label}

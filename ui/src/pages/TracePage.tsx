@@ -5,7 +5,7 @@
 
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { navigate } from "../App";
-import { ApiError, fetchTrace } from "../api";
+import { ApiError, fetchTrace, fetchTraceLogs } from "../api";
 import { FlameGraph } from "../components/FlameGraph";
 import { CopyButton, SpanDetails } from "../components/SpanDetails";
 import { SpanTable } from "../components/SpanTable";
@@ -47,6 +47,17 @@ function download(doc: unknown, traceId: string) {
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
 
+/** The trace's log lines by span, for the marks on the waterfall's rows (none if no logs). */
+async function logMarksOf(id: string): Promise<Map<string, { time: number; severity: number }[]>> {
+  const out = new Map<string, { time: number; severity: number }[]>();
+  for (const l of (await fetchTraceLogs(id).catch(() => null)) ?? []) {
+    if (!l.spanId) continue;
+    const mark = { time: Number(BigInt(l.timeUnixNano) / 1000n) / 1000, severity: l.severityNumber };
+    out.set(l.spanId, [...(out.get(l.spanId) ?? []), mark]);
+  }
+  return out;
+}
+
 export function TracePage({ id }: { id: string }) {
   const [loaded, setLoaded] = useState<{ doc: unknown; trace: Trace } | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -57,6 +68,7 @@ export function TracePage({ id }: { id: string }) {
   const [query, setQuery] = useState("");
   const [matchAt, setMatchAt] = useState(-1);
   const [showCritical, setShowCritical] = useState(true);
+  const [logMarks, setLogMarks] = useState<Map<string, { time: number; severity: number }[]> | null>(null);
 
   useEffect(() => {
     const update = () => setView(currentView());
@@ -90,6 +102,8 @@ export function TracePage({ id }: { id: string }) {
         setLoaded({ doc, trace });
       })
       .catch((e) => live && setError(e instanceof ApiError ? e.message : String(e)));
+    setLogMarks(null);
+    void logMarksOf(id).then((marks) => live && setLogMarks(marks));
     return () => {
       live = false;
     };
@@ -248,6 +262,7 @@ export function TracePage({ id }: { id: string }) {
               critical={showCritical ? critical : null}
               matches={matchSet}
               currentMatch={current}
+              logs={logMarks ?? undefined}
             />
           )}
           {view === "flame" && <FlameGraph trace={trace} selected={cursor} matches={matchSet} onSelect={select} />}
