@@ -53,6 +53,7 @@ from threadline.receivers.jaeger import (
     JaegerGrpcReceiver,
     JaegerThriftHttpReceiver,
 )
+from threadline.receivers.loki_push import LokiPushReceiver
 from threadline.receivers.opencensus import OpenCensusReceiver
 from threadline.receivers.otlp_grpc import OTLPGrpcReceiver
 from threadline.receivers.otlp_http import OTLPHttpReceiver
@@ -156,6 +157,7 @@ class App:
         api.add_routes(TraceByIDRoutes(self.finder, mt).routes(prefix))
         if self.logs is not None:
             api.add_routes(TraceLogsRoutes(self.logs, mt).routes(prefix))
+            api.add_routes(LokiPushReceiver(self.distributor, mt, limit).routes(prefix))
         api.add_routes(tags.routes(prefix))
         api.add_routes(metrics.routes(prefix))
         graph = ServiceGraphRoutes(self.dependencies, mt)

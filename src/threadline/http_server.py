@@ -193,6 +193,13 @@ def tenantless(handler: _H) -> _H:
     return handler
 
 
+def writes(handler: _H) -> _H:
+    """Marks a route on a read port that takes data (Loki's push API on the HTTP API port):
+    with auth on, it needs a credential allowed to write."""
+    handler.access = "write"  # type: ignore[attr-defined]
+    return handler
+
+
 def _auth_middleware(auth: Authenticator, access: Access | None, prefix: str):  # type: ignore[no-untyped-def]
     open_paths = {p for path in _OPEN for p in (path, prefix + path)}
     operator_paths = {p for path in _OPERATOR for p in (path, prefix + path)}
@@ -215,7 +222,8 @@ def _auth_middleware(auth: Authenticator, access: Access | None, prefix: str):  
                         403, f"credential {principal.name!r} may not use {path} for every tenant"
                     )
                 return await handler(request)
-            tenant = auth.tenant_for(principal, request.headers.getall(HEADER, []), access)
+            wanted_access = getattr(request.match_info.handler, "access", access)
+            tenant = auth.tenant_for(principal, request.headers.getall(HEADER, []), wanted_access)
         except AuthError as e:
             headers = _CHALLENGE if e.status == 401 else None
             return web.Response(status=e.status, text=e.message, headers=headers)
