@@ -14,6 +14,8 @@ ROOT = Path(threadline.__file__).parent
 # package -> packages it must never import
 FORBIDDEN = {
     "traceql": {"querier", "api", "receivers", "ingester", "storage", "distributor"},
+    "logql": {"querier", "api", "receivers", "ingester", "storage", "distributor", "logstore"},
+    "logstore": {"querier", "api", "receivers", "distributor"},
     "storage": {"querier", "api", "receivers", "traceql", "distributor"},
     "model": {"querier", "api", "receivers", "traceql", "storage", "ingester"},
     "querier": {"api", "receivers", "distributor"},

@@ -18,6 +18,7 @@ from threadline.api.jaeger_ddg import DeepDependencyRoutes
 from threadline.api.jaeger_monitor import JaegerMonitorRoutes
 from threadline.api.jaeger_query import JaegerQueryRoutes
 from threadline.api.jaeger_v3 import JaegerV3Routes
+from threadline.api.loki_query import LokiQueryRoutes
 from threadline.api.mcp_server import TraceTools
 from threadline.api.metrics import MetricsRoutes
 from threadline.api.sampling import SamplingRoutes
@@ -158,6 +159,7 @@ class App:
         if self.logs is not None:
             api.add_routes(TraceLogsRoutes(self.logs, mt).routes(prefix))
             api.add_routes(LokiPushReceiver(self.distributor, mt, limit).routes(prefix))
+            api.add_routes(LokiQueryRoutes(self.logs, mt).routes(prefix))
         api.add_routes(tags.routes(prefix))
         api.add_routes(metrics.routes(prefix))
         graph = ServiceGraphRoutes(self.dependencies, mt)

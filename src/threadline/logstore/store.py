@@ -222,8 +222,8 @@ class LogStore:
     ) -> LogBlockMeta:
         # by trace, then time: a trace's lines lie together, so row-group statistics find them;
         # a block covers a short time (see max_block_duration), so time ranges prune blocks
-        order = [("trace_id", "ascending"), ("time_unix_nano", "ascending")]
-        table = table.take(pc.sort_indices(table, order, null_placement="at_end"))
+        order = [("trace_id", "ascending", "at_end"), ("time_unix_nano", "ascending")]
+        table = table.take(pc.sort_indices(table, order))
         ids = table.column("trace_id").drop_null()
         bloom = BloomFilter.for_count(len(ids), self.block_cfg.bloom_false_positive)
         if len(ids):
@@ -340,6 +340,30 @@ class LogStore:
             self.wal.close()
 
     # -- read path -----------------------------------------------------------------------------
+
+    def between(self, tenant: str, start_ns: int, end_ns: int) -> pa.Table:
+        """Every line of ``tenant`` with ``start_ns <= time <= end_ns`` (any order)."""
+        with self._lock:
+            live = [e.batch for e in self.live.get(tenant, [])]
+            blocks = [b for b in self.blocks.get(tenant, []) if b.max_time >= start_ns]
+        parts = [pa.Table.from_batches(live, schema=LOG_SCHEMA)] if live else []
+        for b in blocks:
+            if b.min_time > end_ns:
+                continue
+            try:
+                parts.append(self._read_block(b))
+            except (FileNotFoundError, BackendError):  # merged away meanwhile: read again
+                return self.between(tenant, start_ns, end_ns)
+        if not parts:
+            return pa.Table.from_batches([], schema=LOG_SCHEMA)
+        table = pa.concat_tables(parts)
+        times = table.column("time_unix_nano")
+        keep = pc.and_(pc.greater_equal(times, start_ns), pc.less_equal(times, end_ns))
+        return table.filter(keep)
+
+    def tenants(self) -> list[str]:
+        with self._lock:
+            return sorted({*self.live, *self.blocks})
 
     def trace_logs(
         self, tenant: str, trace_id: bytes, span_id: bytes | None = None,

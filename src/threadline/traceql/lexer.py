@@ -276,7 +276,7 @@ _SIMPLE_ESCAPES = {
 }
 
 
-def _unquote_go(body: str) -> str:
+def unquote_go(body: str) -> str:
     """Go ``strconv.Unquote`` of the inside of a double-quoted string. Raises ValueError."""
     if "\\" not in body:
         return body
@@ -436,7 +436,7 @@ class Lexer:
                 break
             j += 1
         try:
-            value = _unquote_go(text[i + 1 : j])
+            value = unquote_go(text[i + 1 : j])
         except ValueError as e:
             return self._error(i, f"invalid string literal: {e}")
         return self._token(TokenKind.STRING, i, j + 1, value)
