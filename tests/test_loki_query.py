@@ -5,6 +5,8 @@ label, series and stats endpoints, and parse errors as Loki words them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -138,3 +140,28 @@ def test_a_parse_error_says_where(srv: Server) -> None:
     r = srv.get("/loki/api/v1/query_range?" + urlencode({"query": '{service_name="api"} |= '}))
     assert r.status == 400
     assert r.data.decode().startswith("parse error at line 1, col")
+
+
+def logs_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "threadline.cli", "logs", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("where", ["url", "data-dir"])
+def test_the_logs_command_prints_lines_newest_first(srv: Server, where: str) -> None:
+    source = ["--url", srv.api] if where == "url" else ["--data-dir", str(srv.data_dir)]
+    done = logs_cli('{env="prod"} |= "timeout"', *source, "--since", "2h")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(maxsplit=3)[2:] for line in lines] == [
+        ["worker", "job 8 failed: timeout"],
+        ["api", "upstream timeout after 2s"],
+    ]
+    metric = logs_cli('sum(count_over_time({env="prod"}[1h]))', *source, "--since", "2h")
+    assert metric.returncode == 0 and metric.stdout.startswith("{}"), metric.stderr
+    bad = logs_cli("{env=}", *source)
+    assert bad.returncode == 1 and "parse error at line 1" in bad.stderr

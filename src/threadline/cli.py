@@ -188,6 +188,61 @@ def query(
     click.echo(json.dumps(doc, indent=2) if as_json else format_table(doc))
 
 
+@main.command()
+@click.argument("logql")
+@click.option("--url", help="A running server's HTTP API, e.g. http://localhost:3200.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Read storage directly: this data directory's logs WAL and the log blocks.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Read storage directly, as `serve --config` would (storage.trace selects the backend).",
+)
+@click.option("--since", default="1h", show_default=True, help="How far back to look.")
+@click.option("--tenant", default=None, help="X-Scope-OrgID (default single-tenant).")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer's JSON.")
+def logs(
+    logql: str,
+    url: str | None,
+    data_dir: Path | None,
+    config_path: Path | None,
+    since: str,
+    tenant: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Query log lines with LOGQL and print them (newest first) or a metric's series."""
+    import time
+
+    from threadline.config import parse_duration
+    from threadline.logql import LogQLParseError
+    from threadline.querier.logql import LogQLError
+    from threadline.querytool import QueryToolError, format_logs, logs_storage, logs_url
+    from threadline.storage.blocks_cli import tool_config
+    from threadline.tenancy import SINGLE_TENANT
+
+    offline = data_dir is not None or config_path is not None
+    if (url is None) == (not offline):
+        raise click.UsageError("give either --url, or --data-dir and/or --config")
+    try:
+        end = time.time_ns()
+        start = end - int(parse_duration(since) * 1e9)
+        if url is not None:
+            doc = logs_url(url, logql, start, end, limit, tenant)
+        else:
+            cfg = tool_config(config_path, data_dir)
+            doc = logs_storage(cfg, logql, start, end, limit, tenant or SINGLE_TENANT)
+    except (QueryToolError, LogQLParseError, LogQLError, ValueError, OSError) as e:
+        click.echo(f"threadline: {e}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(doc, indent=2) if as_json else format_logs(doc))
+
+
 @main.group()
 def auth() -> None:
     """Credentials for auth.users and auth.users_file."""

@@ -94,3 +94,73 @@ def format_table(doc: dict[str, Any]) -> str:
     if len(rows) == 1:
         lines.append("(no trace matches)")
     return "\n".join(lines)
+
+
+def logs_url(
+    url: str, query: str, start_ns: int, end_ns: int, limit: int, tenant: str | None
+) -> dict[str, Any]:
+    """Loki's ``query_range`` answer of a running server."""
+    params = urllib.parse.urlencode(
+        {"query": query, "start": start_ns, "end": end_ns, "limit": limit}
+    )
+    request = urllib.request.Request(f"{url.rstrip('/')}/loki/api/v1/query_range?{params}")
+    if tenant:
+        request.add_header(HEADER, tenant)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())["data"]
+    except urllib.error.HTTPError as e:
+        raise QueryToolError(f"{e.code}: {e.read().decode(errors='replace').strip()}") from None
+    except urllib.error.URLError as e:
+        raise QueryToolError(f"cannot reach {url}: {e.reason}") from None
+
+
+def logs_storage(
+    cfg: Config, query: str, start_ns: int, end_ns: int, limit: int, tenant: str
+) -> dict[str, Any]:
+    """The same answer read from storage: the log blocks and, read-only, the logs' WAL."""
+    import numpy as np
+
+    from threadline.logql import ast, parse
+    from threadline.logstore.store import LogStore
+    from threadline.querier.logql import Evaluator, loki_matrix, loki_streams
+    from threadline.storage.factory import make_backend
+
+    if local_blocks_dir(cfg) is not None and not cfg.data_dir.is_dir():
+        raise QueryToolError(f"there is no data directory at {cfg.data_dir.resolve()}")
+    store = LogStore(cfg, make_backend(cfg), cfg.data_dir / "wal-logs")
+    store.start(read_only=True)
+    expr = parse(query)
+    evaluator = Evaluator(lambda lo, hi: store.between(tenant, lo, hi))
+    if isinstance(expr, ast.LogQuery):
+        lines = evaluator.lines(expr, start_ns, end_ns)
+        return {"resultType": "streams", "result": loki_streams(lines, limit, forward=False)}
+    steps = np.arange(start_ns, end_ns + 1, max(10**9, (end_ns - start_ns) // 250), dtype=np.int64)
+    return {"resultType": "matrix", "result": loki_matrix(evaluator.metric(expr, steps), steps)}
+
+
+def format_logs(doc: dict[str, Any]) -> str:
+    """Log lines newest first (time, labels, line), or a metric's series, as text."""
+    out = []
+    if doc["resultType"] == "streams":
+        rows = [
+            (int(ts), stream["stream"], line)
+            for stream in doc["result"]
+            for ts, line in stream["values"]
+        ]
+    else:
+        for series in doc["result"]:
+            labels = ", ".join(f'{k}="{v}"' for k, v in sorted(series["metric"].items()))
+            out.append("{" + labels + "}")
+            for t, v in series["values"]:
+                when = dt.datetime.fromtimestamp(
+                    float(t) / (1e9 if float(t) > 1e12 else 1), tz=dt.UTC
+                )
+                out.append(f"  {when:%Y-%m-%d %H:%M:%S}  {v}")
+        return "\n".join(out)
+    rows.sort(key=lambda r: -r[0])
+    for ns, labels, line in rows:
+        when = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
+        service = labels.get("service_name", "")
+        out.append(f"{when:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f"  {service:<16} {line}")
+    return "\n".join(out)

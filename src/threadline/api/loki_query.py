@@ -20,7 +20,17 @@ from threadline.api.trace_by_id import json_response
 from threadline.config import parse_duration
 from threadline.logql import LogQLParseError, ast, parse
 from threadline.logstore.store import LogStore
-from threadline.querier.logql import Evaluator, Line, LogQLError, Series, label_name, select_lines
+from threadline.querier.logql import (
+    Evaluator,
+    LogQLError,
+    Series,
+    label_name,
+    loki_matrix,
+    loki_number,
+    loki_streams,
+    select_lines,
+    stream_key,
+)
 
 PREFIX = "/loki/api/v1"
 DEFAULT_LIMIT = 100
@@ -111,11 +121,13 @@ class LokiQueryRoutes:
             limit = self._limit(params)
             forward = params.get("direction", "backward").lower() == "forward"
             lines = await asyncio.to_thread(self._evaluator(tenant).lines, expr, start, end)
-            return _success({"resultType": "streams", "result": _streams(lines, limit, forward)})
+            return _success(
+                {"resultType": "streams", "result": loki_streams(lines, limit, forward)}
+            )
         step_ns = self._step(params, start, end)
         steps = np.arange(start, end + 1, step_ns, dtype=np.int64)
         series = await self._metric(tenant, expr, steps)
-        return _success({"resultType": "matrix", "result": _matrix(series, steps)})
+        return _success({"resultType": "matrix", "result": loki_matrix(series, steps)})
 
     async def query(self, request: web.Request) -> web.Response:
         tenant = tenant_of(request, self.multitenancy_enabled)
@@ -127,9 +139,9 @@ class LokiQueryRoutes:
         steps = np.array([at], dtype=np.int64)
         series = await self._metric(tenant, expr, steps)
         if isinstance(series, float):
-            return _success({"resultType": "scalar", "result": [at / 1e9, _number(series)]})
+            return _success({"resultType": "scalar", "result": [at / 1e9, loki_number(series)]})
         result = [
-            {"metric": dict(labels), "value": [at / 1e9, _number(values[0])]}
+            {"metric": dict(labels), "value": [at / 1e9, loki_number(values[0])]}
             for labels, values in sorted(series.items())
             if not math.isnan(values[0])
         ]
@@ -201,7 +213,7 @@ class LokiQueryRoutes:
             if not isinstance(expr, ast.LogQuery):
                 raise _bad("match[] must be a log stream selector")
             for line in await asyncio.to_thread(select_lines, table, expr):
-                found.add(_stream_key(line))
+                found.add(stream_key(line))
         return _success([dict(labels) for labels in sorted(found)])
 
     async def index_stats(self, request: web.Request) -> web.Response:
@@ -210,7 +222,7 @@ class LokiQueryRoutes:
         if not isinstance(expr, ast.LogQuery):
             raise _bad("query must be a log stream selector")
         lines = await asyncio.to_thread(select_lines, table, expr)
-        streams = {_stream_key(line) for line in lines}
+        streams = {stream_key(line) for line in lines}
         return json_response(
             {
                 "streams": len(streams),
@@ -219,43 +231,3 @@ class LokiQueryRoutes:
                 "bytes": sum(len(line.text.encode()) for line in lines),
             }
         )
-
-
-_STREAM_LABELS_DROPPED = frozenset({"trace_id", "span_id"})
-
-
-def _stream_key(line: Line) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        sorted((k, v) for k, v in line.labels.items() if v and k not in _STREAM_LABELS_DROPPED)
-    )
-
-
-def _streams(lines: list[Line], limit: int, forward: bool) -> list[dict[str, Any]]:
-    lines.sort(key=lambda line: line.ns, reverse=not forward)
-    by: dict[tuple[tuple[str, str], ...], list[list[str]]] = {}
-    for line in lines[:limit]:
-        by.setdefault(_stream_key(line), []).append([str(line.ns), line.text])
-    return [{"stream": dict(key), "values": values} for key, values in by.items()]
-
-
-def _number(v: float) -> str:
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return format(v, "g") if v != int(v) else str(int(v))
-
-
-def _matrix(series: Series | float, steps: np.ndarray) -> list[dict[str, Any]]:
-    if isinstance(series, float):
-        series = {(): np.full(len(steps), series)}
-    out = []
-    for labels, values in sorted(series.items()):
-        points = [
-            [t / 1e9, _number(v)]
-            for t, v in zip(steps.tolist(), values.tolist(), strict=True)
-            if not math.isnan(v)
-        ]
-        if points:
-            out.append({"metric": dict(labels), "values": points})
-    return out

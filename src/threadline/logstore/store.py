@@ -114,16 +114,18 @@ class LogStore:
 
     # -- start ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Read the blocks' metas, replay what no block holds, open the WAL."""
+    def start(self, read_only: bool = False) -> None:
+        """Read the blocks' metas, replay what no block holds, open the WAL (``read_only``:
+        leave the WAL alone, as a running server may own it; nothing can be pushed)."""
         for tenant in self.backend.list_dirs(PREFIX + "/"):
-            self.blocks[tenant] = self._read_metas(tenant)
+            self.blocks[tenant] = self._read_metas(tenant, delete_replaced=not read_only)
         through = {t: max((b.seq_through for b in bs), default=0) for t, bs in self.blocks.items()}
         self._seq = max(through.values(), default=0)
         segments = list_segments(self.wal_dir) if self.wal_dir.is_dir() else []
         now = time.monotonic()
         for seg in segments:
-            for payload in read_segment(segment_path(self.wal_dir, seg), truncate_torn_tail=True):
+            path = segment_path(self.wal_dir, seg)
+            for payload in read_segment(path, truncate_torn_tail=not read_only):
                 try:
                     seq, tenant, batch = self._decode(payload)
                 except (ValueError, pa.ArrowInvalid, struct.error):
@@ -132,10 +134,12 @@ class LogStore:
                 self._seq = max(self._seq, seq)
                 if seq > through.get(tenant, 0) and batch.num_rows:
                     self.live.setdefault(tenant, []).append(_Live(batch, seq, seg, now))
+        if read_only:
+            return
         first = (segments[-1] + 1) if segments else 1
         self.wal = WAL(self.wal_dir, first, fsync=self.fsync, segment_bytes=self.segment_bytes)
 
-    def _read_metas(self, tenant: str) -> list[LogBlockMeta]:
+    def _read_metas(self, tenant: str, delete_replaced: bool = True) -> list[LogBlockMeta]:
         out = []
         for info in self.backend.list(f"{PREFIX}/{tenant}/"):
             name = info.key.rsplit("/", 1)[-1]
@@ -147,7 +151,7 @@ class LogStore:
                 log.exception("log block meta %s cannot be read: left out", info.key)
         replaced = {r for b in out for r in b.replaces}
         for b in out:
-            if b.block_id in replaced:  # a merge stopped before deleting its inputs
+            if b.block_id in replaced and delete_replaced:  # a merge stopped before deleting
                 self._delete_block(b)
         return sorted((b for b in out if b.block_id not in replaced), key=lambda b: b.min_time)
 

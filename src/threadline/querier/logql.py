@@ -458,3 +458,48 @@ class Evaluator:
             with np.errstate(all="ignore"):
                 return {k: fn(v, rhs[k]) for k, v in lhs.items() if k in rhs}
         raise LogQLError(f"{type(expr).__name__} is not supported yet")
+
+
+# -- results as Loki's API shapes them --------------------------------------------------------
+
+_STREAM_LABELS_DROPPED = frozenset({"trace_id", "span_id"})
+
+
+def stream_key(line: Line) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        sorted((k, v) for k, v in line.labels.items() if v and k not in _STREAM_LABELS_DROPPED)
+    )
+
+
+def loki_streams(lines: list[Line], limit: int, forward: bool) -> list[dict[str, Any]]:
+    """Loki's ``streams`` result: the first ``limit`` lines in time order (newest first unless
+    ``forward``), grouped by their labels."""
+    lines.sort(key=lambda line: line.ns, reverse=not forward)
+    by: dict[tuple[tuple[str, str], ...], list[list[str]]] = {}
+    for line in lines[:limit]:
+        by.setdefault(stream_key(line), []).append([str(line.ns), line.text])
+    return [{"stream": dict(key), "values": values} for key, values in by.items()]
+
+
+def loki_number(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return format(v, "g") if v != int(v) else str(int(v))
+
+
+def loki_matrix(series: Series | float, steps: np.ndarray) -> list[dict[str, Any]]:
+    """Loki's ``matrix`` result: per series, [seconds, value] at the steps that have one."""
+    if isinstance(series, float):
+        series = {(): np.full(len(steps), series)}
+    out = []
+    for labels, values in sorted(series.items()):
+        points = [
+            [t / 1e9, loki_number(v)]
+            for t, v in zip(steps.tolist(), values.tolist(), strict=True)
+            if not math.isnan(v)
+        ]
+        if points:
+            out.append({"metric": dict(labels), "values": points})
+    return out
