@@ -9,8 +9,16 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
-# threadline.model._<name>.pyx; _wire.pxd holds the protobuf writing helpers they share
-_MODULES = ("_otlp_columns", "_jaeger_otlp", "_zipkin_otlp", "_any_arrays")
+# threadline.model._<name>.pyx; _wire.pxd holds the protobuf writing helpers they share,
+# _pbscan.pxd the GIL-free protobuf reading of the OTLP decoders, _arrowbuf their Arrow hand-off
+_MODULES = (
+    "_arrowbuf",
+    "_otlp_columns",
+    "_otlp_logs",
+    "_jaeger_otlp",
+    "_zipkin_otlp",
+    "_any_arrays",
+)
 _UI = Path(__file__).resolve().parent / "ui"
 _UI_BUILT = Path(__file__).resolve().parent / "src" / "threadline" / "ui_dist" / "index.html"
 

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from conftest import Server
+from ui_browser import launch, open_page, shot
 
 BASE_S = (int(time.time()) // 60 - 30) * 60  # a whole minute, half an hour ago
 LINES = [
@@ -165,3 +166,58 @@ def test_the_logs_command_prints_lines_newest_first(srv: Server, where: str) -> 
     assert metric.returncode == 0 and metric.stdout.startswith("{}"), metric.stderr
     bad = logs_cli("{env=}", *source)
     assert bad.returncode == 1 and "parse error at line 1" in bad.stderr
+
+
+ROW = "[data-testid=log-row]"
+
+
+def test_the_logs_page_queries_and_links_traces(srv: Server) -> None:
+    trace_id = "5b8aa5a2d2c872e8321cf37308d69df2"
+    body = {
+        "streams": [
+            {
+                "stream": {"service_name": "web", "level": "error"},
+                "values": [[str(time.time_ns()), "checkout failed", {"trace_id": trace_id}]],
+            }
+        ]
+    }
+    r = srv.request(
+        "POST",
+        srv.api + "/loki/api/v1/push",
+        body=orjson.dumps(body),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status == 204
+    for browser in launch():
+        context, page = open_page(browser)
+        try:
+            page.goto(
+                srv.api + "/logs?" + urlencode({"q": '{env="prod"} |= "timeout"', "range": "7200"})
+            )
+            rows = page.locator("[data-testid=log-row]")
+            page.wait_for_function(
+                "document.querySelectorAll('[data-testid=log-row]').length === 2"
+            )
+            assert [rows.nth(i).locator(".line").inner_text() for i in range(2)] == [
+                "job 8 failed: timeout",
+                "upstream timeout after 2s",
+            ]
+            page.locator("[data-testid=log-histogram] canvas").wait_for()
+            # a new query from the editor; the line with a trace id links to its trace
+            page.locator("[data-testid=query-editor] .cm-content").click()
+            page.keyboard.press("Control+a")
+            page.keyboard.type('{service_name="web"}')
+            page.keyboard.press("Control+Enter")
+            page.wait_for_function(
+                "document.querySelectorAll('[data-testid=log-row]').length === 1"
+            )
+            link = page.locator("[data-testid=log-trace]")
+            assert link.get_attribute("href") == f"/trace/{trace_id}"
+            assert "q=%7Bservice_name%3D%22web%22%7D" in page.url
+            shot(page, srv, "logs-page")
+            page.goto(srv.api + "/logs?" + urlencode({"q": "{env=}"}))
+            page.locator("[data-testid=logs-error]").wait_for()
+            assert "parse error at line 1" in page.locator("[data-testid=logs-error]").inner_text()
+            assert all("400" in p for p in page.problems)
+        finally:
+            context.close()

@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ComparePage } from "./pages/ComparePage";
 import { DifferencesPage } from "./pages/DifferencesPage";
 import { TenantPicker } from "./components/TenantPicker";
+import { LogsPage } from "./pages/LogsPage";
 import { SearchPage } from "./pages/SearchPage";
 import { ServicePage } from "./pages/ServicePage";
 import { ServicesPage } from "./pages/ServicesPage";
@@ -42,10 +43,11 @@ const ROUTES: Route[] = [
   [/^\/services\/?$/, (_m, location) => <ServicesPage location={location} />],
   [/^\/services\/([^/]+)\/?$/, (m, location) => <ServicePage name={decodeURIComponent(m[1])} location={location} />],
   [/^\/differences\/?$/, (_m, location) => <DifferencesPage location={location} />],
+  [/^\/logs\/?$/, (_m, location) => <LogsPage location={location} />],
   [/^.*$/, (_m, location) => <SearchPage location={location} />],
 ];
 
-const NAV: [string, string][] = [["/search", "Search"], ["/compare/", "Compare"], ["/services", "Services"]];
+const NAV: [string, string][] = [["/search", "Search"], ["/compare/", "Compare"], ["/services", "Services"], ["/logs", "Logs"]];
 
 export function App() {
   const [location, setLocation] = useState(window.location.pathname + window.location.search);

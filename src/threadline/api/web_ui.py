@@ -13,6 +13,7 @@ from threadline.http_server import tenantless
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui_dist"
 PAGES = (
+    "/logs",
     "/",
     "/search",
     "/trace/{id}",

@@ -16,6 +16,9 @@ limited to 100 levels. All of this is checked for the whole message, including t
 stored as raw bytes (non-scalar attribute values), so every accepted request is also accepted
 by the protobuf library.
 
+The wire reading, the growable buffers and the attribute map helpers are shared with the logs
+decoder (``_pbscan.pxd``), and so is the hand-off of the buffers to Arrow (``_arrowbuf``).
+
 Attributes of every level (resource, instrumentation scope, span, event, link) go to five
 typed map columns each. Resource and scope attributes are parsed once into a template that is
 copied onto each span; event and link maps are nested in the ``events`` / ``links`` list
@@ -30,12 +33,14 @@ list is short (the usual case) and a hash set of them once it is long, so that n
 costs quadratic time.
 """
 
-from cpython.buffer cimport PyBuffer_FillInfo
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy, memset
 
-from threadline.model._wire cimport utf8_valid
+from threadline.model._arrowbuf cimport (
+    bitmap_to_arrow, buf_to_arrow, fixed_array, map_array, strings_array,
+)
+from threadline.model._pbscan cimport *
 
 import os
 
@@ -43,39 +48,9 @@ import pyarrow as pa
 
 from threadline.model.schema import SPAN_SCHEMA
 
-ctypedef const unsigned char* cptr
-
-
-# ---------------------------------------------------------------------------------------
-# growable buffers
-# ---------------------------------------------------------------------------------------
-
-cdef struct Buf:
-    unsigned char* data
-    size_t len
-    size_t cap
-
 
 cdef enum:
-    MAX_DEPTH = 100          # same nesting limit as the protobuf (upb) parser
-    INT32_LIMIT = 2147483647
-
-    # attribute value types: one map column each
-    T_STR = 0
-    T_INT = 1
-    T_FLOAT = 2
-    T_BOOL = 3
-    T_RAW = 4
-    N_TYPES = 5
-
-    # buffers of one map column (map<string, X>), relative to the map's first buffer
-    F_ROW_OFF = 0            # int32 offsets into the entries, one per row (+1)
-    F_KEY_OFF = 1            # int32 offsets of the key strings
-    F_KEY_DATA = 2
-    F_VAL = 3                # value offsets (str/raw) or fixed-width values (int/float/bool)
-    F_VAL_DATA = 4           # value bytes (str/raw)
-    MAP_STRIDE = 5
-    MAP_BUFS = 25            # N_TYPES * MAP_STRIDE
+    # (the wire reading, the growable buffers and the map column layout: _pbscan.pxd)
 
     # Buffers written while a span is being parsed, i.e. before it is validated. They are
     # restored to their lengths at the start of the span when it is rejected. Three groups,
@@ -168,11 +143,7 @@ cdef struct KeySet:
 
 
 cdef struct Ctx:
-    cptr base                # start of the input, for error offsets
-    const char* err          # static message of the first error, NULL if none
-    size_t err_off
-    uint64_t err_tag         # tag involved in the error, 0 if none
-    bint oom
+    Rd r                     # the input's start and the first error
     Buf b[N_BUFS]
     size_t snap[ROLL_END]
     bint snap_ev             # the event / link group was snapshotted for the current span
@@ -201,362 +172,10 @@ cdef struct Ctx:
     KeySet ks[N_LISTS]
 
 
-cdef struct AnyState:
-    int kind                 # -1: no value set, else T_*
-    cptr s
-    size_t n
-    uint64_t u
-
-
 cdef unsigned char ZEROS[16]        # static storage: all zeros
 cdef const char* SERVICE_NAME = "service.name"
 # hash seed, random per process: key collisions cannot be planned by a sender
 cdef uint64_t HASH_SEED = int.from_bytes(os.urandom(8), "little")
-
-
-cdef inline int fail(Ctx* c, cptr at, const char* msg) noexcept nogil:
-    if c.err == NULL:
-        c.err = msg
-        c.err_off = <size_t>(at - c.base)
-    return -1
-
-
-cdef inline int fail_tag(Ctx* c, cptr at, const char* msg, uint64_t tag) noexcept nogil:
-    if c.err == NULL:
-        c.err_tag = tag
-    return fail(c, at, msg)
-
-
-cdef int buf_grow(Ctx* c, Buf* b, size_t need) noexcept nogil:
-    cdef size_t newcap = b.cap * 2 if b.cap else 256
-    cdef unsigned char* nd
-    while newcap < b.len + need:
-        newcap *= 2
-    nd = <unsigned char*>realloc(b.data, newcap)
-    if nd == NULL:
-        c.oom = True
-        return fail(c, c.base, "out of memory")
-    b.data = nd
-    b.cap = newcap
-    return 0
-
-
-cdef inline int buf_put(Ctx* c, Buf* b, const void* src, size_t n) noexcept nogil:
-    if b.len + n > b.cap:
-        if buf_grow(c, b, n) < 0:
-            return -1
-    if n:
-        memcpy(b.data + b.len, src, n)
-        b.len += n
-    return 0
-
-
-cdef inline int put_u8(Ctx* c, Buf* b, uint8_t v) noexcept nogil:
-    if b.len + 1 > b.cap:
-        if buf_grow(c, b, 1) < 0:
-            return -1
-    b.data[b.len] = v
-    b.len += 1
-    return 0
-
-
-cdef inline int put_u32(Ctx* c, Buf* b, uint32_t v) noexcept nogil:
-    return buf_put(c, b, &v, 4)
-
-
-cdef inline int put_u64(Ctx* c, Buf* b, uint64_t v) noexcept nogil:
-    return buf_put(c, b, &v, 8)
-
-
-cdef inline int put_off(Ctx* c, Buf* b, size_t v) noexcept nogil:
-    """Append an int32 offset (or entry count)."""
-    cdef int32_t o
-    if v > INT32_LIMIT:
-        return fail(c, c.base, "decoded batch too large (a column exceeds 2 GiB)")
-    o = <int32_t>v
-    return buf_put(c, b, &o, 4)
-
-
-cdef inline size_t n_offs(Buf* b) noexcept nogil:
-    """Number of values in an offsets buffer (which always starts with a 0)."""
-    return b.len // 4 - 1
-
-
-cdef inline int put_str(Ctx* c, Buf* off, Buf* data, cptr s, size_t n) noexcept nogil:
-    if buf_put(c, data, s, n) < 0:
-        return -1
-    return put_off(c, off, data.len)
-
-
-# ---------------------------------------------------------------------------------------
-# wire format primitives
-# ---------------------------------------------------------------------------------------
-
-cdef int rd_varint_slow(Ctx* c, cptr* pp, cptr end, uint64_t* out) noexcept nogil:
-    cdef cptr p = pp[0]
-    cdef uint64_t v = 0
-    cdef uint64_t byte
-    cdef int shift = 0
-    while True:
-        if p >= end:
-            return fail(c, pp[0], "truncated varint")
-        byte = p[0]
-        p += 1
-        v |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-        if shift >= 70:
-            return fail(c, pp[0], "varint longer than 10 bytes")
-    out[0] = v
-    pp[0] = p
-    return 0
-
-
-cdef inline int rd_varint(Ctx* c, cptr* pp, cptr end, uint64_t* out) noexcept nogil:
-    cdef cptr p = pp[0]
-    if p < end and p[0] < 0x80:
-        out[0] = p[0]
-        pp[0] = p + 1
-        return 0
-    return rd_varint_slow(c, pp, end, out)
-
-
-cdef inline int rd_tag_any(Ctx* c, cptr* pp, cptr end, uint32_t* tag) noexcept nogil:
-    """A field tag, field number 0 included (upb allows it inside a group it skips)."""
-    cdef cptr p = pp[0]
-    cdef uint64_t v
-    if p[0] < 0x80:                       # callers guarantee p < end
-        v = p[0]
-        pp[0] = p + 1
-    else:
-        if rd_varint_slow(c, pp, end, &v) < 0:
-            return -1
-        if pp[0] - p > 5 or v > <uint64_t>0xFFFFFFFF:
-            return fail(c, p, "invalid field tag")
-    tag[0] = <uint32_t>v
-    return 0
-
-
-cdef inline int rd_tag(Ctx* c, cptr* pp, cptr end, uint32_t* tag) noexcept nogil:
-    """A field tag of a message: field number 0 is refused."""
-    cdef cptr p = pp[0]
-    if rd_tag_any(c, pp, end, tag) < 0:
-        return -1
-    if tag[0] < 8:
-        return fail(c, p, "invalid field number 0")
-    return 0
-
-
-cdef inline int rd_len(Ctx* c, cptr* pp, cptr end, cptr* sub, size_t* n) noexcept nogil:
-    """Read a length prefix; set sub/n to the payload and move past it."""
-    cdef cptr p = pp[0]
-    cdef uint64_t v
-    if p < end and p[0] < 0x80:
-        v = p[0]
-        p += 1
-    else:
-        if rd_varint_slow(c, &p, end, &v) < 0:
-            return -1
-        if p - pp[0] > 5:
-            return fail(c, pp[0], "length prefix longer than 5 bytes")
-    if v > <uint64_t>(end - p):
-        return fail(c, pp[0], "length-delimited field extends past the end of its message")
-    sub[0] = p
-    n[0] = <size_t>v
-    pp[0] = p + v
-    return 0
-
-
-cdef inline uint64_t load64(cptr p) noexcept nogil:
-    return (<uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16)
-            | (<uint64_t>p[3] << 24) | (<uint64_t>p[4] << 32) | (<uint64_t>p[5] << 40)
-            | (<uint64_t>p[6] << 48) | (<uint64_t>p[7] << 56))
-
-
-cdef inline int rd_fixed64(Ctx* c, cptr* pp, cptr end, uint64_t* out) noexcept nogil:
-    cdef cptr p = pp[0]
-    if end - p < 8:
-        return fail(c, p, "truncated fixed64 field")
-    out[0] = load64(p)
-    pp[0] = p + 8
-    return 0
-
-
-cdef inline int rd_fixed32(Ctx* c, cptr* pp, cptr end, uint32_t* out) noexcept nogil:
-    cdef cptr p = pp[0]
-    if end - p < 4:
-        return fail(c, p, "truncated fixed32 field")
-    out[0] = (<uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16)
-              | (<uint32_t>p[3] << 24))
-    pp[0] = p + 4
-    return 0
-
-
-cdef inline int rd_str(Ctx* c, cptr* pp, cptr end, cptr* s, size_t* n) noexcept nogil:
-    cdef cptr at = pp[0]
-    if rd_len(c, pp, end, s, n) < 0:
-        return -1
-    if not utf8_valid(s[0], n[0]):
-        return fail(c, at, "string field is not valid UTF-8")
-    return 0
-
-
-cdef int skip_field(Ctx* c, cptr* pp, cptr end, uint32_t tag, int depth) noexcept nogil:
-    """Skip the value of an unknown field of a message at nesting level ``depth``."""
-    cdef uint32_t wt = tag & 7
-    cdef uint64_t v
-    cdef cptr s = NULL
-    cdef size_t n = 0
-    if wt == 0:
-        return rd_varint(c, pp, end, &v)
-    elif wt == 1:
-        if end - pp[0] < 8:
-            return fail_tag(c, pp[0], "truncated fixed64 field", tag)
-        pp[0] += 8
-        return 0
-    elif wt == 2:
-        return rd_len(c, pp, end, &s, &n)
-    elif wt == 5:
-        if end - pp[0] < 4:
-            return fail_tag(c, pp[0], "truncated fixed32 field", tag)
-        pp[0] += 4
-        return 0
-    elif wt == 3:
-        return skip_group(c, pp, end, tag, depth + 1)
-    elif wt == 4:
-        return fail_tag(c, pp[0], "unexpected end-group tag", tag)
-    return fail_tag(c, pp[0], "invalid wire type", tag)
-
-
-cdef int skip_group(Ctx* c, cptr* pp, cptr end, uint32_t start_tag, int depth) noexcept nogil:
-    cdef uint32_t tag = 0
-    if depth > MAX_DEPTH:
-        return fail(c, pp[0], "message nesting deeper than 100 levels")
-    while True:
-        if pp[0] >= end:
-            return fail_tag(c, pp[0], "unterminated group", start_tag)
-        if rd_tag_any(c, pp, end, &tag) < 0:
-            return -1
-        if (tag & 7) == 4:
-            if (tag >> 3) != (start_tag >> 3):
-                return fail_tag(c, pp[0], "mismatched end-group tag", tag)
-            return 0
-        if skip_field(c, pp, end, tag, depth) < 0:
-            return -1
-
-
-# ---------------------------------------------------------------------------------------
-# attribute values (common.v1)
-# ---------------------------------------------------------------------------------------
-
-
-cdef int check_list(Ctx* c, cptr p, cptr end, int depth, bint kv) noexcept nogil:
-    """Check an ArrayValue (``kv`` false) or KeyValueList (``kv`` true) at level ``depth``."""
-    cdef uint32_t tag = 0
-    cdef cptr s = NULL
-    cdef size_t n = 0
-    cdef AnyState st
-    if depth > MAX_DEPTH:
-        return fail(c, p, "message nesting deeper than 100 levels")
-    while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
-            return -1
-        if tag == 0x0A:                       # values
-            if rd_len(c, &p, end, &s, &n) < 0:
-                return -1
-            if kv:
-                if check_keyvalue(c, s, s + n, depth + 1) < 0:
-                    return -1
-            else:
-                st.kind = -1
-                if parse_anyvalue(c, s, s + n, &st, depth + 1) < 0:
-                    return -1
-        elif skip_field(c, &p, end, tag, depth) < 0:
-            return -1
-    return 0
-
-
-cdef int parse_anyvalue(Ctx* c, cptr p, cptr end, AnyState* st, int depth) noexcept nogil:
-    """Parse one AnyValue occurrence into ``st``; occurrences merge as in protobuf."""
-    cdef uint32_t tag = 0
-    cdef uint64_t v
-    cdef cptr s = NULL
-    cdef size_t n = 0
-    if depth > MAX_DEPTH:
-        return fail(c, p, "message nesting deeper than 100 levels")
-    while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
-            return -1
-        if tag == 0x0A:                       # string_value
-            if rd_str(c, &p, end, &st.s, &st.n) < 0:
-                return -1
-            st.kind = T_STR
-        elif tag == 0x10:                     # bool_value
-            if rd_varint(c, &p, end, &v) < 0:
-                return -1
-            st.kind = T_BOOL
-            st.u = v != 0
-        elif tag == 0x18:                     # int_value
-            if rd_varint(c, &p, end, &st.u) < 0:
-                return -1
-            st.kind = T_INT
-        elif tag == 0x21:                     # double_value
-            if rd_fixed64(c, &p, end, &st.u) < 0:
-                return -1
-            st.kind = T_FLOAT
-        elif tag == 0x2A:                     # array_value
-            if rd_len(c, &p, end, &s, &n) < 0:
-                return -1
-            if check_list(c, s, s + n, depth + 1, False) < 0:
-                return -1
-            st.kind = T_RAW
-        elif tag == 0x32:                     # kvlist_value
-            if rd_len(c, &p, end, &s, &n) < 0:
-                return -1
-            if check_list(c, s, s + n, depth + 1, True) < 0:
-                return -1
-            st.kind = T_RAW
-        elif tag == 0x3A:                     # bytes_value
-            if rd_len(c, &p, end, &s, &n) < 0:
-                return -1
-            st.kind = T_RAW
-        elif tag == 0x40:                     # string_value_strindex (profiles only)
-            if rd_varint(c, &p, end, &v) < 0:
-                return -1
-            st.kind = T_RAW
-        elif skip_field(c, &p, end, tag, depth) < 0:
-            return -1
-    return 0
-
-
-cdef int check_keyvalue(Ctx* c, cptr p, cptr end, int depth) noexcept nogil:
-    """Check the structure of a KeyValue whose content is not stored column-wise."""
-    cdef uint32_t tag = 0
-    cdef uint64_t v
-    cdef cptr s = NULL
-    cdef size_t n = 0
-    cdef AnyState st
-    if depth > MAX_DEPTH:
-        return fail(c, p, "message nesting deeper than 100 levels")
-    st.kind = -1
-    while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
-            return -1
-        if tag == 0x0A:                       # key
-            if rd_str(c, &p, end, &s, &n) < 0:
-                return -1
-        elif tag == 0x12:                     # value
-            if rd_len(c, &p, end, &s, &n) < 0:
-                return -1
-            if parse_anyvalue(c, s, s + n, &st, depth + 1) < 0:
-                return -1
-        elif tag == 0x18:                     # key_strindex
-            if rd_varint(c, &p, end, &v) < 0:
-                return -1
-        elif skip_field(c, &p, end, tag, depth) < 0:
-            return -1
-    return 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -596,28 +215,6 @@ cdef inline cptr entry_key(Ctx* c, int mbt, size_t i, size_t* n) noexcept nogil:
     return c.b[mbt + F_KEY_DATA].data + ko[i]
 
 
-cdef inline uint64_t mix64(uint64_t h) noexcept nogil:
-    h ^= h >> 33
-    h *= <uint64_t>0xFF51AFD7ED558CCD
-    h ^= h >> 33
-    h *= <uint64_t>0xC4CEB9FE1A85EC53
-    h ^= h >> 33
-    return h
-
-
-cdef uint64_t key_hash(cptr s, size_t n) noexcept nogil:
-    cdef uint64_t h = HASH_SEED ^ (<uint64_t>n * <uint64_t>0x9E3779B97F4A7C15)
-    cdef uint64_t w
-    while n >= 8:
-        memcpy(&w, s, 8)
-        h = mix64(h ^ w)
-        s += 8
-        n -= 8
-    w = 0
-    memcpy(&w, s, n)
-    return mix64(h ^ w ^ (<uint64_t>1 << 63))
-
-
 cdef inline void ks_put(Slot* slots, size_t mask, uint64_t h, uint64_t ref) noexcept nogil:
     cdef size_t i = <size_t>h & mask
     while slots[i].ref:
@@ -635,8 +232,8 @@ cdef int ks_add(Ctx* c, KeySet* ks, uint64_t h, uint64_t ref) noexcept nogil:
         cap = ks.cap * 2
         nd = <Slot*>calloc(cap, sizeof(Slot))
         if nd == NULL:
-            c.oom = True
-            return fail(c, c.base, "out of memory")
+            c.r.oom = True
+            return fail(&c.r, c.r.base, "out of memory")
         for i in range(ks.cap):
             if ks.slots[i].ref:
                 ks_put(nd, cap - 1, ks.slots[i].h, ks.slots[i].ref)
@@ -664,8 +261,8 @@ cdef int ks_build(Ctx* c, KeySet* ks, int mb, size_t* start, size_t count) noexc
         ks.slots = <Slot*>malloc(cap * sizeof(Slot))
         ks.alloc = cap if ks.slots != NULL else 0
         if ks.slots == NULL:
-            c.oom = True
-            return fail(c, c.base, "out of memory")
+            c.r.oom = True
+            return fail(&c.r, c.r.base, "out of memory")
     memset(ks.slots, 0, cap * sizeof(Slot))
     ks.cap = cap
     ks.n = 0
@@ -673,7 +270,7 @@ cdef int ks_build(Ctx* c, KeySet* ks, int mb, size_t* start, size_t count) noexc
         ne = n_offs(&c.b[mb + t * MAP_STRIDE + F_KEY_OFF])
         for i in range(start[t], ne):
             k = entry_key(c, mb + t * MAP_STRIDE, i, &n)
-            if ks_add(c, ks, key_hash(k, n), ((<uint64_t>i << 3) | <uint64_t>t) + 1) < 0:
+            if ks_add(c, ks, key_hash(HASH_SEED, k, n), ((<uint64_t>i << 3) | <uint64_t>t) + 1) < 0:
                 return -1
     ks.on = True
     return 0
@@ -715,7 +312,7 @@ cdef int key_seen(Ctx* c, int lst, cptr key, size_t key_len, uint64_t* h) noexce
             return 0
         if ks_build(c, ks, mb, start, count) < 0:
             return -1
-    h[0] = key_hash(key, key_len)
+    h[0] = key_hash(HASH_SEED, key, key_len)
     mask = ks.cap - 1
     i = <size_t>h[0] & mask
     while ks.slots[i].ref:
@@ -751,24 +348,24 @@ cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int lst, int depth) noexcept nog
     cdef Buf* vb
     st.kind = -1
     while q < end:
-        if rd_tag(c, &q, end, &tag) < 0:
+        if rd_tag(&c.r, &q, end, &tag) < 0:
             return -1
         if tag == 0x0A:                       # key
-            if rd_str(c, &q, end, &key, &key_len) < 0:
+            if rd_str(&c.r, &q, end, &key, &key_len) < 0:
                 return -1
         elif tag == 0x12:                     # value
-            if rd_len(c, &q, end, &s, &n) < 0:
+            if rd_len(&c.r, &q, end, &s, &n) < 0:
                 return -1
-            if parse_anyvalue(c, s, s + n, &st, depth + 1) < 0:
+            if parse_anyvalue(&c.r, s, s + n, &st, depth + 1) < 0:
                 return -1
             if n_val == 0:
                 val = s
                 val_len = n
             n_val += 1
         elif tag == 0x18:                     # key_strindex
-            if rd_varint(c, &q, end, &v) < 0:
+            if rd_varint(&c.r, &q, end, &v) < 0:
                 return -1
-        elif skip_field(c, &q, end, tag, depth) < 0:
+        elif skip_field(&c.r, &q, end, tag, depth) < 0:
             return -1
 
     seen = key_seen(c, lst, key, key_len, &h)
@@ -779,7 +376,7 @@ cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int lst, int depth) noexcept nog
         return 0
     t = st.kind if st.kind >= 0 else T_RAW
     mb += t * MAP_STRIDE
-    if put_str(c, &c.b[mb + F_KEY_OFF], &c.b[mb + F_KEY_DATA], key, key_len) < 0:
+    if put_str(&c.r, &c.b[mb + F_KEY_OFF], &c.b[mb + F_KEY_DATA], key, key_len) < 0:
         return -1
     if c.ks[lst].on:
         if ks_add(c, &c.ks[lst], h,
@@ -787,7 +384,7 @@ cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int lst, int depth) noexcept nog
             return -1
     vb = &c.b[mb + F_VAL]
     if t == T_STR:
-        if put_str(c, vb, &c.b[mb + F_VAL_DATA], st.s, st.n) < 0:
+        if put_str(&c.r, vb, &c.b[mb + F_VAL_DATA], st.s, st.n) < 0:
             return -1
         if (lst == L_RES and not c.have_svc and key_len == 12
                 and memcmp(key, SERVICE_NAME, 12) == 0):
@@ -795,28 +392,28 @@ cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int lst, int depth) noexcept nog
             c.svc = st.s
             c.svc_len = st.n
     elif t == T_INT or t == T_FLOAT:
-        if put_u64(c, vb, st.u) < 0:
+        if put_u64(&c.r, vb, st.u) < 0:
             return -1
     elif t == T_BOOL:
-        if put_u8(c, vb, <uint8_t>st.u) < 0:
+        if put_u8(&c.r, vb, <uint8_t>st.u) < 0:
             return -1
     elif n_val <= 1:
         # raw: the serialized AnyValue exactly as on the wire
-        if put_str(c, vb, &c.b[mb + F_VAL_DATA], val, val_len) < 0:
+        if put_str(&c.r, vb, &c.b[mb + F_VAL_DATA], val, val_len) < 0:
             return -1
     else:
         # the value field occurred several times: protobuf merges the occurrences, which
         # is what parsing their concatenation does
         q = p
         while q < end:
-            rd_tag(c, &q, end, &tag)          # cannot fail: checked above
+            rd_tag(&c.r, &q, end, &tag)          # cannot fail: checked above
             if tag == 0x12:
-                rd_len(c, &q, end, &s, &n)
-                if buf_put(c, &c.b[mb + F_VAL_DATA], s, n) < 0:
+                rd_len(&c.r, &q, end, &s, &n)
+                if buf_put(&c.r, &c.b[mb + F_VAL_DATA], s, n) < 0:
                     return -1
             else:
-                skip_field(c, &q, end, tag, depth)
-        if put_off(c, vb, c.b[mb + F_VAL_DATA].len) < 0:
+                skip_field(&c.r, &q, end, tag, depth)
+        if put_off(&c.r, vb, c.b[mb + F_VAL_DATA].len) < 0:
             return -1
     return 0
 
@@ -824,17 +421,6 @@ cdef int add_keyvalue(Ctx* c, cptr p, cptr end, int lst, int depth) noexcept nog
 # ---------------------------------------------------------------------------------------
 # trace.v1 messages
 # ---------------------------------------------------------------------------------------
-
-cdef inline int end_map_row(Ctx* c, int mb) noexcept nogil:
-    """Close one row (span, event or link) of the five map columns at ``mb``."""
-    cdef int t
-    cdef Buf* b
-    for t in range(N_TYPES):
-        b = &c.b[mb + t * MAP_STRIDE]
-        if put_off(c, &b[F_ROW_OFF], n_offs(&b[F_KEY_OFF])) < 0:
-            return -1
-    return 0
-
 
 cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
     """Span.Event (level 4)."""
@@ -848,32 +434,32 @@ cdef int parse_event(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef uint32_t dropped = 0
     c.ks[L_EV].on = False
     while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
+        if rd_tag(&c.r, &p, end, &tag) < 0:
             return -1
         if tag == 0x09:                       # time_unix_nano
-            if rd_fixed64(c, &p, end, &time) < 0:
+            if rd_fixed64(&c.r, &p, end, &time) < 0:
                 return -1
         elif tag == 0x12:                     # name
-            if rd_str(c, &p, end, &name, &name_len) < 0:
+            if rd_str(&c.r, &p, end, &name, &name_len) < 0:
                 return -1
         elif tag == 0x1A:                     # attributes
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
             if add_keyvalue(c, s, s + n, L_EV, 5) < 0:
                 return -1
         elif tag == 0x20:                     # dropped_attributes_count
-            if rd_varint(c, &p, end, &v) < 0:
+            if rd_varint(&c.r, &p, end, &v) < 0:
                 return -1
             dropped = <uint32_t>v
-        elif skip_field(c, &p, end, tag, 4) < 0:
+        elif skip_field(&c.r, &p, end, tag, 4) < 0:
             return -1
-    if put_u64(c, &c.b[B_EV_TIME], time) < 0:
+    if put_u64(&c.r, &c.b[B_EV_TIME], time) < 0:
         return -1
-    if put_str(c, &c.b[B_EV_NAME_OFF], &c.b[B_EV_NAME_DATA], name, name_len) < 0:
+    if put_str(&c.r, &c.b[B_EV_NAME_OFF], &c.b[B_EV_NAME_DATA], name, name_len) < 0:
         return -1
-    if end_map_row(c, B_EV_MAP) < 0:
+    if end_map_row(&c.r, &c.b[B_EV_MAP]) < 0:
         return -1
-    return put_u32(c, &c.b[B_EV_DROPPED], dropped)
+    return put_u32(&c.r, &c.b[B_EV_DROPPED], dropped)
 
 
 cdef int parse_link(Ctx* c, cptr p, cptr end) noexcept nogil:
@@ -892,93 +478,46 @@ cdef int parse_link(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef uint32_t flags = 0
     c.ks[L_LK].on = False
     while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
+        if rd_tag(&c.r, &p, end, &tag) < 0:
             return -1
         if tag == 0x0A:                       # trace_id
-            if rd_len(c, &p, end, &tid, &tid_len) < 0:
+            if rd_len(&c.r, &p, end, &tid, &tid_len) < 0:
                 return -1
         elif tag == 0x12:                     # span_id
-            if rd_len(c, &p, end, &sid, &sid_len) < 0:
+            if rd_len(&c.r, &p, end, &sid, &sid_len) < 0:
                 return -1
         elif tag == 0x1A:                     # trace_state
-            if rd_str(c, &p, end, &ts, &ts_len) < 0:
+            if rd_str(&c.r, &p, end, &ts, &ts_len) < 0:
                 return -1
         elif tag == 0x22:                     # attributes
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
             if add_keyvalue(c, s, s + n, L_LK, 5) < 0:
                 return -1
         elif tag == 0x28:                     # dropped_attributes_count
-            if rd_varint(c, &p, end, &v) < 0:
+            if rd_varint(&c.r, &p, end, &v) < 0:
                 return -1
             dropped = <uint32_t>v
         elif tag == 0x35:                     # flags
-            if rd_fixed32(c, &p, end, &flags) < 0:
+            if rd_fixed32(&c.r, &p, end, &flags) < 0:
                 return -1
-        elif skip_field(c, &p, end, tag, 4) < 0:
+        elif skip_field(&c.r, &p, end, tag, 4) < 0:
             return -1
-    if buf_put(c, &c.b[B_LK_TID], tid if tid_len == 16 else ZEROS, 16) < 0:
+    if buf_put(&c.r, &c.b[B_LK_TID], tid if tid_len == 16 else ZEROS, 16) < 0:
         return -1
-    if buf_put(c, &c.b[B_LK_SID], sid if sid_len == 8 else ZEROS, 8) < 0:
+    if buf_put(&c.r, &c.b[B_LK_SID], sid if sid_len == 8 else ZEROS, 8) < 0:
         return -1
-    if put_str(c, &c.b[B_LK_TS_OFF], &c.b[B_LK_TS_DATA], ts, ts_len) < 0:
+    if put_str(&c.r, &c.b[B_LK_TS_OFF], &c.b[B_LK_TS_DATA], ts, ts_len) < 0:
         return -1
-    if end_map_row(c, B_LK_MAP) < 0:
+    if end_map_row(&c.r, &c.b[B_LK_MAP]) < 0:
         return -1
-    if put_u32(c, &c.b[B_LK_DROPPED], dropped) < 0:
+    if put_u32(&c.r, &c.b[B_LK_DROPPED], dropped) < 0:
         return -1
-    return put_u32(c, &c.b[B_LK_FLAGS], flags)
+    return put_u32(&c.r, &c.b[B_LK_FLAGS], flags)
 
 
 cdef inline bint all_zero(cptr s, size_t n) noexcept nogil:
     return memcmp(s, ZEROS, n) == 0
-
-
-cdef int copy_template(Ctx* c, int tmpl, int mb) noexcept nogil:
-    """Append the attributes in template ``tmpl`` as one more row of the map columns ``mb``."""
-    cdef int t
-    cdef int src
-    cdef int dst
-    cdef size_t ne
-    for t in range(N_TYPES):
-        src = tmpl + t * MAP_STRIDE
-        dst = mb + t * MAP_STRIDE
-        ne = n_offs(&c.b[src + F_KEY_OFF])
-        if ne:
-            if put_strs(c, &c.b[src + F_KEY_OFF], &c.b[src + F_KEY_DATA],
-                        &c.b[dst + F_KEY_OFF], &c.b[dst + F_KEY_DATA], ne) < 0:
-                return -1
-            if t == T_STR or t == T_RAW:
-                if put_strs(c, &c.b[src + F_VAL], &c.b[src + F_VAL_DATA],
-                            &c.b[dst + F_VAL], &c.b[dst + F_VAL_DATA], ne) < 0:
-                    return -1
-            elif buf_put(c, &c.b[dst + F_VAL], c.b[src + F_VAL].data, c.b[src + F_VAL].len) < 0:
-                return -1
-        if put_off(c, &c.b[dst + F_ROW_OFF], n_offs(&c.b[dst + F_KEY_OFF])) < 0:
-            return -1
-    return 0
-
-
-cdef int put_strs(Ctx* c, Buf* soff, Buf* sdata, Buf* doff, Buf* ddata,
-                  size_t ne) noexcept nogil:
-    """Append the ``ne`` strings of (soff, sdata) to (doff, ddata)."""
-    cdef size_t base = ddata.len
-    cdef size_t i
-    cdef int32_t* so
-    cdef int32_t* do
-    if base + sdata.len > INT32_LIMIT:
-        return fail(c, c.base, "decoded batch too large (a column exceeds 2 GiB)")
-    if buf_put(c, ddata, sdata.data, sdata.len) < 0:
-        return -1
-    if doff.len + ne * 4 > doff.cap:
-        if buf_grow(c, doff, ne * 4) < 0:
-            return -1
-    so = <int32_t*>soff.data
-    do = <int32_t*>(doff.data + doff.len)
-    for i in range(ne):
-        do[i] = so[i + 1] + <int32_t>base
-    doff.len += ne * 4
-    return 0
 
 
 cdef inline void snapshot(Ctx* c, int lo, int hi) noexcept nogil:
@@ -1048,43 +587,43 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
     c.ks[L_SPAN].on = False
 
     while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
+        if rd_tag(&c.r, &p, end, &tag) < 0:
             return -1
         if tag == 0x0A:                       # trace_id
-            if rd_len(c, &p, end, &tid, &tid_len) < 0:
+            if rd_len(&c.r, &p, end, &tid, &tid_len) < 0:
                 return -1
         elif tag == 0x12:                     # span_id
-            if rd_len(c, &p, end, &sid, &sid_len) < 0:
+            if rd_len(&c.r, &p, end, &sid, &sid_len) < 0:
                 return -1
         elif tag == 0x1A:                     # trace_state
-            if rd_str(c, &p, end, &ts, &ts_len) < 0:
+            if rd_str(&c.r, &p, end, &ts, &ts_len) < 0:
                 return -1
         elif tag == 0x22:                     # parent_span_id
-            if rd_len(c, &p, end, &parent, &parent_len) < 0:
+            if rd_len(&c.r, &p, end, &parent, &parent_len) < 0:
                 return -1
         elif tag == 0x2A:                     # name
-            if rd_str(c, &p, end, &name, &name_len) < 0:
+            if rd_str(&c.r, &p, end, &name, &name_len) < 0:
                 return -1
         elif tag == 0x30:                     # kind
-            if rd_varint(c, &p, end, &kind) < 0:
+            if rd_varint(&c.r, &p, end, &kind) < 0:
                 return -1
         elif tag == 0x39:                     # start_time_unix_nano
-            if rd_fixed64(c, &p, end, &start) < 0:
+            if rd_fixed64(&c.r, &p, end, &start) < 0:
                 return -1
         elif tag == 0x41:                     # end_time_unix_nano
-            if rd_fixed64(c, &p, end, &stop) < 0:
+            if rd_fixed64(&c.r, &p, end, &stop) < 0:
                 return -1
         elif tag == 0x4A:                     # attributes
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
             if add_keyvalue(c, s, s + n, L_SPAN, 4) < 0:
                 return -1
         elif tag == 0x50:                     # dropped_attributes_count
-            if rd_varint(c, &p, end, &v) < 0:
+            if rd_varint(&c.r, &p, end, &v) < 0:
                 return -1
             dropped_attrs = <uint32_t>v
         elif tag == 0x5A:                     # events
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
             if not c.snap_ev:
                 snapshot(c, EV_GROUP, LK_GROUP)
@@ -1092,11 +631,11 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
             if parse_event(c, s, s + n) < 0:
                 return -1
         elif tag == 0x60:                     # dropped_events_count
-            if rd_varint(c, &p, end, &v) < 0:
+            if rd_varint(&c.r, &p, end, &v) < 0:
                 return -1
             dropped_events = <uint32_t>v
         elif tag == 0x6A:                     # links
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
             if not c.snap_lk:
                 snapshot(c, LK_GROUP, ROLL_END)
@@ -1104,28 +643,28 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
             if parse_link(c, s, s + n) < 0:
                 return -1
         elif tag == 0x70:                     # dropped_links_count
-            if rd_varint(c, &p, end, &v) < 0:
+            if rd_varint(&c.r, &p, end, &v) < 0:
                 return -1
             dropped_links = <uint32_t>v
         elif tag == 0x7A:                     # status (occurrences merge)
-            if rd_len(c, &p, end, &q, &n) < 0:
+            if rd_len(&c.r, &p, end, &q, &n) < 0:
                 return -1
             qend = q + n
             while q < qend:
-                if rd_tag(c, &q, qend, &tag) < 0:
+                if rd_tag(&c.r, &q, qend, &tag) < 0:
                     return -1
                 if tag == 0x12:               # message
-                    if rd_str(c, &q, qend, &msg, &msg_len) < 0:
+                    if rd_str(&c.r, &q, qend, &msg, &msg_len) < 0:
                         return -1
                 elif tag == 0x18:             # code
-                    if rd_varint(c, &q, qend, &code) < 0:
+                    if rd_varint(&c.r, &q, qend, &code) < 0:
                         return -1
-                elif skip_field(c, &q, qend, tag, 4) < 0:
+                elif skip_field(&c.r, &q, qend, tag, 4) < 0:
                     return -1
         elif tag == 0x85:                     # flags: field 16 has a two-byte tag
-            if rd_fixed32(c, &p, end, &flags) < 0:
+            if rd_fixed32(&c.r, &p, end, &flags) < 0:
                 return -1
-        elif skip_field(c, &p, end, tag, 3) < 0:
+        elif skip_field(&c.r, &p, end, tag, 3) < 0:
             return -1
 
     # validation
@@ -1143,60 +682,60 @@ cdef int parse_span(Ctx* c, cptr p, cptr end) noexcept nogil:
         return reject(c, R_END_BEFORE_START, 0, name, name_len, start, stop)
 
     # the row
-    if buf_put(c, &c.b[B_TRACE_ID], tid, 16) < 0:
+    if buf_put(&c.r, &c.b[B_TRACE_ID], tid, 16) < 0:
         return -1
-    if buf_put(c, &c.b[B_SPAN_ID], sid, 8) < 0:
+    if buf_put(&c.r, &c.b[B_SPAN_ID], sid, 8) < 0:
         return -1
     if parent_len == 8 and not all_zero(parent, 8):
-        if buf_put(c, &c.b[B_PARENT], parent, 8) < 0:
+        if buf_put(&c.r, &c.b[B_PARENT], parent, 8) < 0:
             return -1
-        if put_u8(c, &c.b[B_PARENT_VALID], 1) < 0:
+        if put_u8(&c.r, &c.b[B_PARENT_VALID], 1) < 0:
             return -1
     else:
-        if buf_put(c, &c.b[B_PARENT], ZEROS, 8) < 0:
+        if buf_put(&c.r, &c.b[B_PARENT], ZEROS, 8) < 0:
             return -1
-        if put_u8(c, &c.b[B_PARENT_VALID], 0) < 0:
+        if put_u8(&c.r, &c.b[B_PARENT_VALID], 0) < 0:
             return -1
         c.n_null_parent += 1
-    if put_str(c, &c.b[B_TS_OFF], &c.b[B_TS_DATA], ts, ts_len) < 0:
+    if put_str(&c.r, &c.b[B_TS_OFF], &c.b[B_TS_DATA], ts, ts_len) < 0:
         return -1
-    if put_str(c, &c.b[B_NAME_OFF], &c.b[B_NAME_DATA], name, name_len) < 0:
+    if put_str(&c.r, &c.b[B_NAME_OFF], &c.b[B_NAME_DATA], name, name_len) < 0:
         return -1
-    if put_u8(c, &c.b[B_KIND], <uint8_t>kind) < 0:
+    if put_u8(&c.r, &c.b[B_KIND], <uint8_t>kind) < 0:
         return -1
-    if put_u32(c, &c.b[B_FLAGS], flags) < 0:
+    if put_u32(&c.r, &c.b[B_FLAGS], flags) < 0:
         return -1
-    if put_u64(c, &c.b[B_START], start) < 0:
+    if put_u64(&c.r, &c.b[B_START], start) < 0:
         return -1
-    if put_u64(c, &c.b[B_DUR], stop - start) < 0:
+    if put_u64(&c.r, &c.b[B_DUR], stop - start) < 0:
         return -1
-    if put_u8(c, &c.b[B_STATUS_CODE], <uint8_t>code) < 0:
+    if put_u8(&c.r, &c.b[B_STATUS_CODE], <uint8_t>code) < 0:
         return -1
-    if put_str(c, &c.b[B_STATUS_MSG_OFF], &c.b[B_STATUS_MSG_DATA], msg, msg_len) < 0:
+    if put_str(&c.r, &c.b[B_STATUS_MSG_OFF], &c.b[B_STATUS_MSG_DATA], msg, msg_len) < 0:
         return -1
-    if put_str(c, &c.b[B_SVC_OFF], &c.b[B_SVC_DATA], c.svc, c.svc_len) < 0:
+    if put_str(&c.r, &c.b[B_SVC_OFF], &c.b[B_SVC_DATA], c.svc, c.svc_len) < 0:
         return -1
-    if put_str(c, &c.b[B_SCOPE_NAME_OFF], &c.b[B_SCOPE_NAME_DATA],
+    if put_str(&c.r, &c.b[B_SCOPE_NAME_OFF], &c.b[B_SCOPE_NAME_DATA],
                c.scope_name, c.scope_name_len) < 0:
         return -1
-    if put_str(c, &c.b[B_SCOPE_VER_OFF], &c.b[B_SCOPE_VER_DATA],
+    if put_str(&c.r, &c.b[B_SCOPE_VER_OFF], &c.b[B_SCOPE_VER_DATA],
                c.scope_ver, c.scope_ver_len) < 0:
         return -1
-    if copy_template(c, B_SCOPE_TMPL, B_SCOPE_MAP) < 0:
+    if copy_template(&c.r, &c.b[B_SCOPE_TMPL], &c.b[B_SCOPE_MAP]) < 0:
         return -1
-    if copy_template(c, B_RES_TMPL, B_RES_MAP) < 0:
+    if copy_template(&c.r, &c.b[B_RES_TMPL], &c.b[B_RES_MAP]) < 0:
         return -1
-    if end_map_row(c, B_SPAN_MAP) < 0:
+    if end_map_row(&c.r, &c.b[B_SPAN_MAP]) < 0:
         return -1
-    if put_u32(c, &c.b[B_DROPPED_ATTRS], dropped_attrs) < 0:
+    if put_u32(&c.r, &c.b[B_DROPPED_ATTRS], dropped_attrs) < 0:
         return -1
-    if put_u32(c, &c.b[B_DROPPED_EVENTS], dropped_events) < 0:
+    if put_u32(&c.r, &c.b[B_DROPPED_EVENTS], dropped_events) < 0:
         return -1
-    if put_u32(c, &c.b[B_DROPPED_LINKS], dropped_links) < 0:
+    if put_u32(&c.r, &c.b[B_DROPPED_LINKS], dropped_links) < 0:
         return -1
-    if put_off(c, &c.b[B_EV_LIST_OFF], c.b[B_EV_TIME].len // 8) < 0:
+    if put_off(&c.r, &c.b[B_EV_LIST_OFF], c.b[B_EV_TIME].len // 8) < 0:
         return -1
-    if put_off(c, &c.b[B_LK_LIST_OFF], c.b[B_LK_FLAGS].len // 4) < 0:
+    if put_off(&c.r, &c.b[B_LK_LIST_OFF], c.b[B_LK_FLAGS].len // 4) < 0:
         return -1
     c.n_rows += 1
     return 0
@@ -1208,20 +747,20 @@ cdef int parse_scope(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef cptr s = NULL
     cdef size_t n = 0
     while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
+        if rd_tag(&c.r, &p, end, &tag) < 0:
             return -1
         if tag == 0x0A:                       # name
-            if rd_str(c, &p, end, &c.scope_name, &c.scope_name_len) < 0:
+            if rd_str(&c.r, &p, end, &c.scope_name, &c.scope_name_len) < 0:
                 return -1
         elif tag == 0x12:                     # version
-            if rd_str(c, &p, end, &c.scope_ver, &c.scope_ver_len) < 0:
+            if rd_str(&c.r, &p, end, &c.scope_ver, &c.scope_ver_len) < 0:
                 return -1
         elif tag == 0x1A:                     # attributes
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
             if add_keyvalue(c, s, s + n, L_SCOPE, 4) < 0:
                 return -1
-        elif skip_field(c, &p, end, tag, 3) < 0:
+        elif skip_field(&c.r, &p, end, tag, 3) < 0:
             return -1
     return 0
 
@@ -1232,66 +771,36 @@ cdef int parse_scope_spans(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef cptr s = NULL
     cdef size_t n = 0
     cdef cptr q = p
-    reset_template(c, B_SCOPE_TMPL)
+    reset_template(&c.r, &c.b[B_SCOPE_TMPL])
     c.ks[L_SCOPE].on = False
     c.scope_name = NULL
     c.scope_name_len = 0
     c.scope_ver = NULL
     c.scope_ver_len = 0
     while q < end:
-        if rd_tag(c, &q, end, &tag) < 0:
+        if rd_tag(&c.r, &q, end, &tag) < 0:
             return -1
         if tag == 0x0A:                       # scope (occurrences merge)
-            if rd_len(c, &q, end, &s, &n) < 0:
+            if rd_len(&c.r, &q, end, &s, &n) < 0:
                 return -1
             if parse_scope(c, s, s + n) < 0:
                 return -1
         elif tag == 0x1A:                     # schema_url
-            if rd_str(c, &q, end, &s, &n) < 0:
+            if rd_str(&c.r, &q, end, &s, &n) < 0:
                 return -1
-        elif skip_field(c, &q, end, tag, 2) < 0:
+        elif skip_field(&c.r, &q, end, tag, 2) < 0:
             return -1
     # second pass: the structure was checked by the first one
     q = p
     while q < end:
-        rd_tag(c, &q, end, &tag)
+        rd_tag(&c.r, &q, end, &tag)
         if tag == 0x12:                       # spans
-            rd_len(c, &q, end, &s, &n)
+            rd_len(&c.r, &q, end, &s, &n)
             if parse_span(c, s, s + n) < 0:
                 return -1
         else:
-            skip_field(c, &q, end, tag, 2)
+            skip_field(&c.r, &q, end, tag, 2)
     return 0
-
-
-cdef int parse_entity_ref(Ctx* c, cptr p, cptr end) noexcept nogil:
-    """EntityRef (level 3): checked, not stored."""
-    cdef uint32_t tag = 0
-    cdef cptr s = NULL
-    cdef size_t n = 0
-    while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
-            return -1
-        if tag == 0x0A or tag == 0x12 or tag == 0x1A or tag == 0x22:
-            if rd_str(c, &p, end, &s, &n) < 0:
-                return -1
-        elif skip_field(c, &p, end, tag, 3) < 0:
-            return -1
-    return 0
-
-
-cdef void reset_template(Ctx* c, int tmpl) noexcept nogil:
-    """Empty the attribute template ``tmpl`` (B_RES_TMPL or B_SCOPE_TMPL)."""
-    cdef int t
-    cdef int i
-    cdef int32_t zero = 0
-    for t in range(N_TYPES):
-        for i in range(MAP_STRIDE):
-            c.b[tmpl + t * MAP_STRIDE + i].len = 0
-        # offsets buffers start with a 0 (capacity reserved at init, so this cannot fail)
-        buf_put(c, &c.b[tmpl + t * MAP_STRIDE + F_KEY_OFF], &zero, 4)
-        if t == T_STR or t == T_RAW:
-            buf_put(c, &c.b[tmpl + t * MAP_STRIDE + F_VAL], &zero, 4)
 
 
 cdef int parse_resource(Ctx* c, cptr p, cptr end) noexcept nogil:
@@ -1301,22 +810,22 @@ cdef int parse_resource(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef cptr s = NULL
     cdef size_t n = 0
     while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
+        if rd_tag(&c.r, &p, end, &tag) < 0:
             return -1
         if tag == 0x0A:                       # attributes
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
             if add_keyvalue(c, s, s + n, L_RES, 3) < 0:
                 return -1
         elif tag == 0x10:                     # dropped_attributes_count: not stored
-            if rd_varint(c, &p, end, &v) < 0:
+            if rd_varint(&c.r, &p, end, &v) < 0:
                 return -1
         elif tag == 0x1A:                     # entity_refs
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
-            if parse_entity_ref(c, s, s + n) < 0:
+            if parse_entity_ref(&c.r, s, s + n) < 0:
                 return -1
-        elif skip_field(c, &p, end, tag, 2) < 0:
+        elif skip_field(&c.r, &p, end, tag, 2) < 0:
             return -1
     return 0
 
@@ -1327,33 +836,33 @@ cdef int parse_resource_spans(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef cptr s = NULL
     cdef size_t n = 0
     cdef cptr q = p
-    reset_template(c, B_RES_TMPL)
+    reset_template(&c.r, &c.b[B_RES_TMPL])
     c.ks[L_RES].on = False
     c.svc = NULL
     c.svc_len = 0
     c.have_svc = False
     while q < end:
-        if rd_tag(c, &q, end, &tag) < 0:
+        if rd_tag(&c.r, &q, end, &tag) < 0:
             return -1
         if tag == 0x0A:                       # resource (occurrences merge)
-            if rd_len(c, &q, end, &s, &n) < 0:
+            if rd_len(&c.r, &q, end, &s, &n) < 0:
                 return -1
             if parse_resource(c, s, s + n) < 0:
                 return -1
         elif tag == 0x1A:                     # schema_url
-            if rd_str(c, &q, end, &s, &n) < 0:
+            if rd_str(&c.r, &q, end, &s, &n) < 0:
                 return -1
-        elif skip_field(c, &q, end, tag, 1) < 0:
+        elif skip_field(&c.r, &q, end, tag, 1) < 0:
             return -1
     q = p
     while q < end:
-        rd_tag(c, &q, end, &tag)
+        rd_tag(&c.r, &q, end, &tag)
         if tag == 0x12:                       # scope_spans
-            rd_len(c, &q, end, &s, &n)
+            rd_len(&c.r, &q, end, &s, &n)
             if parse_scope_spans(c, s, s + n) < 0:
                 return -1
         else:
-            skip_field(c, &q, end, tag, 1)
+            skip_field(&c.r, &q, end, tag, 1)
     return 0
 
 
@@ -1363,14 +872,14 @@ cdef int parse_request(Ctx* c, cptr p, cptr end) noexcept nogil:
     cdef cptr s = NULL
     cdef size_t n = 0
     while p < end:
-        if rd_tag(c, &p, end, &tag) < 0:
+        if rd_tag(&c.r, &p, end, &tag) < 0:
             return -1
         if tag == 0x0A:                       # resource_spans
-            if rd_len(c, &p, end, &s, &n) < 0:
+            if rd_len(&c.r, &p, end, &s, &n) < 0:
                 return -1
             if parse_resource_spans(c, s, s + n) < 0:
                 return -1
-        elif skip_field(c, &p, end, tag, 0) < 0:
+        elif skip_field(&c.r, &p, end, tag, 0) < 0:
             return -1
     return 0
 
@@ -1399,14 +908,6 @@ _TRACE_ID = pa.binary(16)
 _SPAN_ID = pa.binary(8)
 _TYPES = ("str", "int", "float", "bool", "raw")      # the order of T_STR .. T_RAW
 _MAP_TYPES = tuple(SPAN_SCHEMA.field(f"span_attrs_{t}").type for t in _TYPES)
-_ENTRY_TYPES = tuple(pa.struct([t.key_field, t.item_field]) for t in _MAP_TYPES)
-# the entries of a map column without any: shared, immutable (a quarter of the build cost
-# of a map column; scope, event and link maps are often all empty)
-_NO_ENTRIES = tuple(
-    pa.StructArray.from_arrays([pa.array([], _STRING), pa.array([], t.item_type)],
-                               fields=list(e))
-    for t, e in zip(_MAP_TYPES, _ENTRY_TYPES)
-)
 _EVENTS_TYPE = SPAN_SCHEMA.field("events").type
 _EVENT_TYPE = _EVENTS_TYPE.value_type
 _LINKS_TYPE = SPAN_SCHEMA.field("links").type
@@ -1441,23 +942,6 @@ if (
 REASONS = ("invalid_trace_id", "invalid_span_id", "invalid_parent_span_id", "end_before_start")
 
 
-cdef class _OwnedBuffer:
-    """A malloc'ed buffer exposed through the buffer protocol; freed with the object."""
-
-    cdef unsigned char* data
-    cdef Py_ssize_t size
-
-    def __getbuffer__(self, Py_buffer* view, int flags):
-        PyBuffer_FillInfo(view, self, <void*>(self.data if self.data != NULL else EMPTY),
-                          self.size, 1, flags)
-
-    def __releasebuffer__(self, Py_buffer* view):
-        pass
-
-    def __dealloc__(self):
-        free(self.data)
-
-
 cdef class _Decoder:
     cdef Ctx* c
 
@@ -1480,7 +964,7 @@ cdef class _Decoder:
 
     cdef _zero_offset(self, int i):
         cdef int32_t zero = 0
-        if buf_put(self.c, &self.c.b[i], &zero, 4) < 0:
+        if buf_put(&self.c.r, &self.c.b[i], &zero, 4) < 0:
             raise MemoryError()
 
     def __dealloc__(self):
@@ -1494,60 +978,21 @@ cdef class _Decoder:
 
     cdef object take(self, int i):
         """Move buffer ``i`` into a pyarrow Buffer without copying."""
-        cdef _OwnedBuffer o = _OwnedBuffer.__new__(_OwnedBuffer)
-        cdef Buf* b = &self.c.b[i]
-        o.data = b.data
-        o.size = <Py_ssize_t>b.len
-        b.data = NULL
-        b.len = 0
-        b.cap = 0
-        return pa.py_buffer(o)
+        return buf_to_arrow(&self.c.b[i])
 
     cdef object take_bitmap(self, int i):
         """Pack buffer ``i`` (one 0/1 byte per value) into an Arrow validity/bool bitmap."""
-        cdef Buf* b = &self.c.b[i]
-        cdef size_t n = b.len
-        cdef size_t j
-        cdef _OwnedBuffer o = _OwnedBuffer.__new__(_OwnedBuffer)
-        cdef unsigned char* bits = <unsigned char*>calloc((n + 7) // 8 + 1, 1)
-        if bits == NULL:
-            raise MemoryError()
-        for j in range(n):
-            if b.data[j]:
-                bits[j >> 3] |= <unsigned char>(1 << (j & 7))
-        o.data = bits
-        o.size = <Py_ssize_t>((n + 7) // 8)
-        return pa.py_buffer(o)
+        return bitmap_to_arrow(&self.c.b[i])
 
     cdef object strings(self, int off, int data, object typ):
-        cdef Py_ssize_t n = n_offs(&self.c.b[off])
-        return pa.Array.from_buffers(typ, n, [None, self.take(off), self.take(data)])
+        return strings_array(&self.c.b[off], &self.c.b[data], typ)
 
     cdef object fixed(self, int i, object typ, Py_ssize_t n):
-        return pa.Array.from_buffers(typ, n, [None, self.take(i)])
+        return fixed_array(&self.c.b[i], typ, n)
 
     cdef object map_column(self, int mb, Py_ssize_t n_rows, int t):
         """The map column of value type ``t`` whose buffers start at ``mb``."""
-        cdef Py_ssize_t ne = n_offs(&self.c.b[mb + F_KEY_OFF])
-        cdef object typ = _MAP_TYPES[t]
-        cdef object keys
-        cdef object values
-        cdef object entries
-        if ne == 0:
-            entries = _NO_ENTRIES[t]
-        else:
-            keys = self.strings(mb + F_KEY_OFF, mb + F_KEY_DATA, _STRING)
-            if t == T_STR or t == T_RAW:
-                values = self.strings(mb + F_VAL, mb + F_VAL_DATA, typ.item_type)
-            elif t == T_BOOL:
-                values = pa.Array.from_buffers(typ.item_type, ne,
-                                               [None, self.take_bitmap(mb + F_VAL)])
-            else:
-                values = self.fixed(mb + F_VAL, typ.item_type, ne)
-            entries = pa.Array.from_buffers(_ENTRY_TYPES[t], ne, [None],
-                                            children=[keys, values])
-        return pa.Array.from_buffers(typ, n_rows, [None, self.take(mb + F_ROW_OFF)],
-                                     children=[entries])
+        return map_array(&self.c.b[mb], n_rows, t)
 
     cdef list map_columns(self, int mb, Py_ssize_t n_rows):
         """The five typed map columns (str, int, float, bool, raw) at ``mb``."""
@@ -1643,15 +1088,15 @@ def decode(data):
     cdef cptr p = &view[0] if n else EMPTY
     cdef int rc
     cdef int i
-    c.base = p
+    c.r.base = p
     with nogil:
         rc = parse_request(c, p, p + n)
     if rc < 0:
-        if c.oom:
+        if c.r.oom:
             raise MemoryError("out of memory while decoding OTLP spans")
-        msg = c.err.decode("ascii")
-        if c.err_tag:
-            msg += f" (field {c.err_tag >> 3}, wire type {c.err_tag & 7})"
-        raise ValueError(f"invalid OTLP protobuf: {msg} at byte offset {c.err_off}")
+        msg = c.r.err.decode("ascii")
+        if c.r.err_tag:
+            msg += f" (field {c.r.err_tag >> 3}, wire type {c.r.err_tag & 7})"
+        raise ValueError(f"invalid OTLP protobuf: {msg} at byte offset {c.r.err_off}")
     rejected = {REASONS[i]: c.rejected[i] for i in range(N_REASONS) if c.rejected[i]}
     return dec.build(), rejected, dec.first_error(), c.dup

@@ -1,29 +1,29 @@
 """OTLP logs into log rows (``LOG_SCHEMA``): an ``ExportLogsServiceRequest`` (protobuf, or
 OTLP/JSON with hex ids) decoded into one Arrow batch, typed attribute maps as for spans.
 
-Records are converted one by one from protobuf's parsed messages into per-column lists, each
-column then built by Arrow at once.
+The protobuf is read by the compiled decoder ``threadline.model._otlp_logs`` (its docstring
+has the mapping rules) straight into Arrow buffers; this module writes the OTLP/JSON text of
+the rare bodies that are not strings (``body``; ``body_raw`` keeps their ``AnyValue``) and
+packages the result. Records with an id of the wrong width are rejected as ``invalid_id``.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from threadline.model import _otlp_logs
 from threadline.model.schema import LOG_SCHEMA
 
-_TYPES = ("str", "int", "float", "bool", "raw")
-_ZERO_TRACE = bytes(16)
-_ZERO_SPAN = bytes(8)
+_BODY = LOG_SCHEMA.get_field_index("body")
+_BODY_RAW = LOG_SCHEMA.get_field_index("body_raw")
 
 
 @dataclass(slots=True)
@@ -39,100 +39,32 @@ class DecodedLogs:
         return sum(self.rejected.values())
 
 
-def typed_attributes(kvs: Iterable[Any]) -> tuple[list[tuple[str, Any]], ...]:
-    """OTLP ``KeyValue``s as (str, int, float, bool, raw) pair lists; a repeated key keeps
-    its first value; arrays, key-value lists and bytes stay serialized ``AnyValue``s."""
-    out: tuple[list[tuple[str, Any]], ...] = ([], [], [], [], [])
-    seen: set[str] = set()
-    for kv in kvs:
-        if kv.key in seen:
-            continue
-        seen.add(kv.key)
-        v = kv.value
-        which = v.WhichOneof("value")
-        if which == "string_value":
-            out[0].append((kv.key, v.string_value))
-        elif which == "int_value":
-            out[1].append((kv.key, v.int_value))
-        elif which == "double_value":
-            out[2].append((kv.key, v.double_value))
-        elif which == "bool_value":
-            out[3].append((kv.key, v.bool_value))
-        elif which is not None:
-            out[4].append((kv.key, v.SerializeToString()))
-    return out
-
-
-def _body(value: AnyValue) -> tuple[str, bytes | None]:
-    which = value.WhichOneof("value")
-    if which is None:
-        return "", None
-    if which == "string_value":
-        return value.string_value, None
-    doc = json_format.MessageToDict(value)
-    text = orjson.dumps(next(iter(doc.values()))).decode() if doc else ""
-    return text, value.SerializeToString()
-
-
-def _id(raw: bytes, size: int, zero: bytes) -> bytes | None:
-    return raw if len(raw) == size and raw != zero else None
-
-
 def decode_logs_request(data: bytes | bytearray | memoryview) -> DecodedLogs:
-    """Raises ``ValueError("invalid OTLP logs protobuf: ...")`` when ``data`` is no request."""
-    req = ExportLogsServiceRequest()
-    try:
-        req.ParseFromString(bytes(data))
-    except DecodeError as e:
-        raise ValueError(f"invalid OTLP logs protobuf: {e}") from None
-    cols: dict[str, list[Any]] = {f.name: [] for f in LOG_SCHEMA}
-    rejected: dict[str, int] = {}
-    first_error: str | None = None
-    for rl in req.resource_logs:
-        resource = typed_attributes(rl.resource.attributes)
-        service = next((v for k, v in resource[0] if k == "service.name"), "")
-        for sl in rl.scope_logs:
-            scope = typed_attributes(sl.scope.attributes)
-            for rec in sl.log_records:
-                bad_trace = len(rec.trace_id) not in (0, 16)
-                if bad_trace or len(rec.span_id) not in (0, 8):
-                    what = "trace_id" if bad_trace else "span_id"
-                    size = len(rec.trace_id if bad_trace else rec.span_id)
-                    rejected["invalid_id"] = rejected.get("invalid_id", 0) + 1
-                    first_error = first_error or (
-                        f"log record {what} must be {16 if bad_trace else 8} bytes, got {size}"
-                    )
-                    continue
-                body, body_raw = _body(rec.body)
-                cols["time_unix_nano"].append(
-                    _int64(rec.time_unix_nano or rec.observed_time_unix_nano)
-                )
-                cols["observed_time_unix_nano"].append(_int64(rec.observed_time_unix_nano))
-                cols["severity_number"].append(max(0, min(rec.severity_number, 127)))
-                cols["severity_text"].append(rec.severity_text)
-                cols["body"].append(body)
-                cols["body_raw"].append(body_raw)
-                cols["event_name"].append(getattr(rec, "event_name", ""))
-                cols["trace_id"].append(_id(rec.trace_id, 16, _ZERO_TRACE))
-                cols["span_id"].append(_id(rec.span_id, 8, _ZERO_SPAN))
-                cols["flags"].append(rec.flags)
-                cols["service_name"].append(service)
-                cols["scope_name"].append(sl.scope.name)
-                cols["scope_version"].append(sl.scope.version)
-                attrs = typed_attributes(rec.attributes)
-                for stem, typed in (("scope", scope), ("resource", resource), ("log", attrs)):
-                    for t, pairs in zip(_TYPES, typed, strict=True):
-                        cols[f"{stem}_attrs_{t}"].append(pairs)
-                cols["dropped_attributes_count"].append(rec.dropped_attributes_count)
-    batch = pa.RecordBatch.from_arrays(
-        [pa.array(cols[f.name], type=f.type) for f in LOG_SCHEMA], schema=LOG_SCHEMA
-    )
-    return DecodedLogs(batch, rejected, first_error)
+    """Raises ``ValueError("invalid OTLP logs protobuf: ...")`` when ``data`` is no request.
+    The GIL is released while the bytes are parsed."""
+    if isinstance(data, memoryview) and (
+        data.format != "B" or data.ndim != 1 or not data.c_contiguous
+    ):
+        data = data.cast("B") if data.c_contiguous else data.tobytes()
+    batch, invalid, first_error, json_bodies = _otlp_logs.decode(data)
+    if json_bodies:
+        batch = _with_json_bodies(batch)
+    return DecodedLogs(batch, {"invalid_id": invalid} if invalid else {}, first_error)
 
 
-def _int64(v: int) -> int:
-    """OTLP's uint64 nanoseconds as stored (int64, wrapping as span times do)."""
-    return v - (1 << 64) if v >= 1 << 63 else v
+def _with_json_bodies(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with the text of its non-string bodies (the rows with a ``body_raw``)."""
+    raw = batch.column(_BODY_RAW)
+    mask = pc.is_valid(raw)
+    texts = [_json_text(AnyValue.FromString(b)) for b in raw.filter(mask).to_pylist()]
+    body = pc.replace_with_mask(batch.column(_BODY), mask, pa.array(texts, pa.string()))
+    return batch.set_column(_BODY, LOG_SCHEMA.field(_BODY), body)
+
+
+def _json_text(value: AnyValue) -> str:
+    """A body's value as OTLP/JSON (e.g. ``"42"`` for an int, ``{"values":[...]}``)."""
+    doc = json_format.MessageToDict(value)
+    return orjson.dumps(next(iter(doc.values()))).decode() if doc else ""
 
 
 def otlp_logs_json_to_protobuf(body: bytes) -> bytes:

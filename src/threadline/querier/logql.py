@@ -466,6 +466,7 @@ _STREAM_LABELS_DROPPED = frozenset({"trace_id", "span_id"})
 
 
 def stream_key(line: Line) -> tuple[tuple[str, str], ...]:
+    """The line's labels without the per-line trace and span ids (what ``/series`` lists)."""
     return tuple(
         sorted((k, v) for k, v in line.labels.items() if v and k not in _STREAM_LABELS_DROPPED)
     )
@@ -473,11 +474,13 @@ def stream_key(line: Line) -> tuple[tuple[str, str], ...]:
 
 def loki_streams(lines: list[Line], limit: int, forward: bool) -> list[dict[str, Any]]:
     """Loki's ``streams`` result: the first ``limit`` lines in time order (newest first unless
-    ``forward``), grouped by their labels."""
+    ``forward``), grouped by their labels: stream labels, structured metadata (the trace and
+    span ids among them) and parsed labels, as Loki answers without label categories."""
     lines.sort(key=lambda line: line.ns, reverse=not forward)
     by: dict[tuple[tuple[str, str], ...], list[list[str]]] = {}
     for line in lines[:limit]:
-        by.setdefault(stream_key(line), []).append([str(line.ns), line.text])
+        key = tuple(sorted((k, v) for k, v in line.labels.items() if v))
+        by.setdefault(key, []).append([str(line.ns), line.text])
     return [{"stream": dict(key), "values": values} for key, values in by.items()]
 
 

@@ -1,9 +1,16 @@
 /** The TraceQL editor: CodeMirror with the TraceQL grammar; Ctrl/Cmd+Enter runs the query, a
  * server parse error is underlined where it points, and scopes, intrinsics, attribute names
- * and values are completed from the tag APIs. */
+ * and values are completed from the tag APIs; another dialect (LogQL) brings its own grammar and
+ * completions. */
 
-import { Completion, CompletionContext, autocompletion, completionKeymap } from "@codemirror/autocomplete";
-import { EditorState, StateEffect, StateField } from "@codemirror/state";
+import {
+  Completion,
+  CompletionContext,
+  CompletionSource,
+  autocompletion,
+  completionKeymap,
+} from "@codemirror/autocomplete";
+import { EditorState, Extension, StateEffect, StateField } from "@codemirror/state";
 import { Decoration, EditorView, keymap, placeholder } from "@codemirror/view";
 import { useEffect, useRef } from "preact/hooks";
 import { quote } from "../search/builder";
@@ -76,11 +83,25 @@ interface Props {
   error: string | null;
   onChange: (text: string) => void;
   onRun: () => void;
+  /** the query language (TraceQL unless given), its completions and its placeholder */
+  dialect?: Dialect;
 }
+
+export interface Dialect {
+  language: Extension;
+  complete: CompletionSource;
+  placeholder: string;
+}
+
+const TRACEQL: Dialect = {
+  language: traceql(),
+  complete,
+  placeholder: '{ resource.service.name = "checkout" && status = error }',
+};
 
 /** An uncontrolled editor: typing never comes back in as a prop (a render that lags behind the
  * keyboard would otherwise write an older text over what was typed since). */
-export function QueryEditor({ initial, replacement, error, onChange, onRun }: Props) {
+export function QueryEditor({ initial, replacement, error, onChange, onRun, dialect = TRACEQL }: Props) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const run = useRef(onRun);
@@ -94,11 +115,11 @@ export function QueryEditor({ initial, replacement, error, onChange, onRun }: Pr
       state: EditorState.create({
         doc: initial,
         extensions: [
-          traceql(),
+          dialect.language,
           errorMark,
-          placeholder('{ resource.service.name = "checkout" && status = error }'),
+          placeholder(dialect.placeholder),
           keymap.of([{ key: "Mod-Enter", run: () => (run.current(), true) }, ...completionKeymap]),
-          autocompletion({ override: [complete], activateOnTyping: true }),
+          autocompletion({ override: [dialect.complete], activateOnTyping: true }),
           EditorView.updateListener.of((u) => {
             if (u.docChanged) change.current(u.state.doc.toString());
           }),
