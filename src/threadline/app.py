@@ -196,10 +196,15 @@ class App:
 
         base = url(port)
         self.urls += [
-            ("web UI", f"{base}/", "search and read traces in the browser"),
+            ("web UI", f"{base}/", "traces, services and logs in the browser"),
             ("Tempo API", base, "Grafana's Tempo data source (streaming too), threadline query"),
             ("Jaeger API", f"{base}/jaeger", "Jaeger UI, Grafana's Jaeger data source"),
             ("Zipkin API", f"{base}/zipkin", "Zipkin Lens (API under /zipkin/api/v2)"),
+            *(
+                [("Loki API", base, "Grafana's Loki data source, Loki push (/loki/api/v1)")]
+                if self.logs is not None
+                else []
+            ),
             ("MCP", f"{base}{mcp_path}", "MCP server for AI assistants (streamable HTTP)"),
             ("metrics", f"{base}/metrics", "Prometheus scrape of threadline itself"),
         ]
