@@ -143,3 +143,71 @@ def test_bad_pushes_are_refused_clearly(
     assert r.status == 400
     assert wanted in r.data.decode().lower()
     assert srv.get("/ready").status == 200
+
+
+def test_the_seed_pattern_end_to_end(srv: Server) -> None:
+    """One app logs with Python ``logging`` inside its spans; its lines go out by both routes
+    (the OTLP logs handler, and JSON lines with the ids injected through a Loki client), its
+    spans over OTLP; the trace view of one request shows exactly that request's lines."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from ui_browser import launch, open_page, shot
+
+    resource = Resource.create({"service.name": "seed-shop"})
+    tracing = TracerProvider(resource=resource)
+    tracing.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=srv.grpc_target, insecure=True))
+    )
+    logs = LoggerProvider(resource=resource)
+    logs.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=srv.grpc_target, insecure=True))
+    )
+    loki = logging_loki.LokiHandler(
+        url=f"{srv.api}/loki/api/v1/push", tags={"service_name": "seed-shop"}, version="1"
+    )
+    loki.setFormatter(JsonWithTrace())
+    log = logging.getLogger("seed-shop")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    otlp = LoggingHandler(level=logging.INFO, logger_provider=logs)
+    log.addHandler(otlp)
+    log.addHandler(loki)
+    tracer = tracing.get_tracer("seed-shop")
+    try:
+        ids = []
+        for n in (1, 2):
+            with tracer.start_as_current_span(f"POST /orders/{n}") as span:
+                log.info("order %d accepted", n)
+                with tracer.start_as_current_span("reserve stock"):
+                    log.warning("stock low for order %d", n)
+            ids.append(format(span.get_span_context().trace_id, "032x"))
+    finally:
+        log.removeHandler(otlp)
+        log.removeHandler(loki)
+        logs.shutdown()
+        tracing.shutdown()
+    one = ids[0]
+    found = bodies(srv, one)
+    # each line twice: once by OTLP (the message), once by Loki (the JSON line)
+    plain = sorted(b for b in found if not b.startswith("{"))
+    assert plain == ["order 1 accepted", "stock low for order 1"]
+    assert sorted(json.loads(b)["msg"] for b in found if b.startswith("{")) == plain
+    for browser in launch():
+        context, page = open_page(browser)
+        try:
+            page.goto(f"{srv.api}/trace/{one}?view=logs")
+            rows = page.locator("[data-testid=log-line]")
+            page.wait_for_function(
+                "document.querySelectorAll('[data-testid=log-line]').length === 4"
+            )
+            texts = [rows.nth(i).locator(".body").inner_text() for i in range(4)]
+            assert not any("order 2" in t for t in texts)
+            shot(page, srv, "seed-pattern")
+            assert not page.problems
+        finally:
+            context.close()
