@@ -9,10 +9,11 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from threadline.config import load_config
-from threadline.logstore.store import PREFIX, LogStore
+from threadline.logstore.store import PREFIX, LogBacklogFull, LogStore
 from threadline.model.otlp_logs import decode_logs_request
 from threadline.storage.backend import LocalBackend
 
@@ -121,5 +122,38 @@ def test_an_empty_push_writes_nothing(tmp_path: Path) -> None:
         await s.push("t", batch(os.urandom(16), 0))
         assert "t" not in s.live
         await s.shutdown()
+
+    asyncio.run(run())
+
+
+def test_pushes_wait_for_block_writes_past_the_backlog_limit(tmp_path: Path) -> None:
+    async def run() -> None:
+        s = store(tmp_path, max_unflushed_bytes=1, max_block_lines=10**6)
+        trace = os.urandom(16)
+        await s.push("t", batch(trace, 50))  # fits (nothing held before it)
+        assert s._held > 1
+        await s.push("t", batch(trace, 50))  # waits until the first is in a block
+        assert len(s.blocks["t"]) >= 1
+        assert len(bodies(s, "t", trace)) == 100
+        await s.shutdown()
+
+    asyncio.run(run())
+
+
+def test_a_push_is_refused_when_no_room_comes(tmp_path: Path) -> None:
+    async def run() -> None:
+        s = store(tmp_path, max_unflushed_bytes=1)
+        s.backlog_wait = 0.2
+
+        async def never(tenant: str) -> None:  # block writes stuck (backend down)
+            await asyncio.sleep(3600)
+
+        s._cut = never  # type: ignore[method-assign]
+        trace = os.urandom(16)
+        await s.push("t", batch(trace, 5))
+        with pytest.raises(LogBacklogFull, match=r"logs\.max_unflushed_bytes"):
+            await s.push("t", batch(trace, 5))
+        assert len(bodies(s, "t", trace)) == 5  # the refused push wrote nothing
+        s.wal.close()
 
     asyncio.run(run())

@@ -207,6 +207,9 @@ class LogsConfig(_Section):
     compacted_block_lines: Annotated[int, Field(ge=1)] = 2_000_000
     # how often retention and compaction run
     maintenance_period: Duration = 60.0
+    # live lines held in memory (in the WAL, not yet in blocks) above which pushes wait for
+    # block writes (up to ingester.backlog_wait), then are refused (HTTP 503 / UNAVAILABLE)
+    max_unflushed_bytes: Size = 256 * 2**20
 
 
 class BlockConfig(_Section):

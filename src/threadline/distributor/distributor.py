@@ -28,7 +28,7 @@ from threadline.distributor.limits import LimitExceeded, RateLimiter
 from threadline.ingester.ingester import Ingester, IngesterBacklogFull
 from threadline.ingester.records import AppliedLimits
 from threadline.ingester.wal import WALUnavailable
-from threadline.logstore.store import LogStore
+from threadline.logstore.store import LogBacklogFull, LogStore
 from threadline.model.otlp_decode import decode_export_request
 from threadline.model.otlp_logs import DecodedLogs
 from threadline.model.truncate import truncate_attributes
@@ -162,6 +162,9 @@ class Distributor:
         async with self.admit(nbytes, protocol):
             try:
                 await self.logs.push(tenant, batch)
+            except LogBacklogFull as e:
+                self.refuse(protocol, "backlog_full")
+                raise Overloaded(str(e)) from None
             except WALUnavailable as e:  # disk full or failing: nothing of the push is kept
                 self.refuse(protocol, "wal_unavailable")
                 raise Overloaded(str(e)) from None

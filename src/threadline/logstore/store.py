@@ -89,6 +89,11 @@ class LogBlockMeta:
         )  # fmt: skip
 
 
+class LogBacklogFull(Exception):
+    """Live lines reached ``logs.max_unflushed_bytes`` and block writes did not make room in
+    time: the push is refused (HTTP 503 / gRPC UNAVAILABLE) so that clients retry later."""
+
+
 @dataclass(slots=True)
 class _Live:
     batch: pa.RecordBatch
@@ -101,6 +106,10 @@ class LogStore:
     def __init__(self, cfg: Config, backend: Backend, wal_dir: Path) -> None:
         self.cfg = cfg.logs
         self.block_cfg = cfg.storage.block
+        self.backlog_wait = cfg.ingester.backlog_wait
+        self._held = 0  # bytes of live batches
+        self._room = asyncio.Event()
+        self._kicked: asyncio.Future[None] | None = None
         self.backend = backend
         self.wal_dir = wal_dir
         self.fsync = cfg.wal.fsync
@@ -134,6 +143,7 @@ class LogStore:
                 self._seq = max(self._seq, seq)
                 if seq > through.get(tenant, 0) and batch.num_rows:
                     self.live.setdefault(tenant, []).append(_Live(batch, seq, seg, now))
+        self._held = sum(e.batch.nbytes for es in self.live.values() for e in es)
         if read_only:
             return
         first = (segments[-1] + 1) if segments else 1
@@ -175,6 +185,21 @@ class LogStore:
         if not batch.num_rows:
             return
         assert self.wal is not None
+        # pushes faster than blocks are written wait here: memory stays bounded
+        if self._held > self.cfg.max_unflushed_bytes:
+            self._kick()
+            deadline = time.monotonic() + self.backlog_wait
+            while self._held > self.cfg.max_unflushed_bytes:
+                self._room.clear()
+                left = deadline - time.monotonic()
+                try:
+                    await asyncio.wait_for(self._room.wait(), timeout=max(left, 0))
+                except TimeoutError:
+                    raise LogBacklogFull(
+                        f"log backlog full: {self._held} bytes of lines wait to be written to "
+                        f"blocks (logs.max_unflushed_bytes = {self.cfg.max_unflushed_bytes}); "
+                        "retry later"
+                    ) from None
         t = tenant.encode()
         with self._lock:
             self._seq += 1
@@ -183,6 +208,15 @@ class LogStore:
         await self.wal.wait_durable(ticket)
         with self._lock:
             self.live.setdefault(tenant, []).append(_Live(batch, seq, segment, time.monotonic()))
+            self._held += batch.nbytes
+
+    def _kick(self) -> None:
+        """Start writing the biggest tenant's lines now (once at a time)."""
+        if self._kicked is None or self._kicked.done():
+            with self._lock:
+                sizes = {t: sum(e.batch.nbytes for e in es) for t, es in self.live.items() if es}
+            if sizes:
+                self._kicked = asyncio.ensure_future(self._cut(max(sizes, key=sizes.__getitem__)))
 
     async def tick(self) -> None:
         """Cut the blocks that are due."""
@@ -214,8 +248,11 @@ class LogStore:
 
     def _taken(self, tenant: str, taken: list[_Live], meta: LogBlockMeta) -> None:
         with self._lock:
+            self._held -= sum(e.batch.nbytes for e in taken)
             self.live[tenant] = self.live.get(tenant, [])[len(taken) :]
             self.blocks.setdefault(tenant, []).append(meta)
+        if self._held <= self.cfg.max_unflushed_bytes:
+            self._room.set()
 
     def _write_block(self, tenant: str, taken: list[_Live]) -> LogBlockMeta:
         table = pa.Table.from_batches([e.batch for e in taken])
