@@ -111,3 +111,43 @@ def test_obstore_is_the_only_client() -> None:
     source = Path(backend_module.__file__).read_text()
     assert "import obstore" in source and "hmac" not in source
     assert obstore.__version__
+
+
+def test_log_blocks_on_s3(moto: MotoS3, tmp_path: Path) -> None:
+    """Log blocks go to the same bucket (under .logs/), are found again after a restart and
+    merged there."""
+    import asyncio
+    import os
+
+    from test_logstore import batch
+    from threadline.logstore.store import PREFIX, LogStore
+
+    bucket = f"b-{uuid.uuid4().hex[:12]}"
+    moto.create_bucket(bucket)
+    cfg = load_config(
+        None,
+        {
+            "data_dir": str(tmp_path),
+            "storage": moto.storage_config(bucket),
+            "logs": {"compact_after_blocks": 2},
+        },
+    )
+    trace = os.urandom(16)
+
+    async def run() -> None:
+        store = LogStore(cfg, make_backend(cfg), tmp_path / "wal-logs")
+        store.start()
+        for k in range(2):
+            await store.push("t", batch(trace, 3, 1_700_000_000_000_000_000 + k))
+            await store.flush("t")
+        assert not (tmp_path / "blocks").exists()  # nothing on local disk
+        assert len(store.backend.list(f"{PREFIX}/t/")) == 4  # two blocks, two metas
+        await store.shutdown()
+        again = LogStore(cfg, make_backend(cfg), tmp_path / "wal-logs")
+        again.start()
+        assert len(again.trace_logs("t", trace)) == 6
+        await again.maintain(now_ns=1_700_000_000_000_000_000)
+        assert len(again.blocks["t"]) == 1 and len(again.trace_logs("t", trace)) == 6
+        await again.shutdown()
+
+    asyncio.run(run())
