@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,20 +137,33 @@ def serve(
         sys.exit(1)
 
 
+def _source_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--url`` (a running server) or ``--data-dir`` / ``--config`` (storage, read-only)."""
+    for option in reversed(
+        (
+            click.option("--url", help="A running server's HTTP API, e.g. http://localhost:3200."),
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path),
+                help="Read storage directly: this data directory (its WAL, read-only, and "
+                "blocks/ with the local backend).",
+            ),
+            click.option(
+                "--config",
+                "config_path",
+                type=click.Path(path_type=Path),
+                help="Read storage directly, as `serve --config` would (storage.trace selects "
+                "the backend).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("traceql")
-@click.option("--url", help="A running server's HTTP API, e.g. http://localhost:3200.")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Read storage directly: this data directory's WAL (and blocks/ with the local backend).",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    help="Read storage directly, as `serve --config` would (storage.trace selects the backend).",
-)
+@_source_options
 @click.option("--tenant", default=None, help="X-Scope-OrgID (default single-tenant).")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
@@ -190,18 +204,7 @@ def query(
 
 @main.command()
 @click.argument("logql")
-@click.option("--url", help="A running server's HTTP API, e.g. http://localhost:3200.")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Read storage directly: this data directory's logs WAL and the log blocks.",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    help="Read storage directly, as `serve --config` would (storage.trace selects the backend).",
-)
+@_source_options
 @click.option("--since", default="1h", show_default=True, help="How far back to look.")
 @click.option("--tenant", default=None, help="X-Scope-OrgID (default single-tenant).")
 @click.option("--limit", default=100, show_default=True)

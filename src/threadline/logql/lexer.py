@@ -21,15 +21,13 @@ message) so that the parser reports errors in source order.
 
 from __future__ import annotations
 
-import bisect
 import enum
 from dataclasses import dataclass
 
-from threadline.traceql.lexer import parse_duration as parse_unsigned_duration
-
 # Loki's duration literals are Prometheus' then Go's syntax, exactly as TraceQL's; its strings
 # are Go strings: both helpers are shared with the TraceQL lexer.
-from threadline.traceql.lexer import unquote_go
+from threadline.traceql.lexer import LexerBase, unquote_go
+from threadline.traceql.lexer import parse_duration as parse_unsigned_duration
 
 MAX_DURATION = 2**63 - 1
 MAX_BYTES = 2**64 - 1
@@ -288,41 +286,11 @@ def parse_bytes(text: str) -> int | None:
     return int(size)
 
 
-class Lexer:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.n = len(text)
-        self._line_starts = [0]
-        for i, c in enumerate(text):
-            if c == "\n":
-                self._line_starts.append(i + 1)
-
-    def position(self, offset: int) -> tuple[int, int]:
-        """1-based (line, column) of a character offset."""
-        line = bisect.bisect_right(self._line_starts, offset)
-        return line, offset - self._line_starts[line - 1] + 1
-
-    def tokenize(self) -> list[Token]:
-        """All tokens, ending with EOF or (on a lexing error) ERROR."""
-        tokens: list[Token] = []
-        i = 0
-        while True:
-            tok = self._next(i)
-            tokens.append(tok)
-            if tok.kind in (TokenKind.EOF, TokenKind.ERROR):
-                return tokens
-            i = tok.end
+class Lexer(LexerBase):
+    TOKEN = Token
+    KINDS = TokenKind
 
     # -- helpers
-
-    def _token(self, kind: TokenKind, start: int, end: int, value: object = None) -> Token:
-        line, column = self.position(start)
-        return Token(kind, self.text[start:end], value, line, column, start, end)
-
-    def _error(self, start: int, message: str) -> Token:
-        line, column = self.position(start)
-        end = min(start + 1, self.n)
-        return Token(TokenKind.ERROR, self.text[start:end], message, line, column, start, end)
 
     def _skip(self, i: int) -> int | Token:
         text, n = self.text, self.n

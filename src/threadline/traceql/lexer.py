@@ -19,6 +19,7 @@ import bisect
 import enum
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from threadline.traceql.ast import Scope
 
@@ -322,7 +323,14 @@ def unquote_go(body: str) -> str:
 # ---------------------------------------------------------------------------- lexer
 
 
-class Lexer:
+class LexerBase:
+    """What the TraceQL and LogQL lexers share: the text with its line starts, positions, the
+    tokenizing loop and token making. Subclasses name their ``TOKEN`` class and ``KINDS`` enum
+    (with ``EOF`` and ``ERROR``) and implement ``_next(offset)``."""
+
+    TOKEN: Any = None
+    KINDS: Any = None
+
     def __init__(self, text: str) -> None:
         self.text = text
         self.n = len(text)
@@ -336,27 +344,35 @@ class Lexer:
         line = bisect.bisect_right(self._line_starts, offset)
         return line, offset - self._line_starts[line - 1] + 1
 
-    def tokenize(self) -> list[Token]:
+    def tokenize(self) -> list[Any]:
         """All tokens, ending with EOF or (on a lexing error) ERROR."""
-        tokens: list[Token] = []
+        tokens: list[Any] = []
         i = 0
         while True:
             tok = self._next(i)
             tokens.append(tok)
-            if tok.kind in (TokenKind.EOF, TokenKind.ERROR):
+            if tok.kind in (self.KINDS.EOF, self.KINDS.ERROR):
                 return tokens
             i = tok.end
 
-    # -- helpers
+    def _next(self, i: int) -> Any:
+        raise NotImplementedError
 
-    def _token(self, kind: TokenKind, start: int, end: int, value: object = None) -> Token:
+    def _token(self, kind: Any, start: int, end: int, value: object = None) -> Any:
         line, column = self.position(start)
-        return Token(kind, self.text[start:end], value, line, column, start, end)
+        return self.TOKEN(kind, self.text[start:end], value, line, column, start, end)
 
-    def _error(self, start: int, message: str) -> Token:
+    def _error(self, start: int, message: str) -> Any:
         line, column = self.position(start)
         end = min(start + 1, self.n)
-        return Token(TokenKind.ERROR, self.text[start:end], message, line, column, start, end)
+        return self.TOKEN(self.KINDS.ERROR, self.text[start:end], message, line, column, start, end)
+
+
+class Lexer(LexerBase):
+    TOKEN = Token
+    KINDS = TokenKind
+
+    # -- helpers
 
     def _skip(self, i: int) -> int | Token:
         text, n = self.text, self.n

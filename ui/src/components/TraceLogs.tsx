@@ -1,8 +1,9 @@
-/** The trace's log lines (the Logs tab): time from the trace's start, level, service, the span
- * (a click selects it) and the line; filtered by lowest level and by text. */
+/** The trace's log lines (the Logs tab; the trace page fetches them once for this and the
+ * waterfall's marks): time from the trace's start, level, service, the span (a click selects
+ * it) and the line; filtered by lowest level and by text. */
 
-import { useEffect, useState } from "preact/hooks";
-import { ApiError, LogLine, fetchTraceLogs } from "../api";
+import { useState } from "preact/hooks";
+import { LogLine } from "../api";
 import { duration } from "../format";
 import { Span, Trace } from "../model/trace";
 import { serviceColor } from "./colors";
@@ -27,19 +28,15 @@ function levelClass(n: number): string {
 
 interface Props {
   trace: Trace;
+  /** undefined while loading, null when the server keeps no logs */
+  lines: LogLine[] | null | undefined;
+  error: string | null;
   onSelect: (span: Span) => void;
 }
 
-export function TraceLogs({ trace, onSelect }: Props) {
-  const [lines, setLines] = useState<LogLine[] | null | undefined>(undefined);
-  const [error, setError] = useState<string | null>(null);
+export function TraceLogs({ trace, lines, error, onSelect }: Props) {
   const [min, setMin] = useState(0);
   const [text, setText] = useState("");
-  useEffect(() => {
-    fetchTraceLogs(trace.traceId)
-      .then(setLines)
-      .catch((e) => setError(e instanceof ApiError ? e.message : String(e)));
-  }, [trace.traceId]);
 
   if (error) return <p class="error">{error}</p>;
   if (lines === undefined) return <p class="muted">Loading log lines…</p>;

@@ -5,7 +5,7 @@
 
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { navigate } from "../App";
-import { ApiError, fetchTrace, fetchTraceLogs } from "../api";
+import { ApiError, LogLine, fetchTrace, fetchTraceLogs } from "../api";
 import { FlameGraph } from "../components/FlameGraph";
 import { CopyButton, SpanDetails } from "../components/SpanDetails";
 import { SpanTable } from "../components/SpanTable";
@@ -47,10 +47,10 @@ function download(doc: unknown, traceId: string) {
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
 
-/** The trace's log lines by span, for the marks on the waterfall's rows (none if no logs). */
-async function logMarksOf(id: string): Promise<Map<string, { time: number; severity: number }[]>> {
+/** The trace's log lines by span, for the marks on the waterfall's rows. */
+function logMarksOf(lines: LogLine[] | null | undefined): Map<string, { time: number; severity: number }[]> {
   const out = new Map<string, { time: number; severity: number }[]>();
-  for (const l of (await fetchTraceLogs(id).catch(() => null)) ?? []) {
+  for (const l of lines ?? []) {
     if (!l.spanId) continue;
     const mark = { time: Number(BigInt(l.timeUnixNano) / 1000n) / 1000, severity: l.severityNumber };
     out.set(l.spanId, [...(out.get(l.spanId) ?? []), mark]);
@@ -68,7 +68,10 @@ export function TracePage({ id }: { id: string }) {
   const [query, setQuery] = useState("");
   const [matchAt, setMatchAt] = useState(-1);
   const [showCritical, setShowCritical] = useState(true);
-  const [logMarks, setLogMarks] = useState<Map<string, { time: number; severity: number }[]> | null>(null);
+  // undefined: loading; null: the server keeps no logs
+  const [logLines, setLogLines] = useState<LogLine[] | null | undefined>(undefined);
+  const [logError, setLogError] = useState<string | null>(null);
+  const logMarks = useMemo(() => logMarksOf(logLines), [logLines]);
 
   useEffect(() => {
     const update = () => setView(currentView());
@@ -102,8 +105,11 @@ export function TracePage({ id }: { id: string }) {
         setLoaded({ doc, trace });
       })
       .catch((e) => live && setError(e instanceof ApiError ? e.message : String(e)));
-    setLogMarks(null);
-    void logMarksOf(id).then((marks) => live && setLogMarks(marks));
+    setLogLines(undefined);
+    setLogError(null);
+    fetchTraceLogs(id)
+      .then((lines) => live && setLogLines(lines))
+      .catch((e) => live && setLogError(e instanceof ApiError ? e.message : String(e)));
     return () => {
       live = false;
     };
@@ -262,14 +268,14 @@ export function TracePage({ id }: { id: string }) {
               critical={showCritical ? critical : null}
               matches={matchSet}
               currentMatch={current}
-              logs={logMarks ?? undefined}
+              logs={logMarks}
             />
           )}
           {view === "flame" && <FlameGraph trace={trace} selected={cursor} matches={matchSet} onSelect={select} />}
           {view === "table" && <SpanTable trace={trace} selected={cursor} matches={matchSet} onSelect={select} />}
           {view === "stats" && <TraceStatistics trace={trace} />}
           {view === "graph" && <TraceGraph trace={trace} />}
-          {view === "logs" && <TraceLogs trace={trace} onSelect={select} />}
+          {view === "logs" && <TraceLogs trace={trace} lines={logLines} error={logError} onSelect={select} />}
         </div>
         {details && <SpanDetails span={cursor} trace={trace} onClose={() => setOpen(false)} onSelect={select} />}
       </div>
